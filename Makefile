@@ -1,0 +1,69 @@
+# shepard-tf: the entry points people and CI use. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CHECKOV_VENV ?= .venv-checkov
+FLOCK ?= examples/testing-setup/flock.yaml
+PYTEST_ARGS ?=
+
+.PHONY: help install test test-fast lint fmt typecheck man bench demo plan apply destroy checkov-install clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+$(BIN)/shepard-tf: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/shepard-tf  ## make .venv and install shepard-tf with its test and dev tools
+
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov
+	@touch $@
+
+checkov-install: $(CHECKOV_VENV)/bin/checkov  ## checkov in its own venv (it pins an older boto3)
+
+test: install checkov-install  ## run every test (unit, terraform, emulator, local flock)
+	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest $(PYTEST_ARGS)
+
+test-fast: install  ## unit tests only
+	$(BIN)/pytest -m "not terraform and not integration and not e2e" $(PYTEST_ARGS)
+
+lint: install  ## ruff, mypy, terraform fmt -check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy shepard lambdas worker
+	terraform fmt -check -recursive terraform
+
+fmt: install  ## format Python and Terraform
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+	terraform fmt -recursive terraform
+
+man: install  ## build the man page into build/man/shepard-tf.1
+	mkdir -p build/man
+	$(BIN)/argparse-manpage --pyfile shepard/cli.py --function build_parser --prog shepard-tf \
+		--project-name shepard-tf --output build/man/shepard-tf.1
+	@echo "man page: build/man/shepard-tf.1"
+
+bench: install  ## run the benchmarks under bench/ (ours, baseline, ratio)
+	@for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+demo: install  ## the local Hello World: deploy, run jobs, query, retrieve, destroy
+	$(BIN)/python -m shepard.demo
+
+plan: install  ## terraform plan for FLOCK=path/to/flock.yaml
+	$(BIN)/shepard-tf plan $(FLOCK)
+
+apply: install  ## terraform apply for FLOCK=path/to/flock.yaml
+	$(BIN)/shepard-tf apply $(FLOCK)
+
+destroy: install  ## terraform destroy for FLOCK=path/to/flock.yaml
+	$(BIN)/shepard-tf destroy $(FLOCK)
+
+clean:  ## remove build output and virtual environments
+	rm -rf build $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""shepard-tf: turn a container into a batch workflow on AWS, deployed with Terraform."""
+
+__version__ = "0.1.0"

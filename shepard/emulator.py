@@ -1,0 +1,78 @@
+"""The AWS emulator (moto's server) on 127.0.0.1, shared by the local flock and the tests.
+
+One server per test session (reset between tests, which takes under a second) and one per local
+flock. The settings here are the ones measured in shared/emulator-notes.md: Batch and Lambda never
+start Docker, AWS-managed IAM policies are loaded so that roles can attach them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from dataclasses import dataclass, field
+from typing import Any
+
+MOTO_ACCOUNT_ID = "123456789012"
+EMULATOR_CONFIG = {"batch": {"use_docker": False}, "lambda": {"use_docker": False}}
+
+
+def emulator_environment(endpoint_url: str, region: str = "us-east-1") -> dict[str, str]:
+    """The environment that points boto3 and Terraform's AWS provider at the emulator."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+    }
+
+
+def _post(url: str, body: dict[str, Any] | None = None) -> bytes:
+    data = json.dumps(body).encode() if body is not None else b""
+    request = urllib.request.Request(url, data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 (loopback only)
+        result: bytes = response.read()
+        return result
+
+
+def configure(endpoint_url: str) -> None:
+    """Tell a running emulator not to use Docker for Batch and Lambda."""
+    _post(f"{endpoint_url}/moto-api/config", EMULATOR_CONFIG)
+
+
+def reset(endpoint_url: str) -> None:
+    """Forget every resource in a running emulator (its configuration stays)."""
+    _post(f"{endpoint_url}/moto-api/reset")
+
+
+@dataclass
+class InProcessEmulator:
+    """moto's server in a thread of this process."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+    _server: Any = field(default=None, repr=False)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> InProcessEmulator:
+        os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        self.host, self.port = self._server.get_host_and_port()
+        configure(self.endpoint_url)
+        return self
+
+    def reset(self) -> None:
+        reset(self.endpoint_url)
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
