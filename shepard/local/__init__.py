@@ -1,0 +1,6 @@
+"""The local flock: the whole product on this machine, with no AWS account.
+
+An emulator (moto's server) on 127.0.0.1 gets the same ``terraform/flock``; a dispatcher runs the
+same Lambda handlers; an executor runs the same worker for every submitted job. See
+docs/local-flock.md.
+"""
