@@ -5,10 +5,10 @@ These are the strings existing Shepard users' scripts read; see docs/contracts.m
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Status(str, Enum):
+class Status(StrEnum):
     """The seed's ``JOB_STATUS`` strings, exactly as the original wrote them."""
 
     NOT_YET_INITIATED = "not_yet_initiated"
@@ -21,7 +21,7 @@ class Status(str, Enum):
     DONE = "<done>"
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """Where a job is in its life: the hash key of the table's ``phase-index``."""
 
     QUEUED = "queued"
@@ -29,7 +29,7 @@ class Phase(str, Enum):
     FINISHED = "finished"
 
 
-class Result(str, Enum):
+class Result(StrEnum):
     """How a finished job ended: what the original could not tell apart from ``<done>``."""
 
     SUCCEEDED = "succeeded"

@@ -1,0 +1,390 @@
+"""The job table: one record per job (docs/contracts.md, section 5), written with conditions.
+
+Every write that decides who owns a job is a conditional write, so two deliveries of one S3 event
+make one record and two workers never both run one job. ``JobStore`` is the only code that knows
+the table's attribute names.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from shepard.joblayer.records import STATUS_INDEX, Phase, Result, Status
+
+Item = dict[str, Any]
+Clock = Callable[[], datetime]
+
+
+class JobNotFound(LookupError):
+    """No record with that job id."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def created_at_text(moment: datetime) -> str:
+    """``CREATED_AT``: ISO-8601 UTC with microseconds, so that it sorts as text."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def seed_time_text(moment: datetime) -> str:
+    """``START_TIME``/``END_TIME``: the seed's ``YYYYMMDDTHHMMSSZ``."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def expires_at(moment: datetime, days: int) -> int:
+    return int((moment + timedelta(days=days)).timestamp())
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One job record; field names follow the attributes of contracts section 5."""
+
+    job_id: str  # UUID
+    status: Status = Status.NOT_YET_INITIATED  # JOB_STATUS
+    phase: Phase = Phase.QUEUED  # PHASE
+    created_at: str = ""  # CREATED_AT
+    result: Result | None = None  # RESULT
+    exit_code: int | None = None  # EXIT_CODE
+    reason: str | None = None  # REASON
+    variables: Mapping[str, str] = field(default_factory=dict)  # VARIABLES
+    tag: str | None = None  # TAG
+    is_invoked: bool = False  # IS_INVOKED ("True"/"False")
+    input_zip_name: str | None = None  # INPUT_ZIP_NAME
+    idempotency_key: str | None = None  # IDEMPOTENCY_KEY
+    batch_job_id: str | None = None  # BATCH_JOB_ID
+    array_parent: str | None = None  # ARRAY_PARENT
+    array_index: int | None = None  # ARRAY_INDEX
+    start_time: str | None = None  # START_TIME
+    end_time: str | None = None  # END_TIME
+    attempt: int = 0  # ATTEMPT
+    outputs: tuple[str, ...] = ()  # OUTPUTS
+    error_zip: str | None = None  # ERROR_ZIP
+    expires_at: int | None = None  # EXPIRES_AT
+
+    @property
+    def succeeded(self) -> bool:
+        return self.result is Result.SUCCEEDED
+
+    @classmethod
+    def from_item(cls, item: Mapping[str, Any]) -> JobRecord:
+        """Read a DynamoDB item (low-level attribute values)."""
+
+        def s(name: str) -> str | None:
+            value = item.get(name)
+            return None if value is None else str(value["S"])
+
+        def n(name: str) -> int | None:
+            value = item.get(name)
+            return None if value is None else int(value["N"])
+
+        result = s("RESULT")
+        return cls(
+            job_id=str(item["UUID"]["S"]),
+            status=Status(s("JOB_STATUS") or Status.NOT_YET_INITIATED.value),
+            phase=Phase(s("PHASE") or Phase.QUEUED.value),
+            created_at=s("CREATED_AT") or "",
+            result=Result(result) if result else None,
+            exit_code=n("EXIT_CODE"),
+            reason=s("REASON"),
+            variables={k: str(v["S"]) for k, v in item.get("VARIABLES", {}).get("M", {}).items()},
+            tag=s("TAG"),
+            is_invoked=s("IS_INVOKED") == "True",
+            input_zip_name=s("INPUT_ZIP_NAME"),
+            idempotency_key=s("IDEMPOTENCY_KEY"),
+            batch_job_id=s("BATCH_JOB_ID"),
+            array_parent=s("ARRAY_PARENT"),
+            array_index=n("ARRAY_INDEX"),
+            start_time=s("START_TIME"),
+            end_time=s("END_TIME"),
+            attempt=n("ATTEMPT") or 0,
+            outputs=tuple(str(v["S"]) for v in item.get("OUTPUTS", {}).get("L", [])),
+            error_zip=s("ERROR_ZIP"),
+            expires_at=n("EXPIRES_AT"),
+        )
+
+    def to_item(self) -> Item:
+        """The DynamoDB item (low-level attribute values); absent fields are left out."""
+        item: Item = {
+            "UUID": {"S": self.job_id},
+            "JOB_STATUS": {"S": self.status.value},
+            "PHASE": {"S": self.phase.value},
+            "CREATED_AT": {"S": self.created_at},
+            "VARIABLES": {"M": {k: {"S": v} for k, v in self.variables.items()}},
+            "IS_INVOKED": {"S": "True" if self.is_invoked else "False"},
+            "ATTEMPT": {"N": str(self.attempt)},
+        }
+        strings = {
+            "RESULT": self.result.value if self.result else None,
+            "REASON": self.reason,
+            "TAG": self.tag,
+            "INPUT_ZIP_NAME": self.input_zip_name,
+            "IDEMPOTENCY_KEY": self.idempotency_key,
+            "BATCH_JOB_ID": self.batch_job_id,
+            "ARRAY_PARENT": self.array_parent,
+            "START_TIME": self.start_time,
+            "END_TIME": self.end_time,
+            "ERROR_ZIP": self.error_zip,
+        }
+        for name, text in strings.items():
+            if text is not None:
+                item[name] = {"S": text}
+        numbers = {
+            "EXIT_CODE": self.exit_code,
+            "ARRAY_INDEX": self.array_index,
+            "EXPIRES_AT": self.expires_at,
+        }
+        for name, number in numbers.items():
+            if number is not None:
+                item[name] = {"N": str(number)}
+        if self.outputs:
+            item["OUTPUTS"] = {"L": [{"S": key} for key in self.outputs]}
+        return item
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class JobStore:
+    """Typed access to the job table through a low-level boto3 DynamoDB client."""
+
+    def __init__(
+        self,
+        table_name: str,
+        client: Any = None,
+        *,
+        days_to_keep_finished_jobs: int = 30,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.table_name = table_name
+        self.client: Any = client if client is not None else boto3.client("dynamodb")
+        self.days_to_keep_finished_jobs = days_to_keep_finished_jobs
+        self.clock = clock
+
+    # -- writes made by the Lambdas ------------------------------------------------------------
+
+    def create(self, job: JobRecord) -> bool:
+        """Write a new record; False (and nothing written) when that job id exists already."""
+        job = job if job.created_at else replace(job, created_at=created_at_text(self.clock()))
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=job.to_item(),
+                ConditionExpression="attribute_not_exists(#id)",
+                ExpressionAttributeNames={"#id": "UUID"},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def create_many(self, jobs: Iterable[JobRecord]) -> int:
+        """Write fresh records (array children) with BatchWriteItem; returns how many."""
+        stamp = created_at_text(self.clock())
+        requests = [
+            {
+                "PutRequest": {
+                    "Item": (job if job.created_at else replace(job, created_at=stamp)).to_item()
+                }
+            }
+            for job in jobs
+        ]
+        for start in range(0, len(requests), 25):
+            pending: list[dict[str, Any]] = requests[start : start + 25]
+            for _ in range(10):
+                if not pending:
+                    break
+                answer = self.client.batch_write_item(RequestItems={self.table_name: pending})
+                pending = answer.get("UnprocessedItems", {}).get(self.table_name, [])
+            if pending:
+                raise RuntimeError(
+                    f"while writing array job records: {len(pending)} writes stayed unprocessed "
+                    "after 10 tries (table throttled)"
+                )
+        return len(requests)
+
+    def set_batch_job_id(self, job_id: str, batch_job_id: str) -> None:
+        self._update(job_id, "SET #b = :b", {"#b": "BATCH_JOB_ID"}, {":b": {"S": batch_job_id}})
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord | None:
+        answer = self.client.get_item(
+            TableName=self.table_name, Key={"UUID": {"S": job_id}}, ConsistentRead=True
+        )
+        item = answer.get("Item")
+        return JobRecord.from_item(item) if item else None
+
+    def query_phase(self, phase: Phase, *, limit: int | None = None) -> list[JobRecord]:
+        """Records in one phase, newest first, through the ``phase-index`` GSI."""
+        records: list[JobRecord] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": STATUS_INDEX,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": "PHASE"},
+            "ExpressionAttributeValues": {":p": {"S": phase.value}},
+            "ScanIndexForward": False,
+        }
+        while True:
+            if limit is not None:
+                kwargs["Limit"] = limit - len(records)
+            answer = self.client.query(**kwargs)
+            records.extend(JobRecord.from_item(item) for item in answer.get("Items", []))
+            last = answer.get("LastEvaluatedKey")
+            if not last or (limit is not None and len(records) >= limit):
+                return records
+            kwargs["ExclusiveStartKey"] = last
+
+    def iter_all(self) -> Iterator[JobRecord]:
+        kwargs: dict[str, Any] = {"TableName": self.table_name}
+        while True:
+            answer = self.client.scan(**kwargs)
+            for item in answer.get("Items", []):
+                yield JobRecord.from_item(item)
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def scan_all(self) -> list[JobRecord]:
+        """Every record (a full scan: for ``query --all``, not for the hot path)."""
+        return list(self.iter_all())
+
+    # -- writes made by the worker -------------------------------------------------------------
+
+    def claim(self, job_id: str) -> JobRecord | None:
+        """Take a queued (or interrupted) job for this worker; None if it is not claimable."""
+        now = self.clock()
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": job_id}},
+                UpdateExpression=(
+                    "SET #phase = :running, #status = :in_progress, #start = :start, "
+                    "#attempt = if_not_exists(#attempt, :zero) + :one REMOVE #result, #reason"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(#id) AND (#phase = :queued OR #result = :interrupted)"
+                ),
+                ExpressionAttributeNames={
+                    "#id": "UUID",
+                    "#phase": "PHASE",
+                    "#status": "JOB_STATUS",
+                    "#start": "START_TIME",
+                    "#attempt": "ATTEMPT",
+                    "#result": "RESULT",
+                    "#reason": "REASON",
+                },
+                ExpressionAttributeValues={
+                    ":running": {"S": Phase.RUNNING.value},
+                    ":queued": {"S": Phase.QUEUED.value},
+                    ":in_progress": {"S": Status.IN_PROGRESS.value},
+                    ":interrupted": {"S": Result.INTERRUPTED.value},
+                    ":start": {"S": seed_time_text(now)},
+                    ":zero": {"N": "0"},
+                    ":one": {"N": "1"},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return JobRecord.from_item(answer["Attributes"])
+
+    def set_status(self, job_id: str, status: Status) -> None:
+        self._update(job_id, "SET #s = :s", {"#s": "JOB_STATUS"}, {":s": {"S": status.value}})
+
+    def finish(
+        self,
+        job_id: str,
+        result: Result,
+        *,
+        exit_code: int | None = None,
+        reason: str | None = None,
+        outputs: Iterable[str] = (),
+        error_zip: str | None = None,
+        status: Status = Status.DONE,
+        days_to_keep: int | None = None,
+    ) -> None:
+        """Mark a job finished with its result; the record expires after the flock's retention."""
+        now = self.clock()
+        days = self.days_to_keep_finished_jobs if days_to_keep is None else days_to_keep
+        sets = [
+            "#phase = :finished",
+            "#result = :result",
+            "#status = :status",
+            "#end = :end",
+            "#expires = :expires",
+        ]
+        names = {
+            "#phase": "PHASE",
+            "#result": "RESULT",
+            "#status": "JOB_STATUS",
+            "#end": "END_TIME",
+            "#expires": "EXPIRES_AT",
+        }
+        values: dict[str, Any] = {
+            ":finished": {"S": Phase.FINISHED.value},
+            ":result": {"S": result.value},
+            ":status": {"S": status.value},
+            ":end": {"S": seed_time_text(now)},
+            ":expires": {"N": str(expires_at(now, days))},
+        }
+        optional: dict[str, tuple[str, dict[str, Any] | None]] = {
+            "EXIT_CODE": ("#code", {"N": str(exit_code)} if exit_code is not None else None),
+            "REASON": ("#reason", {"S": reason} if reason is not None else None),
+            "ERROR_ZIP": ("#ezip", {"S": error_zip} if error_zip is not None else None),
+        }
+        keys = list(outputs)
+        if keys:
+            optional["OUTPUTS"] = ("#outputs", {"L": [{"S": key} for key in keys]})
+        for attribute, (alias, value) in optional.items():
+            if value is not None:
+                sets.append(f"{alias} = :{alias[1:]}")
+                names[alias] = attribute
+                values[f":{alias[1:]}"] = value
+        self._update(job_id, "SET " + ", ".join(sets), names, values)
+
+    def mark_interrupted(self, job_id: str, reason: str) -> None:
+        """Put a job back in the queue after an interruption (Spot reclaim), for Batch's retry."""
+        self._update(
+            job_id,
+            "SET #phase = :queued, #result = :interrupted, #reason = :reason",
+            {"#phase": "PHASE", "#result": "RESULT", "#reason": "REASON"},
+            {
+                ":queued": {"S": Phase.QUEUED.value},
+                ":interrupted": {"S": Result.INTERRUPTED.value},
+                ":reason": {"S": reason},
+            },
+        )
+
+    def _update(
+        self, job_id: str, expression: str, names: dict[str, str], values: dict[str, Any]
+    ) -> None:
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": job_id}},
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(#id)",
+                ExpressionAttributeNames={**names, "#id": "UUID"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise JobNotFound(
+                    f"while updating job {job_id}: the job table {self.table_name} has no "
+                    "record with that id. Check the id (shepard-tf query)."
+                ) from None
+            raise

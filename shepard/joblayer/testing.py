@@ -1,0 +1,109 @@
+"""The flock resources the job layer touches, made with boto3 against the emulator.
+
+For tests of every part (joblayer, worker, CLI): the job table with the contract's key schema and
+``phase-index`` GSI, the four buckets, and a Batch queue and job definition. Terraform makes the
+real ones; this is the same shape in a second, with no Terraform run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from shepard.joblayer.records import STATUS_INDEX
+from shepard.joblayer.settings import FlockSettings
+
+
+def create_job_table(client: Any, table_name: str) -> None:
+    """The job table of contracts section 5 (on-demand, GSI ``phase-index`` projecting ALL)."""
+    client.create_table(
+        TableName=table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": "UUID", "AttributeType": "S"},
+            {"AttributeName": "PHASE", "AttributeType": "S"},
+            {"AttributeName": "CREATED_AT", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "UUID", "KeyType": "HASH"}],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": STATUS_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "PHASE", "KeyType": "HASH"},
+                    {"AttributeName": "CREATED_AT", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+
+
+def _create_batch(name: str) -> tuple[str, str]:
+    iam = boto3.client("iam")
+    batch = boto3.client("batch")
+    trust = (
+        '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
+        '{"Service":"batch.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
+    )
+    role = iam.create_role(RoleName=f"{name}-batch-service", AssumeRolePolicyDocument=trust)
+    environment = batch.create_compute_environment(
+        computeEnvironmentName=f"{name}-ce",
+        type="UNMANAGED",
+        state="ENABLED",
+        serviceRole=role["Role"]["Arn"],
+    )
+    queue = batch.create_job_queue(
+        jobQueueName=f"{name}-queue",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[
+            {"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}
+        ],
+    )
+    definition = batch.register_job_definition(
+        jobDefinitionName=f"{name}-job",
+        type="container",
+        containerProperties={
+            "image": "worker:latest",
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "512"},
+            ],
+        },
+    )
+    return str(queue["jobQueueArn"]), str(definition["jobDefinitionArn"])
+
+
+@dataclass(frozen=True)
+class FlockFixture:
+    settings: FlockSettings
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.settings.to_env()
+
+
+def make_test_flock(name: str = "testflock", *, batch: bool = True) -> FlockFixture:
+    """Make a flock's job-layer resources in the emulator boto3 points at; return its settings."""
+    s3 = boto3.client("s3")
+    buckets = {role: f"{name}-{role}" for role in ("inputs", "outputs", "errors", "quick-deploy")}
+    for bucket in buckets.values():
+        s3.create_bucket(Bucket=bucket)
+    table = f"{name}-jobs"
+    create_job_table(boto3.client("dynamodb"), table)
+    queue, definition = _create_batch(name) if batch else ("", "")
+    return FlockFixture(
+        FlockSettings(
+            flock=name,
+            table_name=table,
+            job_queue=queue or f"arn:aws:batch:us-east-1:123456789012:job-queue/{name}-queue",
+            job_definition=definition
+            or f"arn:aws:batch:us-east-1:123456789012:job-definition/{name}-job:1",
+            inputs_bucket=buckets["inputs"],
+            outputs_bucket=buckets["outputs"],
+            errors_bucket=buckets["errors"],
+            quick_deploy_bucket=buckets["quick-deploy"],
+        )
+    )
