@@ -1,0 +1,323 @@
+"""Jobs: batch (zip drop), batch_via_api (the API Lambda), query (the job table)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+import zipfile
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shepard.commands import Context
+from shepard.errors import BadInput, ShepardError
+from shepard.joblayer.records import STATUS_INDEX, Phase, Result
+
+UPLOAD_WORKERS = 4
+
+
+# --------------------------------------------------------------------------------------------
+# batch
+
+
+@dataclass(frozen=True)
+class JobFolder:
+    folder: Path
+    zip_name: str
+
+
+def _check_inputs(folder: Path) -> dict[str, str]:
+    """Refuse a folder whose inputs.json the scheduler would reject, before uploading it."""
+    from shepard.joblayer.variables import JobRejected, parse_inputs_json
+
+    if not folder.is_dir():
+        raise BadInput(f"while batching {folder}: it is not a folder. Pass a folder to batch.")
+    inputs = folder / "inputs.json"
+    if not inputs.is_file():
+        raise BadInput(
+            f"while batching {folder}: it has no inputs.json. Add an inputs.json holding a JSON"
+            ' object of variables, e.g. {"test1": "test1"}.'
+        )
+    try:
+        return parse_inputs_json(inputs.read_bytes(), source=str(inputs))
+    except JobRejected as exc:
+        raise BadInput(
+            f"while checking {inputs}: {exc.reason}. Fix it and batch again; nothing was uploaded."
+        ) from None
+
+
+def zip_folder(folder: Path, target: Path) -> int:
+    """Zip (zip64 allowed) every file under ``folder``, paths relative to it; return the size."""
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    return target.stat().st_size
+
+
+def _zip_name(override: str | None) -> str:
+    if not override:
+        return f"{uuid.uuid4().hex}.zip"
+    if "/" in override or "\\" in override or override in {".", ".."} or not override.strip():
+        raise BadInput(
+            f"while naming the job zip: {override!r} must be a plain file name. Pass a name"
+            " without slashes."
+        )
+    return override if override.lower().endswith(".zip") else f"{override}.zip"
+
+
+def _folders(ctx: Context) -> list[Path]:
+    given: list[str] = list(ctx.flag("path_to_local_folder_to_batch") or [])
+    given += list(ctx.flag("folders") or [])
+    if not given:
+        default = ctx.settings.get("path_to_local_folder_to_batch")
+        if default:
+            given = [default]
+    if not given:
+        raise BadInput(
+            "while batching: no folder was given. Pass --path_to_local_folder_to_batch FOLDER"
+            " (several folders may follow as arguments), or set it in the profile."
+        )
+    return [Path(g).expanduser() for g in given]
+
+
+def batch(ctx: Context) -> int:
+    if ctx.flag("array"):
+        return _batch_array(ctx)
+    folders = _folders(ctx)
+    override = ctx.flag("zip_name_override")
+    if override and len(folders) > 1:
+        raise BadInput(
+            "while batching several folders: --zip_name_override names one zip. Drop it, or"
+            " batch one folder."
+        )
+    for folder in folders:
+        _check_inputs(folder)
+    bucket = ctx.settings.require("s3_bucket_to_upload_to", "batching")
+    jobs = [JobFolder(f, _zip_name(override)) for f in folders]
+    with tempfile.TemporaryDirectory(prefix="shepard-batch-") as tmp:
+        zips = []
+        for job in jobs:
+            target = Path(tmp) / job.zip_name
+            zips.append((job, target, zip_folder(job.folder, target)))
+        total = sum(size for _, _, size in zips)
+        aws = ctx.aws
+        with ctx.console.progress(f"uploading {len(zips)} job zip(s)", total) as bar:
+
+            def upload(item: tuple[JobFolder, Path, int]) -> None:
+                job, path, _ = item
+                aws.upload_file(path, bucket, job.zip_name, bar.advance)
+
+            with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(zips))) as pool:
+                list(pool.map(upload, zips))
+    for job in jobs:
+        ctx.console.note(f"{job.folder} -> s3://{bucket}/{job.zip_name}")
+        ctx.console.print(job.zip_name)
+    return 0
+
+
+def _array_inputs(items: Sequence[str]) -> list[tuple[Path, dict[str, str]]]:
+    from shepard.joblayer.variables import JobRejected, parse_inputs_json
+
+    files: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            if (path / "inputs.json").is_file():
+                files.append(path / "inputs.json")
+            else:
+                found = sorted(path.glob("*.json"))
+                if not found:
+                    raise BadInput(
+                        f"while collecting array inputs: {path} holds no .json files."
+                        " Pass JSON files or folders of them."
+                    )
+                files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise BadInput(f"while collecting array inputs: {path} does not exist. Check it.")
+    inputs = []
+    for file in files:
+        try:
+            inputs.append((file, parse_inputs_json(file.read_bytes(), source=str(file))))
+        except JobRejected as exc:
+            raise BadInput(
+                f"while checking {file}: {exc.reason}. Fix it; no job was submitted."
+            ) from None
+    if len(inputs) < 2 or len(inputs) > 10000:
+        raise BadInput(
+            f"while building an array job: it needs 2 to 10000 inputs, not {len(inputs)}."
+            " Use batch_via_api for one job."
+        )
+    return inputs
+
+
+def _batch_array(ctx: Context) -> int:
+    inputs = _array_inputs(ctx.flag("array"))
+    function = ctx.settings.require("lambda_to_invoke", "submitting an array job")
+    # A JSON list of variable objects is an array job (docs/contracts.md, API Lambda event).
+    answer = _invoke_api(ctx, function, [variables for _, variables in inputs])
+    job_id = _job_id(answer)
+    ctx.console.note(
+        f"array job of {len(inputs)} children: {job_id}-0 .. {job_id}-{len(inputs) - 1}"
+    )
+    ctx.console.print(job_id)
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# batch_via_api
+
+
+def _invoke_api(ctx: Context, function: str, payload: Any) -> dict[str, Any]:
+    """Invoke the API Lambda; its refusal becomes exit 2, its crash exit 1."""
+    invocation = ctx.aws.invoke(function, payload)
+    body: Any = invocation.payload
+    if invocation.function_error:
+        detail = body.get("errorMessage") if isinstance(body, dict) else body
+        raise ShepardError(
+            f"while submitting the job through {function}: the Lambda failed ({detail})."
+            " Check its logs (CloudWatch, or `shepard-tf local logs` for a local flock)."
+        )
+    if isinstance(body, dict) and "statusCode" in body:  # an HTTP-shaped answer
+        status = int(body["statusCode"])
+        inner = body.get("body")
+        try:
+            parsed = json.loads(inner) if isinstance(inner, str) else inner
+        except ValueError:
+            parsed = {"error": inner}
+        body = parsed if isinstance(parsed, dict) else {"body": parsed}
+        if status >= 400:
+            reason = body.get("error") or body.get("reason") or body.get("message") or body
+            error = BadInput if 400 <= status < 500 else ShepardError
+            raise error(
+                f"while submitting the job through {function}: the flock refused it ({reason})."
+                " Fix the payload; no job was started."
+            )
+    if not isinstance(body, dict):
+        raise ShepardError(
+            f"while submitting the job through {function}: it answered {body!r}, not a job."
+            " Check that the function is the flock's API Lambda."
+        )
+    if body.get("error") or body.get("rejected"):
+        raise BadInput(
+            f"while submitting the job through {function}: the flock refused it"
+            f" ({body.get('reason') or body.get('error')}). Fix the payload; no job was started."
+        )
+    return body
+
+
+def _job_id(body: dict[str, Any]) -> str:
+    for key in ("job_id", "UUID", "uuid", "id"):
+        if body.get(key):
+            return str(body[key])
+    raise ShepardError(
+        f"while reading the API Lambda's answer: it has no job id ({body}). Check the flock's"
+        " API Lambda version."
+    )
+
+
+def batch_via_api(ctx: Context) -> int:
+    from shepard.joblayer.variables import JobRejected, parse_json, validate_variables
+
+    text: str = ctx.flag("json_payload")
+    try:
+        payload = parse_json(text, source="--json_payload")
+        validate_variables(payload)
+    except JobRejected as exc:
+        raise BadInput(
+            f"while reading --json_payload: {exc.reason}. Fix it and submit again."
+        ) from None
+    function = ctx.settings.require("lambda_to_invoke", "submitting a job through the API")
+    body = _invoke_api(ctx, function, payload)
+    if ctx.flag("json"):
+        ctx.console.json(body)
+    else:
+        ctx.console.print(_job_id(body))
+    return 0
+
+
+# --------------------------------------------------------------------------------------------
+# query
+
+COLUMNS = ["job", "status", "result", "tag", "start", "duration"]
+_PHASES = [Phase.QUEUED.value, Phase.RUNNING.value, Phase.FINISHED.value]
+_RESULTS = {r.value for r in Result}
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    text = str(value)
+    for fmt in ("%Y%m%dT%H%M%SZ",):
+        try:
+            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def job_row(record: dict[str, Any], now: datetime) -> list[str]:
+    start = _parse_time(record.get("START_TIME"))
+    end = _parse_time(record.get("END_TIME"))
+    duration = ""
+    if start is not None:
+        duration = _duration(((end or now) - start).total_seconds())
+    shown_start = start or _parse_time(record.get("CREATED_AT"))
+    return [
+        str(record.get("UUID", "")),
+        str(record.get("JOB_STATUS", "")),
+        str(record.get("RESULT", "")),
+        str(record.get("TAG", "")),
+        shown_start.strftime("%Y-%m-%d %H:%M:%S") if shown_start else "",
+        duration,
+    ]
+
+
+def fetch_jobs(ctx: Context, table: str, status: str | None) -> list[dict[str, Any]]:
+    """Jobs by status through the phase-index GSI: one Query per phase, never a Scan."""
+    aws = ctx.aws
+    if status in _RESULTS:
+        records = aws.query_phase(table, STATUS_INDEX, Phase.FINISHED.value, result=status)
+    else:
+        phases = [status] if status else _PHASES
+        records = [r for phase in phases for r in aws.query_phase(table, STATUS_INDEX, phase)]
+    return sorted(records, key=lambda r: (str(r.get("CREATED_AT", "")), str(r.get("UUID", ""))))
+
+
+def query(ctx: Context) -> int:
+    table = ctx.settings.require("dynamo_db_to_query", "querying jobs")
+    status: str | None = ctx.flag("status")
+    watch: float | None = ctx.flag("watch")
+    while True:
+        records = fetch_jobs(ctx, table, status)
+        if ctx.flag("json"):
+            ctx.console.json(records)
+        else:
+            now = datetime.now(UTC)
+            ctx.console.clear()
+            title = f"jobs in {table}" + (f" ({status})" if status else "")
+            ctx.console.table(COLUMNS, [job_row(r, now) for r in records], title=title)
+            ctx.console.note(f"{len(records)} job(s)")
+        if watch is None:
+            return 0
+        try:
+            ctx.sleep(watch)
+        except KeyboardInterrupt:
+            return 0
