@@ -1,0 +1,305 @@
+"""The local stand-in for AWS Batch: it runs the worker for every submitted job.
+
+moto's Batch runs nothing, so the executor finds submitted jobs itself: the job table's
+``phase-index`` for ``PHASE = queued`` records that carry a ``BATCH_JOB_ID``, and the Batch job's
+own environment overrides from ``DescribeJobs``. Each job runs ``python -m shepard_worker`` with
+the job definition's environment (the ``job_environment`` output), as many at once as this
+machine's CPUs allow for the flock's ``vcpus``. The worker claims the record, so a job is never
+run twice even if the executor sees it twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from shepard.errors import ShepardError
+from shepard.local.dockerfile import PayloadCommand
+from shepard.local.outputs import FlockOutputs
+from shepard.local.settings import Paths
+
+log = logging.getLogger(__name__)
+
+QUEUED = "queued"
+SCAN_INTERVAL_SECONDS = 0.5
+# Passed through from the service's environment to every worker; everything else is explicit.
+PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+@dataclass(frozen=True)
+class JobRun:
+    """One worker run: a job (or one child of an array job) and its Batch environment."""
+
+    job_id: str  # the record's UUID (an array child: <parent>-<index>)
+    batch_job_id: str
+    environment: dict[str, str]
+    array_index: int | None = None
+
+
+@dataclass
+class _Running:
+    run: JobRun
+    process: subprocess.Popen[bytes]
+    log_file: IO[bytes]
+    started: float = field(default_factory=time.monotonic)
+
+
+def worker_environment(
+    run: JobRun,
+    outputs: FlockOutputs,
+    *,
+    base: Mapping[str, str],
+    paths: Paths,
+    runner: str,
+    payload: PayloadCommand | None,
+) -> dict[str, str]:
+    """The environment a Batch container of the flock's job definition gets, adapted to here."""
+    env = {key: base[key] for key in PASSTHROUGH if key in base}
+    env.update({k: v for k, v in base.items() if k.startswith("AWS_")})
+    env.update(outputs.job_environment)
+    env.update(run.environment)
+    env["SHEPARD_JOB_ID"] = (
+        run.job_id.split("-", 1)[0] if run.array_index is not None else run.job_id
+    )
+    env["AWS_BATCH_JOB_ID"] = run.batch_job_id
+    env["AWS_BATCH_JOB_ATTEMPT"] = "1"
+    if outputs.job_queue_arn:
+        env["AWS_BATCH_JQ_NAME"] = outputs.job_queue_arn.rsplit("/", 1)[-1]
+    if run.array_index is not None:
+        env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(run.array_index)
+    # The host paths of the sheep, moved under the state folder.
+    env["SHEPARD_WORK_ROOT"] = str(paths.work_root)
+    if "SHEPARD_EFS_ROOT" in env:
+        env["SHEPARD_EFS_ROOT"] = str(paths.root / "efs")
+    if "SHEPARD_LUSTRE_ROOT" in env:
+        env["SHEPARD_LUSTRE_ROOT"] = str(paths.root / "fsx")
+    env["SHEPARD_RUNNER"] = runner
+    if runner == "process" and payload is not None:
+        env["SHEPARD_PAYLOAD_COMMAND"] = json.dumps(list(payload.argv))
+        env["SHEPARD_PAYLOAD_CWD"] = str(payload.cwd)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class Executor:
+    """Finds submitted jobs and runs a worker for each, ``parallel`` at a time."""
+
+    def __init__(
+        self,
+        *,
+        dynamodb: Any,
+        batch: Any,
+        outputs: Callable[[], FlockOutputs | None],
+        paths: Paths,
+        parallel: Callable[[], int],
+        runner: Callable[[], str],
+        payload: Callable[[], PayloadCommand | None],
+        stop: threading.Event,
+        base_env: Mapping[str, str] | None = None,
+        worker_argv: tuple[str, ...] = (sys.executable, "-m", "shepard_worker"),
+    ) -> None:
+        self._dynamodb = dynamodb
+        self._batch = batch
+        self._outputs = outputs
+        self._paths = paths
+        self._parallel = parallel
+        self._runner = runner
+        self._payload = payload
+        self._stop = stop
+        self._base_env = dict(base_env if base_env is not None else os.environ)
+        self._worker_argv = worker_argv
+        self._wake = threading.Event()
+        self._seen: set[str] = set()  # job ids handed to a worker, never started again
+        self._pending: deque[JobRun] = deque()
+        self._running: dict[str, _Running] = {}
+        self.started = 0
+        self.finished = 0
+        self.exit_codes: dict[str, int] = {}
+
+    # -- finding jobs -----------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Look for new jobs now (the dispatcher calls this after each batch)."""
+        self._wake.set()
+
+    def _queued_records(self, outputs: FlockOutputs) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        kwargs: dict[str, Any] = {
+            "TableName": outputs.table_name,
+            "IndexName": outputs.table_status_index,
+            "KeyConditionExpression": "#p = :q",
+            "ExpressionAttributeNames": {"#p": "PHASE"},
+            "ExpressionAttributeValues": {":q": {"S": QUEUED}},
+        }
+        while True:
+            page = self._dynamodb.query(**kwargs)
+            items.extend(page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _batch_job_id(self, outputs: FlockOutputs, item: dict[str, Any]) -> str | None:
+        if "BATCH_JOB_ID" in item:
+            return str(item["BATCH_JOB_ID"]["S"])
+        # The index may project keys only: read the record itself.
+        full = self._dynamodb.get_item(
+            TableName=outputs.table_name, Key={"UUID": item["UUID"]}, ConsistentRead=True
+        ).get("Item")
+        if full and "BATCH_JOB_ID" in full and full.get("PHASE", {}).get("S") == QUEUED:
+            return str(full["BATCH_JOB_ID"]["S"])
+        return None
+
+    def _describe(self, batch_ids: list[str]) -> dict[str, dict[str, Any]]:
+        described: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(batch_ids), 100):
+            try:
+                response = self._batch.describe_jobs(jobs=batch_ids[start : start + 100])
+            except Exception:
+                log.exception("executor: DescribeJobs failed; running with the record only")
+                return described
+            for job in response.get("jobs", []):
+                described[str(job["jobId"])] = job
+        return described
+
+    def scan_once(self) -> list[JobRun]:
+        """Queue the submitted jobs not seen before; the runs queued by this scan."""
+        outputs = self._outputs()
+        if outputs is None:
+            return []
+        candidates: list[tuple[str, str]] = []
+        for item in self._queued_records(outputs):
+            job_id = str(item["UUID"]["S"])
+            if job_id in self._seen:
+                continue
+            batch_job_id = self._batch_job_id(outputs, item)
+            if batch_job_id is None:
+                continue  # written but not submitted yet: Batch would not run it either
+            candidates.append((job_id, batch_job_id))
+        if not candidates:
+            return []
+        described = self._describe([batch_id for _, batch_id in candidates])
+        runs: list[JobRun] = []
+        for job_id, batch_job_id in candidates:
+            job = described.get(batch_job_id, {})
+            env = {
+                str(e["name"]): str(e["value"])
+                for e in job.get("container", {}).get("environment", [])
+                if "name" in e and "value" in e
+            }
+            size = int(job.get("arrayProperties", {}).get("size", 0) or 0)
+            self._seen.add(job_id)
+            if size > 0 and "-" not in job_id:
+                runs.extend(
+                    JobRun(f"{job_id}-{index}", batch_job_id, env, array_index=index)
+                    for index in range(size)
+                )
+            else:
+                runs.append(JobRun(job_id, batch_job_id, env))
+        self._pending.extend(runs)
+        return runs
+
+    # -- running them -----------------------------------------------------------------------
+
+    def _launch(self, run: JobRun, outputs: FlockOutputs) -> None:
+        runner = self._runner()
+        payload = None
+        if runner == "process":
+            try:
+                payload = self._payload()
+            except ShepardError as exc:
+                # The worker then fails the job for want of a command: the record says so.
+                log.error("job %s: %s", run.job_id, exc)
+        env = worker_environment(
+            run, outputs, base=self._base_env, paths=self._paths, runner=runner, payload=payload
+        )
+        self._paths.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._paths.work_root.mkdir(parents=True, exist_ok=True)
+        log_file = (self._paths.jobs_dir / f"{run.job_id}.log").open("ab")
+        cwd = payload.cwd if payload is not None else self._paths.work_root
+        process = subprocess.Popen(
+            list(self._worker_argv),
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self._running[run.job_id] = _Running(run, process, log_file)
+        self.started += 1
+        log.info("job %s: worker pid %d started (%s)", run.job_id, process.pid, runner)
+
+    def reap(self) -> int:
+        """Collect finished workers; how many finished."""
+        done = [key for key, r in self._running.items() if r.process.poll() is not None]
+        for key in done:
+            running = self._running.pop(key)
+            running.log_file.close()
+            code = int(running.process.returncode)
+            self.exit_codes[key] = code
+            self.finished += 1
+            log.info(
+                "job %s: worker exited %d after %.1f s",
+                key,
+                code,
+                time.monotonic() - running.started,
+            )
+        return len(done)
+
+    def fill(self) -> int:
+        """Start queued runs while there is room; how many started."""
+        outputs = self._outputs()
+        if outputs is None:
+            return 0
+        started = 0
+        while self._pending and len(self._running) < self._parallel():
+            self._launch(self._pending.popleft(), outputs)
+            started += 1
+        return started
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def step(self) -> None:
+        self.reap()
+        self.scan_once()
+        self.fill()
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("executor: looking for jobs failed; retrying in 2 s")
+                self._stop.wait(2)
+            self._wake.wait(SCAN_INTERVAL_SECONDS)
+            self._wake.clear()
+
+    def shutdown(self, grace_seconds: float = 10.0) -> None:
+        """Stop every worker: SIGTERM (the worker marks its job interrupted), then SIGKILL."""
+        for running in self._running.values():
+            if running.process.poll() is None:
+                running.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
+        for running in self._running.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                running.process.wait(timeout=remaining)
+            except subprocess.TimeoutExpired:
+                running.process.kill()
+                running.process.wait(timeout=5)
+        self.reap()
