@@ -187,8 +187,8 @@ class JobStore:
             raise
         return True
 
-    def create_many(self, jobs: Iterable[JobRecord]) -> int:
-        """Write fresh records (array children) with BatchWriteItem; returns how many."""
+    def put_many(self, jobs: Iterable[JobRecord]) -> int:
+        """Write records (array children) with BatchWriteItem, unconditionally; returns how many."""
         stamp = created_at_text(self.clock())
         requests = [
             {
@@ -211,6 +211,22 @@ class JobStore:
                     "after 10 tries (table throttled)"
                 )
         return len(requests)
+
+    def delete_unsubmitted(self, job_id: str) -> bool:
+        """Remove a queued record that never reached Batch (so a retried request starts afresh)."""
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": job_id}},
+                ConditionExpression="#p = :queued AND attribute_not_exists(#b)",
+                ExpressionAttributeNames={"#p": "PHASE", "#b": "BATCH_JOB_ID"},
+                ExpressionAttributeValues={":queued": {"S": Phase.QUEUED.value}},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
 
     def set_batch_job_id(self, job_id: str, batch_job_id: str) -> None:
         self._update(job_id, "SET #b = :b", {"#b": "BATCH_JOB_ID"}, {":b": {"S": batch_job_id}})
@@ -262,38 +278,50 @@ class JobStore:
 
     # -- writes made by the worker -------------------------------------------------------------
 
-    def claim(self, job_id: str) -> JobRecord | None:
-        """Take a queued (or interrupted) job for this worker; None if it is not claimable."""
+    def claim(self, job_id: str, *, batch_job_id: str | None = None) -> JobRecord | None:
+        """Take a queued (or interrupted) job for this worker; None if it is not claimable.
+
+        ``batch_job_id`` (the worker's ``AWS_BATCH_JOB_ID``) is recorded when given: array
+        children learn theirs only here.
+        """
         now = self.clock()
+        names = {
+            "#id": "UUID",
+            "#phase": "PHASE",
+            "#status": "JOB_STATUS",
+            "#start": "START_TIME",
+            "#attempt": "ATTEMPT",
+            "#result": "RESULT",
+            "#reason": "REASON",
+        }
+        values: dict[str, Any] = {
+            ":running": {"S": Phase.RUNNING.value},
+            ":queued": {"S": Phase.QUEUED.value},
+            ":in_progress": {"S": Status.IN_PROGRESS.value},
+            ":interrupted": {"S": Result.INTERRUPTED.value},
+            ":start": {"S": seed_time_text(now)},
+            ":zero": {"N": "0"},
+            ":one": {"N": "1"},
+        }
+        extra = ""
+        if batch_job_id:
+            extra = ", #batch = :batch"
+            names["#batch"] = "BATCH_JOB_ID"
+            values[":batch"] = {"S": batch_job_id}
         try:
             answer = self.client.update_item(
                 TableName=self.table_name,
                 Key={"UUID": {"S": job_id}},
                 UpdateExpression=(
                     "SET #phase = :running, #status = :in_progress, #start = :start, "
-                    "#attempt = if_not_exists(#attempt, :zero) + :one REMOVE #result, #reason"
+                    f"#attempt = if_not_exists(#attempt, :zero) + :one{extra} "
+                    "REMOVE #result, #reason"
                 ),
                 ConditionExpression=(
                     "attribute_exists(#id) AND (#phase = :queued OR #result = :interrupted)"
                 ),
-                ExpressionAttributeNames={
-                    "#id": "UUID",
-                    "#phase": "PHASE",
-                    "#status": "JOB_STATUS",
-                    "#start": "START_TIME",
-                    "#attempt": "ATTEMPT",
-                    "#result": "RESULT",
-                    "#reason": "REASON",
-                },
-                ExpressionAttributeValues={
-                    ":running": {"S": Phase.RUNNING.value},
-                    ":queued": {"S": Phase.QUEUED.value},
-                    ":in_progress": {"S": Status.IN_PROGRESS.value},
-                    ":interrupted": {"S": Result.INTERRUPTED.value},
-                    ":start": {"S": seed_time_text(now)},
-                    ":zero": {"N": "0"},
-                    ":one": {"N": "1"},
-                },
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:

@@ -7,7 +7,7 @@ real ones; this is the same shape in a second, with no Terraform run.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -40,7 +40,17 @@ def create_job_table(client: Any, table_name: str) -> None:
     )
 
 
-def _create_batch(name: str) -> tuple[str, str]:
+def _create_queue(name: str, compute_environment: str) -> str:
+    queue = boto3.client("batch").create_job_queue(
+        jobQueueName=name,
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": compute_environment}],
+    )
+    return str(queue["jobQueueArn"])
+
+
+def _create_batch(name: str) -> tuple[str, str, str]:
     iam = boto3.client("iam")
     batch = boto3.client("batch")
     trust = (
@@ -54,14 +64,7 @@ def _create_batch(name: str) -> tuple[str, str]:
         state="ENABLED",
         serviceRole=role["Role"]["Arn"],
     )
-    queue = batch.create_job_queue(
-        jobQueueName=f"{name}-queue",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[
-            {"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}
-        ],
-    )
+    queue = _create_queue(f"{name}-queue", environment["computeEnvironmentArn"])
     definition = batch.register_job_definition(
         jobDefinitionName=f"{name}-job",
         type="container",
@@ -73,16 +76,26 @@ def _create_batch(name: str) -> tuple[str, str]:
             ],
         },
     )
-    return str(queue["jobQueueArn"]), str(definition["jobDefinitionArn"])
+    return queue, str(definition["jobDefinitionArn"]), str(environment["computeEnvironmentArn"])
 
 
 @dataclass(frozen=True)
 class FlockFixture:
     settings: FlockSettings
+    compute_environment: str = ""
 
     @property
     def env(self) -> dict[str, str]:
         return self.settings.to_env()
+
+    def fresh(self, suffix: str) -> FlockFixture:
+        """The same flock with a new empty job table and job queue (cheaper than a reset)."""
+        table = f"{self.settings.table_name}-{suffix}"
+        create_job_table(boto3.client("dynamodb"), table)
+        queue = self.settings.job_queue
+        if self.compute_environment:
+            queue = _create_queue(f"{self.settings.flock}-queue-{suffix}", self.compute_environment)
+        return replace(self, settings=replace(self.settings, table_name=table, job_queue=queue))
 
 
 def make_test_flock(name: str = "testflock", *, batch: bool = True) -> FlockFixture:
@@ -93,7 +106,7 @@ def make_test_flock(name: str = "testflock", *, batch: bool = True) -> FlockFixt
         s3.create_bucket(Bucket=bucket)
     table = f"{name}-jobs"
     create_job_table(boto3.client("dynamodb"), table)
-    queue, definition = _create_batch(name) if batch else ("", "")
+    queue, definition, environment = _create_batch(name) if batch else ("", "", "")
     return FlockFixture(
         FlockSettings(
             flock=name,
@@ -105,5 +118,6 @@ def make_test_flock(name: str = "testflock", *, batch: bool = True) -> FlockFixt
             outputs_bucket=buckets["outputs"],
             errors_bucket=buckets["errors"],
             quick_deploy_bucket=buckets["quick-deploy"],
-        )
+        ),
+        environment,
     )

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
-from shepard.emulator import InProcessEmulator
-from shepard.joblayer.ids import new_job_id
+from shepard.emulator import InProcessEmulator, emulator_environment
+from shepard.joblayer.batch import BatchSubmitter, TransientFailure
+from shepard.joblayer.ids import child_job_id, job_id_for, new_job_id
 from shepard.joblayer.records import Phase, Result, Status
+from shepard.joblayer.service import JobService, Outcome
 from shepard.joblayer.store import JobNotFound, JobRecord, JobStore
-from shepard.joblayer.testing import create_job_table
+from shepard.joblayer.testing import FlockFixture, make_test_flock
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +31,8 @@ class Clock:
 
 
 @pytest.fixture
-def store(aws: InProcessEmulator) -> Iterator[JobStore]:
-    client = boto3.client("dynamodb")
-    create_job_table(client, "jobs")
-    yield JobStore("jobs", client, days_to_keep_finished_jobs=30, clock=Clock())
+def store(flock: FlockFixture) -> JobStore:
+    return JobStore(flock.settings.table_name, days_to_keep_finished_jobs=30, clock=Clock())
 
 
 def test_create_is_conditional(store: JobStore) -> None:
@@ -117,12 +119,226 @@ def test_query_phase_newest_first_across_pages(store: JobStore) -> None:
     assert sorted(r.job_id for r in store.scan_all()) == sorted(ids)
 
 
-def test_create_many_writes_every_child(store: JobStore) -> None:
+def test_put_many_writes_every_child(store: JobStore) -> None:
     parent = new_job_id()
     children = [
         JobRecord(job_id=f"{parent}-{i}", array_parent=parent, array_index=i) for i in range(60)
     ]
-    assert store.create_many(children) == 60
+    assert store.put_many(children) == 60
     child = store.get(f"{parent}-59")
     assert child is not None and child.array_index == 59 and child.array_parent == parent
     assert len(store.query_phase(Phase.QUEUED)) == 60
+
+
+# -- the job service: validate, record, submit ----------------------------------------------------
+
+
+class Recorder:
+    """Records sleeps instead of sleeping."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+
+
+class FlakyBatch:
+    """The real emulator client, but the first ``failures`` SubmitJob calls answer ``code``."""
+
+    def __init__(self, failures: int, code: str = "TooManyRequestsException", status: int = 429):
+        self.real = boto3.client("batch")
+        self.failures = failures
+        self.code = code
+        self.status = status
+        self.calls = 0
+
+    def submit_job(self, **params: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.failures:
+            answer: Any = {
+                "Error": {"Code": self.code, "Message": "slow down"},
+                "ResponseMetadata": {"HTTPStatusCode": self.status},
+            }
+            raise ClientError(answer, "SubmitJob")
+        return self.real.submit_job(**params)
+
+
+@pytest.fixture(scope="module")
+def base_flock(emulator: InProcessEmulator) -> Iterator[FlockFixture]:
+    """Buckets, role, compute environment, job definition: made once for this module."""
+    emulator.reset()
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in emulator_environment(emulator.endpoint_url).items():
+            patch.setenv(key, value)
+        yield make_test_flock("svc")
+
+
+@pytest.fixture
+def flock(
+    base_flock: FlockFixture, emulator: InProcessEmulator, monkeypatch: pytest.MonkeyPatch
+) -> FlockFixture:
+    """A new empty table and job queue per test (no reset: IAM makes a reset flock slow)."""
+    for key, value in emulator_environment(emulator.endpoint_url).items():
+        monkeypatch.setenv(key, value)
+    return base_flock.fresh(new_job_id()[:8])
+
+
+def make_service(flock: FlockFixture, client: Any = None, sleep: Any = None) -> JobService:
+    settings = flock.settings
+    submitter = BatchSubmitter(
+        settings.job_queue, settings.job_definition, client, sleep=sleep or Recorder()
+    )
+    return JobService(settings, JobStore(settings.table_name), submitter)
+
+
+def batch_jobs(flock: FlockFixture) -> list[dict[str, Any]]:
+    batch = boto3.client("batch")
+    summaries = []
+    for status in (
+        "SUBMITTED",
+        "PENDING",
+        "RUNNABLE",
+        "STARTING",
+        "RUNNING",
+        "SUCCEEDED",
+        "FAILED",
+    ):
+        summaries += batch.list_jobs(jobQueue=flock.settings.job_queue, jobStatus=status)[
+            "jobSummaryList"
+        ]
+    summaries = [s for s in summaries if ":" not in s["jobId"]]  # not array children
+    if not summaries:
+        return []
+    return list(batch.describe_jobs(jobs=[s["jobId"] for s in summaries])["jobs"])
+
+
+def test_submit_records_first_and_passes_only_the_job_id(flock: FlockFixture) -> None:
+    service = make_service(flock)
+    outcome = service.submit({"Tag": "run 7:a", "N": 3}, is_invoked=True)
+    assert outcome.outcome is Outcome.SUBMITTED
+    record = service.store.get(outcome.job_id)
+    assert record is not None
+    assert (record.phase, record.status, record.is_invoked) == (
+        Phase.QUEUED,
+        Status.NOT_YET_INITIATED,
+        True,
+    )
+    assert record.variables == {"Tag": "run 7:a", "N": "3"} and record.tag == "run 7:a"
+    assert record.batch_job_id == outcome.batch_job_id
+    (job,) = batch_jobs(flock)
+    assert job["jobId"] == record.batch_job_id
+    assert job["jobName"] == "run_7_a"
+    overrides = job["container"]["environment"]
+    assert {"name": "SHEPARD_JOB_ID", "value": outcome.job_id} in overrides
+    assert not any(e["name"] in ("Tag", "N") for e in overrides)
+    assert record.expires_at is not None  # failed-launch retention until the worker finishes it
+
+
+def test_duplicate_delivery_makes_one_record_and_one_batch_job(flock: FlockFixture) -> None:
+    service = make_service(flock)
+    key = "s3://svc-inputs/a.zip#etag1@0001"
+    first = service.submit(
+        {"A": "1"}, is_invoked=False, idempotency_key=key, input_zip_name="a.zip"
+    )
+    second = service.submit(
+        {"A": "1"}, is_invoked=False, idempotency_key=key, input_zip_name="a.zip"
+    )
+    assert first.outcome is Outcome.SUBMITTED and second.outcome is Outcome.DUPLICATE
+    assert first.job_id == second.job_id == job_id_for(key)
+    assert second.batch_job_id == first.batch_job_id
+    assert service.submitter.calls == 1
+    assert len(batch_jobs(flock)) == 1
+    assert len(service.store.scan_all()) == 1
+
+
+def test_half_submitted_record_is_submitted_by_the_next_delivery(flock: FlockFixture) -> None:
+    service = make_service(flock)
+    key = "s3://svc-inputs/b.zip#e@1"
+    # A delivery that died between writing the record and SubmitJob, five minutes ago.
+    service.store.create(
+        JobRecord(
+            job_id=job_id_for(key),
+            created_at="2020-01-01T00:00:00.000000Z",
+            variables={"A": "1"},
+            idempotency_key=key,
+        )
+    )
+    outcome = service.submit({"A": "1"}, is_invoked=False, idempotency_key=key)
+    assert outcome.outcome is Outcome.SUBMITTED
+    assert len(batch_jobs(flock)) == 1
+
+
+def test_rejected_request_is_recorded_with_its_reason(flock: FlockFixture) -> None:
+    service = make_service(flock)
+    outcome = service.submit({"PATH": "/evil"}, is_invoked=True)
+    assert outcome.outcome is Outcome.REJECTED and "reserved" in (outcome.reason or "")
+    record = service.store.get(outcome.job_id)
+    assert record is not None
+    assert (record.phase, record.result, record.reason) == (
+        Phase.FINISHED,
+        Result.REJECTED,
+        outcome.reason,
+    )
+    assert batch_jobs(flock) == [] and service.submitter.calls == 0
+
+
+def test_submit_refused_by_batch_finishes_the_record_failed(flock: FlockFixture) -> None:
+    settings = flock.settings
+    broken = JobService(
+        settings,
+        JobStore(settings.table_name),
+        BatchSubmitter(
+            "arn:aws:batch:us-east-1:123456789012:job-queue/nope", "nope:1", sleep=Recorder()
+        ),
+    )
+    outcome = broken.submit({"A": "1"}, is_invoked=True)
+    assert outcome.outcome is Outcome.FAILED
+    assert broken.submitter.calls == 1  # a client error is not retried
+    record = broken.store.get(outcome.job_id)
+    assert record is not None and record.result is Result.FAILED
+    assert record.reason is not None and "while submitting the job to AWS Batch" in record.reason
+
+
+def test_throttled_submit_is_retried_with_backoff(flock: FlockFixture) -> None:
+    flaky, sleeps = FlakyBatch(failures=2), Recorder()
+    service = make_service(flock, flaky, sleeps)
+    outcome = service.submit({"A": "1"}, is_invoked=True)
+    assert outcome.outcome is Outcome.SUBMITTED
+    assert flaky.calls == 3 and len(sleeps.delays) == 2
+    assert sleeps.delays[1] > sleeps.delays[0] * 0.9  # grows (jitter within 50-100 %)
+    assert len(batch_jobs(flock)) == 1
+
+
+def test_submit_that_stays_throttled_raises_and_leaves_no_record(flock: FlockFixture) -> None:
+    flaky = FlakyBatch(failures=100, code="InternalError", status=500)
+    service = make_service(flock, flaky)
+    with pytest.raises(TransientFailure):
+        service.submit({"A": "1"}, is_invoked=False, idempotency_key="s3://x/y#e@s")
+    assert flaky.calls == service.submitter.max_attempts
+    assert service.store.scan_all() == []  # the redelivery starts over
+
+
+def test_array_job_one_submit_one_record_per_child(flock: FlockFixture) -> None:
+    service = make_service(flock)
+    outcome = service.submit_array([{"I": i, "TAG": "arr"} for i in range(5)])
+    assert outcome.outcome is Outcome.SUBMITTED and outcome.array_size == 5
+    assert service.submitter.calls == 1
+    children = sorted(service.store.scan_all(), key=lambda r: r.array_index or 0)
+    assert [c.job_id for c in children] == [f"{outcome.job_id}-{i}" for i in range(5)]
+    assert [c.variables["I"] for c in children] == ["0", "1", "2", "3", "4"]
+    (job,) = batch_jobs(flock)
+    assert job["arrayProperties"]["size"] == 5
+    # a child's worker finds its own record from AWS_BATCH_JOB_ARRAY_INDEX
+    claimed = service.store.claim(child_job_id(outcome.job_id, 3), batch_job_id=f"{job['jobId']}:3")
+    assert claimed is not None and claimed.variables["I"] == "3"
+    assert claimed.batch_job_id == f"{job['jobId']}:3"
+
+
+def test_array_with_one_bad_item_is_rejected_whole(flock: FlockFixture) -> None:
+    service = make_service(flock)
+    outcome = service.submit_array([{"A": "1"}, {"A": "2"}, {"bad name": "3"}])
+    assert outcome.outcome is Outcome.REJECTED
+    assert outcome.reason is not None and outcome.reason.startswith("array item 2:")
+    assert [r.result for r in service.store.scan_all()] == [Result.REJECTED]
+    assert service.submitter.calls == 0
