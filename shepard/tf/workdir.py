@@ -149,6 +149,12 @@ def _hcl(value: str) -> str:
     return json.dumps(value).replace("${", "$${").replace("%{", "%%{")
 
 
+def _attributes(pairs: list[tuple[str, str]], *, indent: int) -> str:
+    """HCL attribute lines with the ``=`` aligned as ``terraform fmt`` writes them."""
+    width = max(len(name) for name, _ in pairs)
+    return "\n".join(f"{' ' * indent}{name:<{width}} = {value}" for name, value in pairs)
+
+
 def render_backend_override(
     backend: Backend, *, state_dir: Path, flock_name: str, region: str
 ) -> str:
@@ -163,15 +169,15 @@ def render_backend_override(
                 "while writing the Terraform backend: state.backend is s3 but state.bucket is "
                 "not set. Add state.bucket (an existing S3 bucket for the state) to flock.yaml"
             )
-        lines = [
-            f"    bucket  = {_hcl(backend.bucket)}",
-            f"    key     = {_hcl(backend.key or f'shepard/{flock_name}/terraform.tfstate')}",
-            f"    region  = {_hcl(backend.region or region)}",
-            f"    encrypt = {'true' if backend.encrypt else 'false'}",
+        attributes = [
+            ("bucket", _hcl(backend.bucket)),
+            ("key", _hcl(backend.key or f"shepard/{flock_name}/terraform.tfstate")),
+            ("region", _hcl(backend.region or region)),
+            ("encrypt", "true" if backend.encrypt else "false"),
         ]
         if backend.dynamodb_table:
-            lines.append(f"    dynamodb_table = {_hcl(backend.dynamodb_table)}")
-        body = "\n".join(lines)
+            attributes.append(("dynamodb_table", _hcl(backend.dynamodb_table)))
+        body = _attributes(attributes, indent=4)
         return f'{head}terraform {{\n  backend "s3" {{\n{body}\n  }}\n}}\n'
     if backend.kind == "cloud":
         if not backend.organization:
@@ -179,13 +185,11 @@ def render_backend_override(
                 "while writing the Terraform backend: state.backend is cloud but "
                 "state.organization is not set. Add your Terraform Cloud organization to flock.yaml"
             )
-        lines = [f"    organization = {_hcl(backend.organization)}"]
+        attributes = [("organization", _hcl(backend.organization))]
         if backend.hostname:
-            lines.append(f"    hostname     = {_hcl(backend.hostname)}")
-        lines.append(
-            f"    workspaces {{\n      name = {_hcl(backend.workspace or flock_name)}\n    }}"
-        )
-        body = "\n".join(lines)
+            attributes.append(("hostname", _hcl(backend.hostname)))
+        workspace = _attributes([("name", _hcl(backend.workspace or flock_name))], indent=6)
+        body = f"{_attributes(attributes, indent=4)}\n    workspaces {{\n{workspace}\n    }}"
         return f"{head}terraform {{\n  cloud {{\n{body}\n  }}\n}}\n"
     raise BadInput(
         f"while writing the Terraform backend: unknown state.backend {backend.kind!r}. "
