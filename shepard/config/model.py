@@ -575,6 +575,11 @@ class LocalConfig:
         doc="The deployment folder's `code/` (with the Dockerfile), relative to the flock file.",
         default_doc="`code` beside the flock file, when it exists",
     )
+    runner: Literal["auto", "docker", "process"] = spec(
+        "auto",
+        doc="How jobs run: `docker` (the payload image), `process` (`command` as a plain "
+        "process), or `auto` (Docker when an engine answers, else a process).",
+    )
     max_parallel_jobs: int = spec(
         2, doc="Jobs the local flock runs at once.", minimum=1, maximum=64
     )

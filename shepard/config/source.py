@@ -87,26 +87,37 @@ def load_document(text: str) -> Document:
 
 def _index(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, doc: Document) -> None:
     if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolve `<<` merge keys as the constructor will
-        for key_node, value_node in node.value:
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
             line = key_node.start_mark.line + 1
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str):
                 doc.issues.append(
                     Issue(path, f"keys must be strings, got {key!r}; quote the key", line)
                 )
-                continue
-            child = (*path, key)
-            if child in doc.lines:
+            elif key in seen:
                 doc.issues.append(
                     Issue(
-                        child,
-                        f"duplicate key (first on line {doc.lines[child]}); keep one of them",
+                        (*path, key),
+                        f"duplicate key (first on line {seen[key]}); keep one of them",
                         line,
                     )
                 )
-                continue
-            doc.lines[child] = line
+            else:
+                seen[key] = line
+        # Resolve `<<` merge keys as the constructor will: merged pairs first, then the
+        # mapping's own, the last of a key winning.
+        loader.flatten_mapping(node)
+        effective: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if isinstance(key, str):
+                effective[key] = (key_node, value_node)
+        for key, (key_node, value_node) in effective.items():
+            child = (*path, key)
+            doc.lines[child] = key_node.start_mark.line + 1
             _index(loader, value_node, child, doc)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
