@@ -19,6 +19,7 @@ _BAD_KEYS = {"InvalidClientTokenId", "UnrecognizedClientException", "SignatureDo
 @contextmanager
 def aws_errors(doing: str) -> Iterator[None]:
     """Turn any botocore failure inside the block into a ShepardError about ``doing``."""
+    from boto3.exceptions import S3TransferFailedError, S3UploadFailedError
     from botocore import exceptions as bx
 
     try:
@@ -67,5 +68,9 @@ def aws_errors(doing: str) -> Iterator[None]:
                 " (`shepard-tf set_role`) allowed to do this."
             ) from None
         raise BackendError(f"while {doing}: AWS answered {code}: {message}.") from None
+    except (S3UploadFailedError, S3TransferFailedError) as exc:
+        raise BackendError(
+            f"while {doing}: {exc}. Check the bucket name and that your credentials may write it."
+        ) from None
     except bx.BotoCoreError as exc:
         raise BackendError(f"while {doing}: {exc}.") from None

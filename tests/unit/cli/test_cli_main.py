@@ -29,7 +29,7 @@ def test_every_command_is_in_the_parser_and_has_an_example(
             parser.parse_args([name, "--help"])
         assert exit_info.value.code == 0
         text = capsys.readouterr().out
-        assert "example:" in text and f"shepard-tf " in text, name
+        assert "example:" in text and "shepard-tf " in text, name
 
 
 @pytest.mark.parametrize(

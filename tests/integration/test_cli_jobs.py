@@ -1,0 +1,261 @@
+"""batch, query and retrieve against the emulator, run in-process as a user would."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import boto3
+import pytest
+
+from shepard.emulator import InProcessEmulator
+from shepard.joblayer.records import Phase, Result, Status
+from shepard.joblayer.settings import FlockSettings
+from shepard.joblayer.store import JobRecord, JobStore
+from shepard.joblayer.testing import make_test_flock
+from tests.unit.cli.helpers import cli_env, run, write_flock_profile
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def flock(aws: InProcessEmulator) -> FlockSettings:
+    return make_test_flock("clitest", batch=False).settings
+
+
+@pytest.fixture
+def env(flock: FlockSettings, tmp_path: Path) -> dict[str, str]:
+    env = cli_env(tmp_path / "config")
+    write_flock_profile(env, flock)
+    return env
+
+
+def _job_folder(root: Path, name: str, inputs: object, **files: bytes) -> Path:
+    folder = root / name
+    folder.mkdir()
+    (folder / "inputs.json").write_text(json.dumps(inputs))
+    for file_name, data in files.items():
+        (folder / file_name).write_bytes(data)
+    return folder
+
+
+def _zip_names(body: bytes) -> set[str]:
+    with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        return set(zf.namelist())
+
+
+# -- batch ------------------------------------------------------------------------------------
+
+
+def test_batch_uploads_one_zip_per_folder_and_prints_its_name(
+    env: dict[str, str], flock: FlockSettings, tmp_path: Path
+) -> None:
+    one = _job_folder(tmp_path, "one", {"test1": "a"}, **{"data.txt": b"hello"})
+    two = _job_folder(tmp_path, "two", {"test1": "b"})
+    result = run(["batch", "--path_to_local_folder_to_batch", str(one), str(two)], env)
+    assert result.code == 0, result.err
+    names = result.out.split()
+    assert len(names) == 2 and all(n.endswith(".zip") and len(n) == 36 for n in names)
+    s3 = boto3.client("s3")
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=flock.inputs_bucket)["Contents"]}
+    assert keys == set(names)
+    first = s3.get_object(Bucket=flock.inputs_bucket, Key=names[0])["Body"].read()
+    assert _zip_names(first) == {"inputs.json", "data.txt"}
+    with zipfile.ZipFile(io.BytesIO(first)) as zf:
+        assert json.loads(zf.read("inputs.json")) == {"test1": "a"}
+
+
+def test_batch_override_name_and_multipart_upload(
+    env: dict[str, str], flock: FlockSettings, tmp_path: Path
+) -> None:
+    big = os.urandom(9 * 1024 * 1024)  # over the 8 MiB multipart threshold, incompressible
+    folder = _job_folder(tmp_path, "big", {"TAG": "run1"}, **{"blob.bin": big})
+    result = run(
+        ["batch", "--path-to-local-folder-to-batch", str(folder), "--zip_name_override", "mine"],
+        env,
+    )
+    assert result.code == 0, result.err
+    assert result.out.strip() == "mine.zip"
+    head = boto3.client("s3").head_object(Bucket=flock.inputs_bucket, Key="mine.zip")
+    assert head["ContentLength"] > len(big)
+    assert "-" in head["ETag"]  # a multipart upload's ETag
+
+
+def test_batch_refuses_bad_inputs_before_uploading(
+    env: dict[str, str], flock: FlockSettings, tmp_path: Path
+) -> None:
+    good = _job_folder(tmp_path, "good", {"test1": "a"})
+    bad = _job_folder(tmp_path, "bad", {"uuid": "reserved"})
+    result = run(["batch", "--path_to_local_folder_to_batch", str(good), str(bad)], env)
+    assert result.code == 2
+    assert f"while checking {bad / 'inputs.json'}" in result.err and "reserved" in result.err
+    assert "nothing was uploaded" in result.err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run(["batch", "--path_to_local_folder_to_batch", str(empty)], env)
+    assert result.code == 2 and "has no inputs.json" in result.err
+    listing = boto3.client("s3").list_objects_v2(Bucket=flock.inputs_bucket)
+    assert listing.get("KeyCount", 0) == 0
+
+
+def test_batch_missing_bucket_is_an_aws_error_with_exit_3(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    folder = _job_folder(tmp_path, "one", {"a": "1"})
+    result = run(
+        [
+            "batch",
+            "--path_to_local_folder_to_batch",
+            str(folder),
+            "--s3_bucket_to_upload_to",
+            "nope",
+        ],
+        env,
+    )
+    assert result.code == 3 and "NoSuchBucket" in result.err and "Traceback" not in result.err
+
+
+# -- query ------------------------------------------------------------------------------------
+
+
+def _records(flock: FlockSettings) -> None:
+    store = JobStore(flock.table_name)
+    store.put_many(
+        [
+            JobRecord(job_id="a" * 32, created_at="2026-11-25T08:00:00.000001Z"),
+            JobRecord(
+                job_id="b" * 32,
+                created_at="2026-11-25T08:00:01.000000Z",
+                phase=Phase.RUNNING,
+                status=Status.CALLING_PAYLOAD_CODE,
+                tag="t1",
+                start_time="20261125T080005Z",
+            ),
+            JobRecord(
+                job_id="c" * 32,
+                created_at="2026-11-25T08:00:02.000000Z",
+                phase=Phase.FINISHED,
+                status=Status.DONE,
+                result=Result.SUCCEEDED,
+                start_time="20261125T080005Z",
+                end_time="20261125T081005Z",
+            ),
+            JobRecord(
+                job_id="d" * 32,
+                created_at="2026-11-25T08:00:03.000000Z",
+                phase=Phase.FINISHED,
+                status=Status.DONE,
+                result=Result.FAILED,
+                reason="exit 1",
+            ),
+        ]
+    )
+
+
+def test_query_all_by_phase_and_by_result(env: dict[str, str], flock: FlockSettings) -> None:
+    _records(flock)
+    result = run(["query"], env)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[1].split() == ["job", "status", "result", "tag", "start", "duration"]
+    assert [line.split()[0] for line in lines[2:]] == ["a" * 32, "b" * 32, "c" * 32, "d" * 32]
+    finished = next(line for line in lines if line.startswith("c" * 32))
+    assert "succeeded" in finished and "10:00" in finished  # 10 minutes
+    running = json.loads(run(["query", "--status", "running", "--json"], env).out)
+    assert [r["UUID"] for r in running] == ["b" * 32]
+    assert running[0]["JOB_STATUS"] == "calling_payload_code" and running[0]["TAG"] == "t1"
+    failed = json.loads(run(["query", "--status", "failed", "--json"], env).out)
+    assert [(r["UUID"], r["REASON"]) for r in failed] == [("d" * 32, "exit 1")]
+    assert (
+        json.loads(run(["query", "--status", "queued", "--json"], env).out)[0]["UUID"] == "a" * 32
+    )
+
+
+def test_query_uses_the_gsi_and_never_scans(env: dict[str, str], flock: FlockSettings) -> None:
+    import argparse
+
+    from shepard.cli import build_parser
+    from shepard.commands import Context
+    from shepard.commands.jobs import fetch_jobs
+
+    _records(flock)
+    args = build_parser().parse_args(["query"])
+    ctx = Context.create(args, env=env, parser=argparse.ArgumentParser())
+    calls: list[str] = []
+    client = ctx.aws._client("dynamodb")
+    client.meta.events.register(
+        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
+    )
+    assert len(fetch_jobs(ctx, flock.table_name, None)) == 4
+    assert len(fetch_jobs(ctx, flock.table_name, "succeeded")) == 1
+    assert calls == ["Query"] * 4
+
+
+def test_query_watch_refreshes_until_interrupted(env: dict[str, str], flock: FlockSettings) -> None:
+    import argparse
+
+    from shepard.cli import build_parser
+    from shepard.commands import Context
+    from shepard.commands.jobs import query
+
+    _records(flock)
+    out = io.StringIO()
+    args = build_parser().parse_args(["query", "--watch", "0.5", "--status", "running"])
+    ctx = Context.create(args, env=env, parser=argparse.ArgumentParser(), stdout=out)
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            raise KeyboardInterrupt
+
+    ctx.sleep = sleep
+    assert query(ctx) == 0
+    assert sleeps == [0.5, 0.5] and out.getvalue().count("b" * 32) == 2
+
+
+# -- retrieve ---------------------------------------------------------------------------------
+
+
+def _result_zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_retrieve_twice_downloads_only_what_is_new(
+    env: dict[str, str], flock: FlockSettings, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3")
+    bucket = flock.outputs_bucket
+    plain = f"result@{'c' * 32}_20261125T080005Z_root.zip"
+    tagged = f"run1_result@{'d' * 32}_20261125T080005Z_root.zip"
+    s3.put_object(Bucket=bucket, Key=plain, Body=_result_zip({"out.txt": b"one"}))
+    s3.put_object(Bucket=bucket, Key=tagged, Body=_result_zip({"out.txt": b"two"}))
+    target = tmp_path / "results"
+    args = ["retrieve", "--directory_to_sync_s3_bucket_to", str(target)]
+    first = run(args, env)
+    assert first.code == 0, first.err
+    assert sorted(Path(p).name for p in first.out.split()) == sorted([plain, tagged])
+    assert "downloaded 2 result(s)" in first.err
+    second = run(args, env)
+    assert second.out == "" and "downloaded 0 result(s)" in second.err
+    assert "2 already present" in second.err
+    # A changed result (same name, new content) is fetched again; nothing else is.
+    s3.put_object(Bucket=bucket, Key=plain, Body=_result_zip({"out.txt": b"changed!"}))
+    third = run(args, env)
+    assert [Path(p).name for p in third.out.split()] == [plain]
+    # --tag and --unzip
+    tag_dir = tmp_path / "tagged"
+    tagged_run = run(
+        ["retrieve", "--directory-to-sync-s3-bucket-to", str(tag_dir), "--tag", "run1", "--unzip"],
+        env,
+    )
+    assert [Path(p).name for p in tagged_run.out.split()] == [tagged]
+    assert (tag_dir / tagged.removesuffix(".zip") / "out.txt").read_bytes() == b"two"
+    assert not list(tag_dir.glob(".*.part"))
