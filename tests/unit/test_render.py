@@ -1,0 +1,157 @@
+"""Rendering the tfvars of terraform/flock from a flock file.
+
+Golden files pin the render of the example flocks; regenerate them after an intended change with
+``SHEPARD_UPDATE_GOLDEN=1 .venv/bin/pytest tests/unit/test_render.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from shepard.config import load_flock, parse_flock
+from shepard.errors import ShepardError
+from shepard.render import TEMPLATE, TEMPLATES_DIR, render_tfvars, tfvars_view
+
+ROOT = Path(__file__).resolve().parents[2]
+GOLDEN = ROOT / "tests" / "golden"
+ZIPS = {"scheduler": Path("/state/lambda/scheduler.zip"), "api": Path("/state/lambda/api.zip")}
+MINIMAL = "name: demo\nregion: us-east-1\nbatch:\n  instance_types: [optimal]\n"
+
+# docs/contracts.md section 1 (`images` is written by deploy after it pushes the images).
+CONTRACT_VARIABLES = {
+    "name",
+    "region",
+    "resource_tags",
+    "instance_tags",
+    "allow_docker_daemon",
+    "job",
+    "buckets",
+    "force_destroy_buckets",
+    "table",
+    "secret_name",
+    "ecr",
+    "batch",
+    "ebs",
+    "efs",
+    "lustre",
+    "sqs",
+    "lambda",
+    "extra_iam_policy_json",
+    "network",
+    "emulator",
+    "aws_provider",
+    "availability_zones",
+}
+
+
+@pytest.mark.parametrize("example", ["minimal", "full"])
+def test_render_matches_the_golden_file(example: str) -> None:
+    config = load_flock(ROOT / "examples" / "flocks" / f"{example}.yaml")
+    text = render_tfvars(config, ZIPS)
+    golden = GOLDEN / f"{example}.json"
+    if os.environ.get("SHEPARD_UPDATE_GOLDEN"):
+        golden.write_text(text, encoding="utf-8")
+    assert text == golden.read_text(encoding="utf-8")
+
+
+def test_rendered_text_is_json_with_every_contract_variable() -> None:
+    tfvars = json.loads(render_tfvars(parse_flock(MINIMAL), ZIPS))
+    assert set(tfvars) == CONTRACT_VARIABLES
+    assert tfvars["job"] == {
+        "vcpus": 2,
+        "memory_mib": 7000,
+        "timeout_seconds": 86400,
+        "retry_attempts": 3,
+        "retry_on_host_reclaim": True,
+        "ulimit_nofile": 1048576,
+        "gpus": 0,
+    }
+    assert tfvars["lambda"]["scheduler_zip"] == "/state/lambda/scheduler.zip"
+    assert tfvars["lambda"]["api_zip"] == "/state/lambda/api.zip"
+    assert tfvars["emulator"] == {"enabled": False}
+    assert tfvars["aws_provider"] == {}
+    assert tfvars["availability_zones"] == ["us-east-1a", "us-east-1b"]
+
+
+def test_full_example_renders_its_compute_environments_in_queue_order() -> None:
+    tfvars = json.loads(render_tfvars(load_flock(ROOT / "examples/flocks/full.yaml"), ZIPS))
+    envs = tfvars["batch"]["compute_environments"]
+    assert [
+        (k, v["order"], v["type"]) for k, v in sorted(envs.items(), key=lambda i: i[1]["order"])
+    ] == [
+        ("spot", 1, "SPOT"),
+        ("on-demand", 2, "EC2"),
+        ("gpu", 3, "EC2"),
+    ]
+    assert envs["spot"]["bid_percentage"] == 60
+    assert envs["gpu"]["gpu"] is True
+    assert envs["on-demand"]["max_vcpus"] == 128
+    assert tfvars["efs"]["throughput_mode"] == "elastic"
+    assert json.loads(tfvars["extra_iam_policy_json"])["Statement"][0]["Action"] == [
+        "s3:GetObject",
+        "s3:ListBucket",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("flock", "emulator"), [(MINIMAL, True), (MINIMAL + "target: local\n", False)]
+)
+def test_emulator_mode_sets_the_switch_and_the_moto_provider_settings(
+    flock: str, emulator: bool
+) -> None:
+    tfvars = json.loads(render_tfvars(parse_flock(flock), ZIPS, emulator=emulator))
+    assert tfvars["emulator"] == {"enabled": True}
+    assert tfvars["aws_provider"] == {
+        "max_retries": 3,
+        "allowed_account_ids": ["123456789012"],
+        "skip_credentials_validation": True,
+    }
+
+
+def test_provisioned_efs_throughput() -> None:
+    view = tfvars_view(parse_flock(MINIMAL + "efs:\n  create: true\n  throughput: 64\n"), ZIPS)
+    assert view["efs"] == {
+        "create": True,
+        "name": None,
+        "throughput_mode": "provisioned",
+        "provisioned_mibps": 64,
+    }
+
+
+def test_user_strings_cannot_break_out_of_their_json_value() -> None:
+    nasty = 'x", "name": "pwned", "y": "}} {% raw %} </script> \\\\ \\n'
+    config = parse_flock(MINIMAL + "resource_tags:\n  owner: " + json.dumps(nasty) + "\n")
+    tfvars = json.loads(render_tfvars(config, ZIPS))
+    assert tfvars["name"] == "demo"
+    assert tfvars["resource_tags"] == {"owner": nasty}
+
+
+def test_missing_lambda_package_is_a_clear_error() -> None:
+    with pytest.raises(ShepardError, match="no Lambda package for api"):
+        render_tfvars(parse_flock(MINIMAL), {"scheduler": ZIPS["scheduler"]})
+
+
+def test_template_holds_no_logic_and_writes_every_value_through_tojson() -> None:
+    template = (TEMPLATES_DIR / TEMPLATE).read_text(encoding="utf-8")
+    assert "{%" not in template
+    expressions = re.findall(r"{{(.*?)}}", template)
+    assert len(expressions) == len(CONTRACT_VARIABLES)
+    assert all(re.fullmatch(r' tfvars\["\w+"\] \| tojson ', e) for e in expressions)
+
+
+def test_rendered_variables_are_declared_by_the_root_module() -> None:
+    variables_tf = sorted((ROOT / "terraform" / "flock").glob("*.tf"))
+    declared = {
+        name
+        for path in variables_tf
+        for name in re.findall(r'^variable\s+"(\w+)"', path.read_text(), re.MULTILINE)
+    }
+    if not declared:
+        pytest.skip("terraform/flock declares no variables yet")
+    rendered = set(json.loads(render_tfvars(parse_flock(MINIMAL), ZIPS)))
+    assert rendered <= declared, f"not variables of terraform/flock: {rendered - declared}"
