@@ -210,7 +210,7 @@ class ComputeEnvironmentConfig:
         doc="Name of the AWS Batch compute environment.",
         pattern=RESOURCE_NAME_PATTERN,
         pattern_hint="letters, digits, `_`, `-`, `.`",
-        default_doc="`<name>-<id>`",
+        default_doc="generated from the prefix `<name>-<id>-`",
     )
 
 
@@ -257,7 +257,7 @@ class BatchConfig:
         doc="Name of the one compute environment (shorthand form).",
         pattern=RESOURCE_NAME_PATTERN,
         pattern_hint="letters, digits, `_`, `-`, `.`",
-        default_doc="`<name>-default`",
+        default_doc="generated from the prefix `<name>-default-`",
     )
     compute_environment_type: Literal["ec2", "spot"] = spec(
         "ec2",
@@ -344,7 +344,9 @@ class EcrConfig:
 @dataclass(frozen=True)
 class EfsConfig:
     create: bool = spec(False, seed="CreateEFS", doc="Create an EFS file system for the flock.")
-    name: str | None = spec(None, seed="EFSName", doc="Name of the EFS file system.")
+    name: str | None = spec(
+        None, seed="EFSName", doc="Name of the EFS file system.", default_doc="`<name>-efs`"
+    )
     throughput: Literal["bursting", "elastic"] | int = spec(
         "bursting",
         seed="EFSThroughput",
@@ -359,7 +361,12 @@ class LustreConfig:
     create: bool = spec(
         False, seed="CreateLustre", doc="Create an FSx for Lustre file system for the flock."
     )
-    name: str | None = spec(None, seed="LustreName", doc="Name of the Lustre file system.")
+    name: str | None = spec(
+        None,
+        seed="LustreName",
+        doc="Name of the Lustre file system.",
+        default_doc="`<name>-lustre`",
+    )
     bucket_name: str | None = spec(
         None,
         seed="LustreBucketName",
@@ -411,7 +418,7 @@ class SqsConfig:
         doc="Name of the queue of inputs-bucket events.",
         pattern=r"^[A-Za-z0-9_-]{1,80}$",
         pattern_hint="1-80 letters, digits, `_`, `-`",
-        default_doc="`<name>-inputs`",
+        default_doc="`<name>-scheduler`",
     )
     max_receive_count: int = spec(
         5,
