@@ -46,6 +46,15 @@ class JobRun:
     array_index: int | None = None
 
 
+def _overrides(job: dict[str, Any]) -> dict[str, str]:
+    """The environment a described Batch job's container gets from its SubmitJob overrides."""
+    return {
+        str(e["name"]): str(e["value"])
+        for e in job.get("container", {}).get("environment", [])
+        if "name" in e and "value" in e
+    }
+
+
 @dataclass
 class _Running:
     run: JobRun
@@ -120,6 +129,8 @@ class Executor:
         self._worker_argv = worker_argv
         self._wake = threading.Event()
         self._seen: set[str] = set()  # job ids handed to a worker, never started again
+        self._described: set[str] = set()  # Batch array jobs already looked at
+        self._array_jobs: dict[str, tuple[str, dict[str, str]]] = {}  # parent -> Batch job
         self._pending: deque[JobRun] = deque()
         self._running: dict[str, _Running] = {}
         self.started = 0
@@ -148,16 +159,16 @@ class Executor:
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def _batch_job_id(self, outputs: FlockOutputs, item: dict[str, Any]) -> str | None:
-        if "BATCH_JOB_ID" in item:
-            return str(item["BATCH_JOB_ID"]["S"])
-        # The index may project keys only: read the record itself.
-        full = self._dynamodb.get_item(
+    def _full(self, outputs: FlockOutputs, item: dict[str, Any]) -> dict[str, Any] | None:
+        """The whole record: the index may project keys only."""
+        if "JOB_STATUS" in item:
+            return item
+        full: dict[str, Any] | None = self._dynamodb.get_item(
             TableName=outputs.table_name, Key={"UUID": item["UUID"]}, ConsistentRead=True
         ).get("Item")
-        if full and "BATCH_JOB_ID" in full and full.get("PHASE", {}).get("S") == QUEUED:
-            return str(full["BATCH_JOB_ID"]["S"])
-        return None
+        if full is None or full.get("PHASE", {}).get("S") != QUEUED:
+            return None
+        return full
 
     def _describe(self, batch_ids: list[str]) -> dict[str, dict[str, Any]]:
         described: dict[str, dict[str, Any]] = {}
@@ -171,40 +182,63 @@ class Executor:
                 described[str(job["jobId"])] = job
         return described
 
+    def _resolve_array_parents(self, outputs: FlockOutputs) -> None:
+        """Map array parents (SHEPARD_JOB_ID) to their Batch array jobs on the queue.
+
+        Children's records carry no BATCH_JOB_ID (the parent has one Batch job); a child runs
+        only once its array job exists, as on Batch.
+        """
+        if not outputs.job_queue_arn:
+            return
+        listed = self._batch.list_jobs(jobQueue=outputs.job_queue_arn).get("jobSummaryList", [])
+        # Summaries may lack arrayProperties (moto's do): describe each parent-level job once.
+        new = [
+            str(job["jobId"])
+            for job in listed
+            if ":" not in str(job["jobId"]) and str(job["jobId"]) not in self._described
+        ]
+        for batch_id, job in self._describe(new).items():
+            self._described.add(batch_id)
+            env = _overrides(job)
+            parent = env.get("SHEPARD_JOB_ID")
+            if parent and (job.get("arrayProperties") or {}).get("size"):
+                self._array_jobs[parent] = (batch_id, env)
+
     def scan_once(self) -> list[JobRun]:
         """Queue the submitted jobs not seen before; the runs queued by this scan."""
         outputs = self._outputs()
         if outputs is None:
             return []
-        candidates: list[tuple[str, str]] = []
+        singles: list[tuple[str, str]] = []
+        children: list[tuple[str, str, int]] = []
         for item in self._queued_records(outputs):
             job_id = str(item["UUID"]["S"])
             if job_id in self._seen:
                 continue
-            batch_job_id = self._batch_job_id(outputs, item)
-            if batch_job_id is None:
-                continue  # written but not submitted yet: Batch would not run it either
-            candidates.append((job_id, batch_job_id))
-        if not candidates:
-            return []
-        described = self._describe([batch_id for _, batch_id in candidates])
-        runs: list[JobRun] = []
-        for job_id, batch_job_id in candidates:
-            job = described.get(batch_job_id, {})
-            env = {
-                str(e["name"]): str(e["value"])
-                for e in job.get("container", {}).get("environment", [])
-                if "name" in e and "value" in e
-            }
-            size = int(job.get("arrayProperties", {}).get("size", 0) or 0)
-            self._seen.add(job_id)
-            if size > 0 and "-" not in job_id:
-                runs.extend(
-                    JobRun(f"{job_id}-{index}", batch_job_id, env, array_index=index)
-                    for index in range(size)
+            record = self._full(outputs, item)
+            if record is None:
+                continue
+            if "ARRAY_PARENT" in record:
+                children.append(
+                    (job_id, str(record["ARRAY_PARENT"]["S"]), int(record["ARRAY_INDEX"]["N"]))
                 )
-            else:
-                runs.append(JobRun(job_id, batch_job_id, env))
+            elif "BATCH_JOB_ID" in record:
+                singles.append((job_id, str(record["BATCH_JOB_ID"]["S"])))
+            # else: written but not submitted yet; Batch would not run it either
+        runs: list[JobRun] = []
+        if singles:
+            described = self._describe([batch_id for _, batch_id in singles])
+            for job_id, batch_id in singles:
+                env = _overrides(described.get(batch_id, {}))
+                runs.append(JobRun(job_id, batch_id, env))
+        if any(parent not in self._array_jobs for _, parent, _ in children):
+            self._resolve_array_parents(outputs)
+        for job_id, parent, index in children:
+            if parent in self._array_jobs:
+                batch_id, env = self._array_jobs[parent]
+                runs.append(JobRun(job_id, f"{batch_id}:{index}", env, array_index=index))
+        for run in runs:
+            self._seen.add(run.job_id)
         self._pending.extend(runs)
         return runs
 
