@@ -9,13 +9,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from shepard.config import load_flock, parse_flock
 from shepard.errors import ShepardError
-from shepard.render import TEMPLATE, TEMPLATES_DIR, render_tfvars, tfvars_view
+from shepard.render import LAMBDA_ZIP_KEYS, TEMPLATE, TEMPLATES_DIR, render_tfvars, tfvars_view
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -155,3 +158,60 @@ def test_rendered_variables_are_declared_by_the_root_module() -> None:
         pytest.skip("terraform/flock declares no variables yet")
     rendered = set(json.loads(render_tfvars(parse_flock(MINIMAL), ZIPS)))
     assert rendered <= declared, f"not variables of terraform/flock: {rendered - declared}"
+
+
+@pytest.mark.terraform
+@pytest.mark.slow
+def test_rendered_full_example_plans_offline_with_the_root_module(
+    tf_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The real check of the contract: terraform/flock accepts what render_tfvars writes.
+
+    One plan of the full example (every key set); the minimal one is covered by the variable
+    names check above and by the Terraform suite's own cases.
+    """
+    if not (ROOT / "terraform" / "flock" / "main.tf").is_file():
+        pytest.skip("terraform/flock is not written yet")
+    shutil.copytree(
+        ROOT / "terraform",
+        tmp_path / "terraform",
+        ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"),
+    )
+    flock_dir = tmp_path / "terraform" / "flock"
+    zips = {}
+    for name in LAMBDA_ZIP_KEYS:
+        zips[name] = tmp_path / f"{name}.zip"
+        with zipfile.ZipFile(zips[name], "w") as archive:
+            archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
+
+    def terraform(*args: str) -> str:
+        result = subprocess.run(
+            ["terraform", f"-chdir={flock_dir}", *args],
+            env=tf_env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    tfvars = json.loads(render_tfvars(load_flock(ROOT / "examples/flocks/full.yaml"), zips))
+    # Offline: no STS call (docs/contracts.md section 1, aws_provider).
+    tfvars["aws_provider"] = {
+        "skip_credentials_validation": True,
+        "skip_requesting_account_id": True,
+    }
+    var_file = tmp_path / "full.tfvars.json"
+    var_file.write_text(json.dumps(tfvars))
+    terraform("init", "-input=false", "-backend=false")
+    terraform("plan", "-input=false", "-refresh=false", f"-var-file={var_file}", "-out=full.tfplan")
+    plan = json.loads(terraform("show", "-json", "full.tfplan"))
+    created = {
+        change["address"]: change["change"]["after"]
+        for change in plan["resource_changes"]
+        if change["change"]["actions"] == ["create"]
+    }
+    environments = {a: v for a, v in created.items() if v and "compute_resources" in v}
+    assert len(environments) == 3, sorted(environments)
+    types = sorted(v["compute_resources"][0]["type"] for v in environments.values())
+    assert types == ["EC2", "EC2", "SPOT"]
