@@ -1,0 +1,385 @@
+"""The worker against the emulator: real S3, DynamoDB and Secrets Manager, payloads as processes.
+
+Each test writes a job record with the job layer's JobStore, runs ``shepard_worker`` as Batch
+would (in process through ``main(env=...)``, or as a subprocess when it must be signalled) and
+reads back the record, the buckets and the workspace.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from shepard_worker.run import main
+
+from shepard.emulator import InProcessEmulator
+from shepard.joblayer.ids import new_job_id
+from shepard.joblayer.records import Phase, Result, Status
+from shepard.joblayer.store import JobRecord, JobStore
+from shepard.joblayer.testing import make_test_flock
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYLOADS = ROOT / "tests" / "fixtures" / "payloads"
+GOOD = {"test1": "test1", "test2": "test2", "test3": "test3", "test4": "0"}
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Flock:
+    name: str
+    env: dict[str, str]
+    store: JobStore
+    s3: Any
+    work_root: Path
+
+    def submit(self, variables: dict[str, str], **fields: Any) -> str:
+        job_id = new_job_id()
+        assert self.store.create(JobRecord(job_id=job_id, variables=variables, **fields))
+        return job_id
+
+    def keys(self, bucket: str) -> list[str]:
+        answer = self.s3.list_objects_v2(Bucket=self.env[bucket])
+        return sorted(item["Key"] for item in answer.get("Contents", []))
+
+    def zip(self, bucket: str, key: str) -> zipfile.ZipFile:
+        body = self.s3.get_object(Bucket=self.env[bucket], Key=key)["Body"].read()
+        return zipfile.ZipFile(io.BytesIO(body))
+
+    def run(self, job_id: str, **extra: str) -> int:
+        return main([], {**self.env, "SHEPARD_JOB_ID": job_id, **extra})
+
+    def record(self, job_id: str) -> JobRecord:
+        found = self.store.get(job_id)
+        assert found is not None
+        return found
+
+
+@pytest.fixture
+def flock(aws: InProcessEmulator, tmp_path: Path) -> Flock:
+    made = make_test_flock("wk", batch=False)
+    s = made.settings
+    secret = "wk-secrets"
+    work_root = tmp_path / "root"
+    work_root.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "INPUTS_BUCKET": s.inputs_bucket,
+        "OUTPUTS_BUCKET": s.outputs_bucket,
+        "ERROR_BUCKET": s.errors_bucket,
+        "USES_EFS": "False",
+        "USES_LUSTRE": "False",
+        "ULIMIT_FILENO": "4096",
+        "SHEPARD_FLOCK": s.flock,
+        "SHEPARD_TABLE_NAME": s.table_name,
+        "SHEPARD_SECRET_NAME": secret,
+        "SHEPARD_QUICK_DEPLOY_BUCKET": s.quick_deploy_bucket,
+        "SHEPARD_ALLOW_DOCKER_DAEMON": "False",
+        "SHEPARD_WORK_ROOT": str(work_root),
+        "SHEPARD_RUNNER": "process",
+        "SHEPARD_PAYLOAD_COMMAND": json.dumps([sys.executable, str(PAYLOADS / "testing_code.py")]),
+        "SHEPARD_STOP_GRACE_SECONDS": "2",
+        "INSTANCE_TAGS": "{}",
+    }
+    return Flock(
+        "wk", env, JobStore(s.table_name, boto3.client("dynamodb")), boto3.client("s3"), work_root
+    )
+
+
+def _input_zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _put_secrets(files: dict[str, bytes], *, split: bool) -> None:
+    client = boto3.client("secretsmanager")
+    encoded = {name: base64.b64encode(data).decode() for name, data in files.items()}
+    if not split:
+        client.create_secret(Name="wk-secrets", SecretString=json.dumps(encoded))
+        return
+    names = sorted(encoded)
+    half = len(names) // 2
+    client.create_secret(
+        Name="wk-secrets-part-1", SecretString=json.dumps({n: encoded[n] for n in names[half:]})
+    )
+    client.create_secret(
+        Name="wk-secrets",
+        SecretString=json.dumps(
+            {**{n: encoded[n] for n in names[:half]}, "__shepard_parts__": ["wk-secrets-part-1"]}
+        ),
+    )
+
+
+def test_failing_payload_reports_failure_with_an_error_zip_and_no_result(flock: Flock) -> None:
+    job_id = flock.submit({"an_example_variable_name": "an_example_variable_value"})
+
+    assert flock.run(job_id) == 1
+
+    record = flock.record(job_id)
+    assert (record.result, record.exit_code, record.status) == (Result.FAILED, 1, Status.DONE)
+    assert record.phase is Phase.FINISHED
+    assert record.reason == "the payload exited with code 1"
+    assert flock.keys("OUTPUTS_BUCKET") == []
+    error_key = f"error@{job_id}_{record.start_time}.zip"
+    assert record.error_zip == error_key
+    assert flock.keys("ERROR_BUCKET") == [error_key]
+    with flock.zip("ERROR_BUCKET", error_key) as zf:
+        assert zf.read("reason.txt").decode() == "the payload exited with code 1\n"
+        assert zf.read("output_root/partial.txt") == b"this job failed\n"
+        log = zf.read("worker.log").decode()
+    assert "missing variables ['test1', 'test2', 'test3', 'test4']" in log
+    assert "shepard: JOB_STATUS calling_payload_code" in log
+    assert "shepard: JOB_STATUS job failed; pushing logs to s3" in log
+    assert list(flock.work_root.iterdir()) == []
+
+
+def test_successful_job_zips_each_output_folder_with_the_seed_names(
+    flock: Flock, tmp_path: Path
+) -> None:
+    efs_root = tmp_path / "efs"
+    efs_root.mkdir()
+    flock.env.update({"USES_EFS": "True", "SHEPARD_EFS_ROOT": str(efs_root)})
+    flock.s3.put_object(
+        Bucket=flock.env["INPUTS_BUCKET"],
+        Key="batch/job1.zip",
+        Body=_input_zip({"inputs.json": json.dumps(GOOD).encode(), "data/in.txt": b"input!"}),
+    )
+    secrets = {"token.txt": b"s3cret\n", "key.bin": bytes(range(256)), "cert.pem": b"PEM"}
+    _put_secrets(secrets, split=True)
+    job_id = flock.submit({**GOOD, "user_var": "hello"}, input_zip_name="batch/job1.zip")
+
+    assert flock.run(job_id) == 0
+
+    record = flock.record(job_id)
+    assert (record.result, record.exit_code, record.status) == (Result.SUCCEEDED, 0, Status.DONE)
+    expected = [f"result@{job_id}_{record.start_time}_{loc}.zip" for loc in ("efs", "root")]
+    assert flock.keys("OUTPUTS_BUCKET") == expected
+    assert sorted(record.outputs) == expected
+    assert flock.keys("ERROR_BUCKET") == []
+    with flock.zip("OUTPUTS_BUCKET", expected[1]) as zf:
+        names = set(zf.namelist())
+        assert {"outputFile", "environment.json", "inputs/job1.zip", "inputs/inputs.json"} <= names
+        assert zf.read("inputs/data/in.txt") == b"input!"
+        for name, data in secrets.items():
+            assert zf.read(f"inputs/secrets/{name}") == data
+        report = json.loads(zf.read("environment.json"))
+    with flock.zip("OUTPUTS_BUCKET", expected[0]) as zf:
+        assert zf.read("outputFile") == b"\0" * 512
+    env = report["environment"]
+    work = flock.work_root / job_id
+    assert env["UUID"] == job_id
+    assert env["START_TIME"] == record.start_time
+    assert env["JOB_STATUS"] == "calling_payload_code"
+    assert env["ROOT_INPUT_NAME"] == str(work / "input")
+    assert env["ROOT_OUTPUT_NAME"] == str(work / "output")
+    assert env["EFS_INPUT_NAME"] == str(efs_root / job_id / "input")
+    assert env["EFS_OUTPUT_NAME"] == str(efs_root / job_id / "output")
+    assert env["EFS_READ_ONLY_PATH"] == str(efs_root)
+    assert "LUSTRE_OUTPUT_NAME" not in env and "LUSTRE_READ_ONLY_PATH" not in env
+    assert (env["USES_EFS"], env["USES_LUSTRE"], env["IS_INVOKED"]) == ("True", "False", "False")
+    assert env["INPUT_ZIP_NAME"] == "batch/job1.zip"
+    assert env["INPUTS_BUCKET"] == flock.env["INPUTS_BUCKET"]
+    assert env["ERROR_BUCKET"] == flock.env["ERROR_BUCKET"]
+    assert env["ULIMIT_FILENO"] == "4096"
+    assert env["user_var"] == "hello" and env["test4"] == "0"
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "SHEPARD_TABLE_NAME" not in env
+    assert report["secret_modes"] == {name: "0o600" for name in secrets}
+    assert report["nofile"][0] == 4096
+    # The EFS input folder got the input zip too, and every folder is gone afterwards.
+    assert list(flock.work_root.iterdir()) == [] and list(efs_root.iterdir()) == []
+
+
+def test_tag_prefixes_the_result_name(flock: Flock) -> None:
+    job_id = flock.submit({**GOOD, "tag": "test_file"}, tag="test_file", is_invoked=True)
+
+    assert flock.run(job_id) == 0
+
+    record = flock.record(job_id)
+    key = f"test_file_result@{job_id}_{record.start_time}_root.zip"
+    assert flock.keys("OUTPUTS_BUCKET") == [key]
+    with flock.zip("OUTPUTS_BUCKET", key) as zf:
+        env = json.loads(zf.read("environment.json"))["environment"]
+        assert "inputs/secrets/" in zf.namelist()  # no secrets deployed: an empty folder
+    assert env["IS_INVOKED"] == "True" and env["INPUT_ZIP_NAME"] == ""
+
+
+def test_quick_deploy_runs_run_sh_from_the_quick_deploy_bucket(flock: Flock) -> None:
+    bucket = flock.env["SHEPARD_QUICK_DEPLOY_BUCKET"]
+    flock.s3.put_object(Bucket=bucket, Key="my_code/", Body=b"")  # a console folder marker
+    flock.s3.put_object(
+        Bucket=bucket, Key="my_code/run.sh", Body=(PAYLOADS / "run.sh").read_bytes()
+    )
+    flock.s3.put_object(Bucket=bucket, Key="my_code/data/message.txt", Body=b"from quick deploy")
+    flock.s3.put_object(Bucket=bucket, Key="my_code_other/run.sh", Body=b"exit 3")
+    job_id = flock.submit({"Quick_Deploy_Directory": "my_code"})
+
+    assert flock.run(job_id) == 0
+
+    record = flock.record(job_id)
+    key = f"result@{job_id}_{record.start_time}_root.zip"
+    assert record.result is Result.SUCCEEDED
+    with flock.zip("OUTPUTS_BUCKET", key) as zf:
+        assert zf.read("message.txt") == b"from quick deploy"
+        cwd = zf.read("cwd.txt").decode().strip()
+    assert cwd == str(flock.work_root / job_id / "input" / "my_code")
+
+
+def test_quick_deploy_object_leaving_its_folder_fails_the_job(flock: Flock) -> None:
+    bucket = flock.env["SHEPARD_QUICK_DEPLOY_BUCKET"]
+    flock.s3.put_object(Bucket=bucket, Key="my_code/run.sh", Body=b"echo hi")
+    flock.s3.put_object(Bucket=bucket, Key="my_code/../../escape.sh", Body=b"echo bad")
+    job_id = flock.submit({"QUICK_DEPLOY_DIRECTORY": "my_code"})
+
+    assert flock.run(job_id) == 1
+
+    record = flock.record(job_id)
+    assert record.result is Result.FAILED and record.exit_code is None
+    assert record.reason is not None and '"my_code/../../escape.sh"' in record.reason
+    assert "leaves its folder" in record.reason
+    assert flock.keys("OUTPUTS_BUCKET") == []
+    assert flock.keys("ERROR_BUCKET") == [f"error@{job_id}_{record.start_time}.zip"]
+    assert not (flock.work_root.parent / "escape.sh").exists()
+
+
+def test_a_claimed_job_does_not_run_twice(flock: Flock) -> None:
+    job_id = flock.submit(GOOD)
+    claimed = flock.store.claim(job_id)
+    assert claimed is not None
+
+    assert flock.run(job_id) == 0
+
+    record = flock.record(job_id)
+    assert (record.phase, record.status, record.attempt) == (
+        Phase.RUNNING,
+        Status.IN_PROGRESS,
+        1,
+    )
+    assert flock.keys("OUTPUTS_BUCKET") == [] and flock.keys("ERROR_BUCKET") == []
+
+
+def test_sigterm_interrupts_the_job_and_a_retry_runs_it(flock: Flock) -> None:
+    job_id = flock.submit({**GOOD, "SLEEP_SECONDS": "60"})
+    env = {**flock.env, "SHEPARD_JOB_ID": job_id}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "shepard_worker"],
+        env={**env, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "worker")])},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert worker.stdout is not None
+    lines = []
+    for line in worker.stdout:
+        lines.append(line)
+        if "testing_code: sleeping" in line:
+            break
+    started = time.monotonic()
+    worker.send_signal(signal.SIGTERM)
+    try:
+        rest, _ = worker.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        rest, _ = worker.communicate()
+        pytest.fail("the worker did not end on SIGTERM:\n" + "".join(lines) + rest)
+    elapsed = time.monotonic() - started
+
+    assert worker.returncode == 128 + signal.SIGTERM, "".join(lines) + rest
+    assert elapsed < 5  # the payload ended on SIGTERM, not after its 60 s sleep
+    record = flock.record(job_id)
+    assert (record.phase, record.result) == (Phase.QUEUED, Result.INTERRUPTED)
+    assert record.reason is not None and "SIGTERM" in record.reason
+    assert flock.keys("OUTPUTS_BUCKET") == [] and flock.keys("ERROR_BUCKET") == []
+    assert list(flock.work_root.iterdir()) == []
+
+    # Batch's retry: the next attempt can claim it, and this time it runs to the end.
+    flock.store.client.update_item(
+        TableName=flock.store.table_name,
+        Key={"UUID": {"S": job_id}},
+        UpdateExpression="SET VARIABLES.SLEEP_SECONDS = :zero",
+        ExpressionAttributeValues={":zero": {"S": "0"}},
+    )
+    assert flock.run(job_id) == 0
+    record = flock.record(job_id)
+    assert (record.result, record.attempt, record.reason) == (Result.SUCCEEDED, 2, None)
+
+
+class _Imds(BaseHTTPRequestHandler):
+    instance_id = ""
+
+    def do_PUT(self) -> None:
+        self._answer("token-1" if self.path == "/latest/api/token" else None)
+
+    def do_GET(self) -> None:
+        if self.headers.get("X-aws-ec2-metadata-token") != "token-1":
+            self._answer(None, 401)
+        elif self.path == "/latest/meta-data/instance-id":
+            self._answer(self.instance_id)
+        elif self.path == "/latest/meta-data/local-hostname":
+            self._answer("ip-10-0-1-5.ec2.internal")
+        else:
+            self._answer(None)
+
+    def _answer(self, body: str | None, code: int = 404) -> None:
+        self.send_response(200 if body is not None else code)
+        self.end_headers()
+        if body is not None:
+            self.wfile.write(body.encode())
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def imds() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Imds)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+
+
+def test_instance_is_tagged_and_hostname_comes_from_imds(flock: Flock, imds: str) -> None:
+    ec2 = boto3.client("ec2")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+    _Imds.instance_id = instance["InstanceId"]
+    job_id = flock.submit(GOOD)
+    tags = {"project": "genomics", "team": "blue"}
+
+    code = flock.run(
+        job_id,
+        AWS_EC2_METADATA_DISABLED="false",
+        AWS_EC2_METADATA_SERVICE_ENDPOINT=imds,
+        INSTANCE_TAGS=json.dumps({**tags, "contact": None}),
+    )
+
+    assert code == 0
+    answer = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [_Imds.instance_id]}])
+    assert {t["Key"]: t["Value"] for t in answer["Tags"]} == tags
+    record = flock.record(job_id)
+    key = f"result@{job_id}_{record.start_time}_root.zip"
+    with flock.zip("OUTPUTS_BUCKET", key) as zf:
+        env = json.loads(zf.read("environment.json"))["environment"]
+    assert env["HOSTNAME"] == "ip-10-0-1-5.ec2.internal"

@@ -1,0 +1,7 @@
+"""``python -m shepard_worker``."""
+
+import sys
+
+from .run import main
+
+sys.exit(main())

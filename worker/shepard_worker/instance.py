@@ -1,0 +1,59 @@
+"""The EC2 instance the job runs on, through IMDSv2 (skipped quietly anywhere else)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_ENDPOINT = "http://169.254.169.254"
+TIMEOUT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    hostname: str
+
+
+def _endpoint(env: Mapping[str, str]) -> str | None:
+    # The same switches as botocore's: a test or a laptop can point it elsewhere or turn it off.
+    if env.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+        return None
+    return env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", DEFAULT_ENDPOINT).rstrip("/")
+
+
+def _request(url: str, *, method: str, headers: dict[str, str]) -> str:
+    request = urllib.request.Request(url, method=method, headers=headers)  # noqa: S310
+    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        return str(response.read().decode("utf-8").strip())
+
+
+def current_instance(env: Mapping[str, str] | None = None) -> Instance | None:
+    """This instance's id and hostname, or None when there is no instance metadata service."""
+    endpoint = _endpoint(os.environ if env is None else env)
+    if endpoint is None:
+        return None
+    try:
+        token = _request(
+            f"{endpoint}/latest/api/token",
+            method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
+        )
+        headers = {"X-aws-ec2-metadata-token": token}
+        instance_id = _request(
+            f"{endpoint}/latest/meta-data/instance-id", method="GET", headers=headers
+        )
+        hostname = _request(
+            f"{endpoint}/latest/meta-data/local-hostname", method="GET", headers=headers
+        )
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    return Instance(instance_id, hostname or socket.gethostname())
+
+
+def hostname(instance: Instance | None) -> str:
+    return instance.hostname if instance is not None else socket.gethostname()

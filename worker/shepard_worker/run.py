@@ -1,0 +1,381 @@
+"""One job, start to end: claim, prepare, run the payload, push results or logs, clean up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from shepard.errors import BackendError, ShepardError
+from shepard.joblayer.records import Result, Status
+from shepard.joblayer.store import JobRecord, JobStore
+from shepard.joblayer.variables import find_quick_deploy, find_tag
+
+from . import instance as ec2_instance
+from .aws import AWS_ERRORS, Aws
+from .environment import payload_environment
+from .fetch import fetch_input_zip, fetch_quick_deploy, rebuild_secrets
+from .joblog import JobLog
+from .results import upload_error_zip, upload_results
+from .runners import DockerRunner, Mount, ProcessRunner, Runner, RunSpec
+from .settings import Settings
+from .workspace import Workspace
+
+SECRETS_FOLDER = "secrets"
+
+
+class Interrupted(Exception):
+    """SIGTERM or SIGINT reached the worker (Spot reclaim, Batch terminate, Ctrl-C)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _Failed(Exception):
+    """The job failed (fetch error, bad name, non-zero exit): report it, keep the logs."""
+
+    def __init__(self, reason: str, exit_code: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.exit_code = exit_code
+
+
+@dataclass(frozen=True)
+class Prepared:
+    env: dict[str, str]
+    command: tuple[str, ...] | None
+    workdir: Path | None
+
+
+class Worker:
+    """Runs the job of ``settings.job_id``. ``run()`` returns the worker's exit status.
+
+    Exit statuses: 0 when the job finished (succeeded) or was not ours to run; 1 when it
+    finished failed; 128+signal when it was interrupted (Batch's retry strategy runs it again).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: JobStore,
+        aws: Aws,
+        runner: Runner,
+        log: JobLog,
+        environ: Mapping[str, str],
+        find_instance: Callable[
+            [Mapping[str, str]], ec2_instance.Instance | None
+        ] = ec2_instance.current_instance,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.aws = aws
+        self.runner = runner
+        self.log = log
+        self.environ = environ
+        self.find_instance = find_instance
+        self.workspace = Workspace.plan(
+            settings.job_id, settings.work_root, settings.efs_root, settings.lustre_root
+        )
+        self._signal: int | None = None
+        self._may_raise = False
+        self._payload_running = False
+        self._instance: ec2_instance.Instance | None = None
+
+    # -- signals ----------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if self._signal is not None:
+            return  # the first signal is being handled already
+        self._signal = signum
+        # A handler runs between two bytecodes of the main thread, maybe in the middle of a
+        # write to the log: it must take no lock and write nothing. A thread does the stopping.
+        if self._payload_running:
+            threading.Thread(target=self._stop_payload, args=(signum,), daemon=True).start()
+        elif self._may_raise:
+            raise Interrupted(signum)
+
+    def _stop_payload(self, signum: int) -> None:
+        grace = self.settings.stop_grace_seconds
+        name = signal.Signals(signum).name
+        self.log.worker(f"received {name}: stopping the payload (killed after {grace:g} s)")
+        self.runner.stop(grace)
+
+    def _check_signal(self) -> None:
+        if self._signal is not None:
+            raise Interrupted(self._signal)
+
+    @contextlib.contextmanager
+    def _interruptible(self) -> Iterator[None]:
+        """A stretch of work that a signal may cut short (not the job-record writes)."""
+        self._check_signal()
+        self._may_raise = True
+        try:
+            yield
+        finally:
+            self._may_raise = False
+        self._check_signal()
+
+    def _status(self, status: Status) -> None:
+        self.log.worker(f"JOB_STATUS {status.value}")
+        self.store.set_status(self.settings.job_id, status)
+
+    # -- the job ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        job_id = self.settings.job_id
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            record = self.store.claim(job_id)
+            if record is None:
+                self._explain_unclaimable(job_id)
+                return 0
+            self.log.worker(f"claimed job {job_id} (attempt {record.attempt})")
+            return self._run_claimed(record)
+        except Interrupted as interrupted:
+            return 128 + interrupted.signum
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            self.log.close()
+
+    def _explain_unclaimable(self, job_id: str) -> None:
+        existing = self.store.get(job_id)
+        if existing is None:
+            why = "the job table has no record with that id"
+        else:
+            result = existing.result.value if existing.result else "none yet"
+            why = (
+                f"it is {existing.phase.value} (status {existing.status.value}, "
+                f"result {result}): another worker runs or ran it"
+            )
+        self.log.worker(f"not running job {job_id}: {why}")
+
+    def _run_claimed(self, record: JobRecord) -> int:
+        job_id = self.settings.job_id
+        start_time = record.start_time or ""
+        try:
+            try:
+                with self._interruptible():
+                    self.workspace.create()
+                    self.log.open(self.workspace.log_path)
+                    self._tag_instance()
+                    prepared = self._prepare(record, start_time)
+                self._status(Status.CALLING_PAYLOAD_CODE)
+                prepared.env["JOB_STATUS"] = Status.CALLING_PAYLOAD_CODE.value
+                outcome = self._run_payload(prepared)
+                self._check_signal()
+                if outcome.exit_code != 0:
+                    detail = f" ({outcome.reason})" if outcome.reason else ""
+                    raise _Failed(
+                        f"the payload exited with code {outcome.exit_code}{detail}",
+                        outcome.exit_code,
+                    )
+                self._status(Status.COMPLETE_PUSHING_TO_S3)
+                with self._interruptible():
+                    try:
+                        keys = upload_results(
+                            self.aws,
+                            self.workspace,
+                            bucket=self.settings.outputs_bucket,
+                            job_id=job_id,
+                            start_time=start_time,
+                            tag=record.tag or find_tag(record.variables),
+                            log=self.log,
+                        )
+                    except (ShepardError, OSError) as error:
+                        raise _Failed(f"while pushing the results: {error}", 0) from error
+            except _Failed as failed:
+                return self._finish_failed(start_time, failed)
+            self._status(Status.COMPLETE_CLEANING_UP)
+            self.workspace.clean()
+            self.store.finish(
+                job_id, Result.SUCCEEDED, exit_code=0, outputs=keys, status=Status.DONE
+            )
+            self.log.worker(f"job {job_id} succeeded: {len(keys)} result zip(s)")
+            return 0
+        except Interrupted as interrupted:
+            self._interrupted(interrupted)
+            return 128 + interrupted.signum
+        finally:
+            self.workspace.clean()
+
+    def _finish_failed(self, start_time: str, failed: _Failed) -> int:
+        job_id = self.settings.job_id
+        self.log.worker(f"job {job_id} failed: {failed.reason}")
+        self._status(Status.FAILED_PUSHING_LOGS)
+        error_key: str | None = None
+        try:
+            with self._interruptible():
+                error_key = upload_error_zip(
+                    self.aws,
+                    self.workspace,
+                    bucket=self.settings.errors_bucket,
+                    job_id=job_id,
+                    start_time=start_time,
+                    reason=failed.reason,
+                    log=self.log,
+                )
+        except (ShepardError, OSError) as error:
+            self.log.worker(f"could not push the logs: {error}")
+        self._status(Status.FAILED_CLEANING_UP)
+        self.workspace.clean()
+        self.store.finish(
+            job_id,
+            Result.FAILED,
+            exit_code=failed.exit_code,
+            reason=failed.reason,
+            error_zip=error_key,
+            status=Status.DONE,
+        )
+        return 1
+
+    def _interrupted(self, interrupted: Interrupted) -> None:
+        name = signal.Signals(interrupted.signum).name
+        reason = f"the worker received {name} (Spot reclaim or job terminated); it will be retried"
+        self.log.worker(f"job {self.settings.job_id} interrupted: {reason}")
+        try:
+            self.store.mark_interrupted(self.settings.job_id, reason)
+        except AWS_ERRORS as error:
+            self.log.worker(f"could not mark the job interrupted: {error}")
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _tag_instance(self) -> ec2_instance.Instance | None:
+        found = self.find_instance(self.environ)
+        self._instance = found
+        if found is None or not self.settings.instance_tags:
+            return found
+        try:
+            self.aws.tag_instance(found.instance_id, self.settings.instance_tags)
+            self.log.worker(f"tagged instance {found.instance_id}")
+        except BackendError as error:
+            self.log.worker(f"could not tag the instance (the job goes on): {error}")
+        return found
+
+    def _prepare(self, record: JobRecord, start_time: str) -> Prepared:
+        s = self.settings
+        ws = self.workspace
+        try:
+            if record.input_zip_name:
+                self.log.worker(f"fetching s3://{s.inputs_bucket}/{record.input_zip_name}")
+                fetch_input_zip(
+                    self.aws,
+                    s.inputs_bucket,
+                    record.input_zip_name,
+                    [f.input for f in ws.folders],
+                )
+            secrets_dir = ws.root.input / SECRETS_FOLDER
+            if secrets_dir.is_symlink() or secrets_dir.is_file():
+                secrets_dir.unlink()
+            elif secrets_dir.exists():
+                self.log.worker("the input zip has a secrets folder: replaced by the flock's")
+                shutil.rmtree(secrets_dir)
+            names = rebuild_secrets(self.aws, s.secret_name, secrets_dir)
+            self.log.worker(f"secrets: {len(names)} file(s)")
+            command = s.payload_command
+            workdir: Path | None = ws.root.job_dir if s.runner == "process" else None
+            quick = find_quick_deploy(record.variables)
+            if quick:
+                self.log.worker(f"fetching quick-deploy folder {quick}")
+                script = fetch_quick_deploy(self.aws, s.quick_deploy_bucket, quick, ws.root.input)
+                command = ("bash", str(script))
+                workdir = script.parent
+        except (ShepardError, OSError) as error:
+            reason = error.message if isinstance(error, ShepardError) else str(error)
+            raise _Failed(reason) from error
+        env = payload_environment(
+            variables=record.variables,
+            job_id=s.job_id,
+            start_time=start_time,
+            job_status=Status.IN_PROGRESS.value,
+            workspace=ws,
+            inputs_bucket=s.inputs_bucket,
+            outputs_bucket=s.outputs_bucket,
+            errors_bucket=s.errors_bucket,
+            input_zip_name=record.input_zip_name or "",
+            is_invoked="True" if record.is_invoked else "False",
+            hostname=ec2_instance.hostname(self._instance),
+            ulimit_nofile=s.ulimit_nofile,
+            # The image keeps its own PATH; a process inherits the worker's.
+            path=self.environ.get("PATH", os.defpath) if s.runner == "process" else None,
+        )
+        return Prepared(env, command, workdir)
+
+    def _mounts(self) -> tuple[Mount, ...]:
+        mounts = [Mount(p, read_only=True) for p in self.workspace.read_only.values()]
+        for folders in self.workspace.folders:
+            mounts += [Mount(folders.input), Mount(folders.output)]
+        return tuple(mounts)
+
+    def _run_payload(self, prepared: Prepared) -> Any:
+        s = self.settings
+        spec = RunSpec(
+            env=prepared.env,
+            mounts=self._mounts(),
+            ulimit_nofile=s.ulimit_nofile,
+            log=self.log,
+            image=s.payload_image,
+            command=prepared.command,
+            workdir=prepared.workdir,
+            allow_docker_daemon=s.allow_docker_daemon,
+            name=f"shepard-{s.job_id}",
+            labels={"shepard.job": s.job_id, "shepard.flock": s.flock},
+        )
+        self._payload_running = True
+        try:
+            if self._signal is not None:  # a signal between the last check and here
+                self.runner.stop(s.stop_grace_seconds)
+            outcome = self.runner.run(spec)
+        except ShepardError as error:
+            raise _Failed(error.message) from error
+        finally:
+            self._payload_running = False
+        self.log.worker(f"payload exited with code {outcome.exit_code}")
+        return outcome
+
+
+def make_runner(settings: Settings, aws: Aws) -> Runner:
+    if settings.runner == "process":
+        return ProcessRunner()
+    return DockerRunner.from_env(
+        lock_path=settings.work_root / ".shepard-image-pull.lock",
+        ecr_login=aws.ecr_login,
+    )
+
+
+def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """``python -m shepard_worker``: run the job named by the environment."""
+    environ = os.environ if env is None else env
+    log = JobLog()
+    try:
+        settings = Settings.from_env(environ)
+        aws = Aws()
+        store = JobStore(
+            settings.table_name,
+            aws.dynamodb(),
+            days_to_keep_finished_jobs=settings.days_to_keep_finished_jobs,
+        )
+        runner = make_runner(settings, aws)
+        worker = Worker(settings, store=store, aws=aws, runner=runner, log=log, environ=environ)
+        return worker.run()
+    except ShepardError as error:
+        print(f"shepard: {error.message}", file=sys.stderr, flush=True)
+        return int(error.exit_status)
+    except AWS_ERRORS as error:
+        print(
+            f"shepard: while updating the job record: {error}. "
+            "Check the job table's name and that the job role may write to it.",
+            file=sys.stderr,
+            flush=True,
+        )
+        return 3

@@ -1,0 +1,333 @@
+"""How the payload runs: a sibling Docker container on Batch, or a process for the local flock.
+
+Both take the same :class:`RunSpec` (the image or the command, the environment, the folders, the
+open-files limit, where the log goes) and return a :class:`RunResult`. ``stop()`` may be called
+from a signal handler while ``run()`` is streaming the log: it asks the payload to end, then kills
+it after a grace period, and ``run()`` returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from shepard.errors import BackendError
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+_ECR = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
+_MAX_LINE = 64 * 1024
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+LogSink = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host folder mounted at the same path in the payload (``read_only`` for the FS roots)."""
+
+    path: Path
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    env: dict[str, str]
+    mounts: tuple[Mount, ...]
+    ulimit_nofile: int
+    log: LogSink
+    image: str | None = None
+    command: tuple[str, ...] | None = None  # None: the image's own command
+    workdir: Path | None = None  # None: the image's own working directory
+    allow_docker_daemon: bool = False
+    name: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    exit_code: int
+    reason: str = ""  # why it ended, when not a plain exit (a signal, out of memory)
+    stopped: bool = False  # stop() ended it
+
+
+class Runner(Protocol):
+    def run(self, spec: RunSpec) -> RunResult: ...
+
+    def stop(self, grace_seconds: float) -> None: ...
+
+
+def _stream_lines(chunks: Iterable[bytes], log: LogSink) -> None:
+    """Split a byte stream into lines for the log, without holding more than one line."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        while True:
+            newline = pending.find(b"\n")
+            if newline < 0:
+                if len(pending) > _MAX_LINE:
+                    log(pending.decode("utf-8", "replace"))
+                    pending = b""
+                break
+            log(pending[:newline].rstrip(b"\r").decode("utf-8", "replace"))
+            pending = pending[newline + 1 :]
+    if pending:
+        log(pending.decode("utf-8", "replace"))
+
+
+def _read_chunks(stream: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stream.read1(_MAX_LINE):  # type: ignore[attr-defined]
+        yield chunk
+
+
+# --------------------------------------------------------------------------------------------
+# Process runner (local flock, tests)
+
+
+def nofile_limit(wanted: int) -> tuple[int, int]:
+    """``(soft, hard)`` for RLIMIT_NOFILE: ``wanted``, capped at this process's hard limit."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    return soft, hard
+
+
+def _prepare_child(limits: tuple[int, int]) -> None:
+    """In the payload process before exec: its open-files limit, and death with the worker."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+    # If the worker itself is killed (SIGKILL), the payload must not live on as an orphan.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ProcessRunner:
+    """Runs the payload command as a child process in its own process group."""
+
+    def __init__(self) -> None:
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
+
+    def run(self, spec: RunSpec) -> RunResult:
+        if not spec.command:
+            raise BackendError(
+                "while starting the payload: the process runner has no command. "
+                "Set SHEPARD_PAYLOAD_COMMAND to a JSON list, or use QUICK_DEPLOY_DIRECTORY."
+            )
+        limits = nofile_limit(spec.ulimit_nofile)
+        try:
+            process = subprocess.Popen(
+                list(spec.command),
+                env=spec.env,
+                cwd=spec.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=lambda: _prepare_child(limits),
+            )
+        except OSError as error:
+            return RunResult(127, f"could not start {spec.command[0]!r}: {error.strerror}")
+        with self._lock:
+            self._process = process
+            stopped_early = self._stopped
+        if stopped_early:
+            self._signal(signal.SIGTERM)
+        assert process.stdout is not None
+        try:
+            _stream_lines(_read_chunks(process.stdout), spec.log)
+        except BaseException:
+            self._signal(signal.SIGKILL)  # the worker is failing: the payload must not outlive it
+            raise
+        finally:
+            code = process.wait()
+            process.stdout.close()
+            with self._lock:
+                self._process = None
+        if code < 0:
+            return RunResult(128 - code, f"killed by signal {-code}", self._stopped)
+        return RunResult(code, "", self._stopped)
+
+    def _signal(self, signum: int) -> None:
+        with self._lock:
+            process = self._process
+        if process is not None and process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signum)
+
+    def stop(self, grace_seconds: float) -> None:
+        with self._lock:
+            self._stopped = True
+        self._signal(signal.SIGTERM)
+        timer = threading.Timer(grace_seconds, self._signal, args=(signal.SIGKILL,))
+        timer.daemon = True
+        timer.start()
+
+
+# --------------------------------------------------------------------------------------------
+# Docker runner (Batch)
+
+
+def has_gpus() -> bool:
+    """GPUs are there when ``nvidia-smi`` is (the GPU AMI puts it on the worker's PATH)."""
+    return shutil.which("nvidia-smi") is not None
+
+
+def container_spec(spec: RunSpec, *, gpus: bool) -> dict[str, Any]:
+    """The keyword arguments of ``docker.containers.create`` for this payload (pure)."""
+    from docker.types import DeviceRequest, Ulimit
+
+    volumes: dict[str, dict[str, str]] = {
+        str(m.path): {"bind": str(m.path), "mode": "ro" if m.read_only else "rw"}
+        for m in spec.mounts
+    }
+    if spec.allow_docker_daemon:
+        volumes[DOCKER_SOCKET] = {"bind": DOCKER_SOCKET, "mode": "rw"}
+    kwargs: dict[str, Any] = {
+        "image": spec.image,
+        "environment": dict(spec.env),
+        "volumes": volumes,
+        "ulimits": [Ulimit(name="nofile", soft=spec.ulimit_nofile, hard=spec.ulimit_nofile)],
+        "privileged": spec.allow_docker_daemon,
+        "init": True,  # signals reach the payload, zombies are reaped
+        "labels": {"shepard": "payload", **spec.labels},
+    }
+    if spec.command is not None:
+        kwargs["command"] = list(spec.command)
+    if spec.workdir is not None:
+        kwargs["working_dir"] = str(spec.workdir)
+    if spec.name is not None:
+        kwargs["name"] = spec.name
+    if gpus:
+        kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    return kwargs
+
+
+def ecr_registry_id(image: str) -> str | None:
+    """The account id of an ECR image reference, or None for any other registry."""
+    match = _ECR.match(image)
+    return match.group("account") if match else None
+
+
+class DockerRunner:
+    """Starts the payload image as a sibling container through the host's Docker socket."""
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        lock_path: Path,
+        ecr_login: Callable[[str], tuple[str, str, str]] | None = None,
+        gpus: bool | None = None,
+    ) -> None:
+        self._client = client
+        self._lock_path = lock_path
+        self._ecr_login = ecr_login
+        self._gpus = has_gpus() if gpus is None else gpus
+        self._container: Any = None
+        self._stopped = False
+        self._guard = threading.Lock()
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> DockerRunner:
+        import docker
+
+        try:
+            client = docker.from_env()
+        except docker.errors.DockerException as error:
+            raise BackendError(
+                f"while connecting to the Docker engine: {error}. Mount the host's "
+                f"{DOCKER_SOCKET} into the worker container (the job definition does)."
+            ) from error
+        return cls(client, **kwargs)
+
+    def ensure_image(self, image: str, log: LogSink) -> None:
+        """Pull the image once per instance: under a lock file, only when it is not there yet."""
+        import docker
+
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._client.images.get(image)
+                log(f"shepard: image {image} is cached on this instance")
+                return
+            except docker.errors.ImageNotFound:
+                pass
+            auth: dict[str, str] | None = None
+            registry = ecr_registry_id(image)
+            if registry is not None and self._ecr_login is not None:
+                username, password, _ = self._ecr_login(registry)
+                auth = {"username": username, "password": password}
+            log(f"shepard: pulling {image}")
+            try:
+                self._client.images.pull(image, auth_config=auth)
+            except docker.errors.APIError as error:
+                raise BackendError(
+                    f"while pulling the payload image {image}: {error}. Check that `shepard-tf "
+                    "deploy` pushed it and that the instance role may pull from ECR."
+                ) from error
+
+    def run(self, spec: RunSpec) -> RunResult:
+        import docker
+
+        if not spec.image:
+            raise BackendError(
+                "while starting the payload: the docker runner has no image. "
+                "Set SHEPARD_PAYLOAD_IMAGE in the job definition."
+            )
+        self.ensure_image(spec.image, spec.log)
+        kwargs = container_spec(spec, gpus=self._gpus)
+        try:
+            container = self._client.containers.create(**kwargs)
+        except docker.errors.APIError as error:
+            raise BackendError(
+                f"while creating the payload container from {spec.image}: {error}. "
+                "Check the image and the Docker engine's log."
+            ) from error
+        with self._guard:
+            self._container = container
+            stopped_early = self._stopped
+        try:
+            if stopped_early:
+                return RunResult(143, "stopped before it started", True)
+            container.start()
+            _stream_lines(container.logs(stream=True, follow=True), spec.log)
+            status = container.wait()
+            code = int(status.get("StatusCode", 1))
+            container.reload()
+            state = getattr(container, "attrs", {}).get("State", {})
+            reason = "out of memory" if state.get("OOMKilled") else ""
+            message = str((status.get("Error") or {}).get("Message") or "")
+            return RunResult(code, reason or message, self._stopped)
+        finally:
+            with self._guard:
+                self._container = None
+            with contextlib.suppress(docker.errors.APIError):
+                container.remove(force=True)
+
+    def stop(self, grace_seconds: float) -> None:
+        with self._guard:
+            self._stopped = True
+            container = self._container
+        if container is None:
+            return
+
+        def _stop() -> None:
+            import docker
+
+            with contextlib.suppress(docker.errors.APIError):
+                container.stop(timeout=max(int(grace_seconds), 1))
+
+        threading.Thread(target=_stop, daemon=True).start()

@@ -1,0 +1,168 @@
+"""The worker's settings, read once from its environment (docs/contracts.md, section 4)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shepard.errors import BadInput
+from shepard.joblayer.ids import child_job_id, is_job_id
+
+RUNNERS = ("docker", "process")
+_ARRAY_INDEX = re.compile(r"^[0-9]{1,5}$")
+_FIX = "Set it in the job definition's environment (docs/contracts.md, section 4)"
+
+
+def _fail(cause: str, fix: str = _FIX) -> BadInput:
+    return BadInput(f"while reading the worker's environment: {cause}. {fix}.")
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise _fail(f"{name} is not set")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str, *, default: bool = False) -> bool:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return default
+    if value.strip().lower() in ("true", "1", "yes"):
+        return True
+    if value.strip().lower() in ("false", "0", "no"):
+        return False
+    raise _fail(f'{name} is "{value}", not "True" or "False"', 'Set it to "True" or "False"')
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit():
+        raise _fail(f'{name} is "{text}", not a whole number')
+    return int(text)
+
+
+def job_id_from(env: Mapping[str, str]) -> str:
+    """The job's id: ``SHEPARD_JOB_ID``, or ``<parent>-<index>`` for an array child."""
+    parent = _required(env, "SHEPARD_JOB_ID")
+    index = env.get("AWS_BATCH_JOB_ARRAY_INDEX", "").strip()
+    if index:
+        if not _ARRAY_INDEX.match(index):
+            raise _fail(f'AWS_BATCH_JOB_ARRAY_INDEX is "{index}", not a job index', "Batch sets it")
+        job_id = child_job_id(parent, int(index))
+    else:
+        job_id = parent
+    if not is_job_id(job_id):
+        raise _fail(
+            f'SHEPARD_JOB_ID "{parent}" is not a job id (32 lowercase hex characters)',
+            "The scheduler and the API set it when they submit the job",
+        )
+    return job_id
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the worker reads from its environment."""
+
+    job_id: str
+    flock: str
+    table_name: str
+    inputs_bucket: str
+    outputs_bucket: str
+    errors_bucket: str
+    quick_deploy_bucket: str
+    secret_name: str
+    work_root: Path
+    efs_root: Path | None
+    lustre_root: Path | None
+    ulimit_nofile: int
+    allow_docker_daemon: bool
+    runner: str
+    payload_image: str | None
+    payload_command: tuple[str, ...] | None
+    instance_tags: dict[str, str] = field(default_factory=dict)
+    # Batch (ECS) kills the worker 30 s after its SIGTERM: the payload gets 10 s of that to end,
+    # which leaves the worker time to mark the job interrupted and clean up.
+    stop_grace_seconds: float = 10.0
+    days_to_keep_finished_jobs: int = 30
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        uses_efs = _flag(env, "USES_EFS")
+        uses_lustre = _flag(env, "USES_LUSTRE")
+        efs_root = Path(_required(env, "SHEPARD_EFS_ROOT")) if uses_efs else None
+        lustre_root = Path(_required(env, "SHEPARD_LUSTRE_ROOT")) if uses_lustre else None
+
+        runner = (env.get("SHEPARD_RUNNER", "docker").strip() or "docker").lower()
+        if runner not in RUNNERS:
+            raise _fail(f'SHEPARD_RUNNER is "{runner}"', 'Set it to "docker" or "process"')
+        image = env.get("SHEPARD_PAYLOAD_IMAGE", "").strip() or None
+        if runner == "docker" and image is None:
+            raise _fail("SHEPARD_PAYLOAD_IMAGE is not set (the docker runner needs it)")
+        command = _payload_command(env.get("SHEPARD_PAYLOAD_COMMAND"))
+
+        grace_text = env.get("SHEPARD_STOP_GRACE_SECONDS", "10").strip() or "10"
+        try:
+            grace = float(grace_text)
+        except ValueError:
+            raise _fail(f'SHEPARD_STOP_GRACE_SECONDS is "{grace_text}", not a number') from None
+
+        return cls(
+            job_id=job_id_from(env),
+            flock=env.get("SHEPARD_FLOCK", "").strip(),
+            table_name=_required(env, "SHEPARD_TABLE_NAME"),
+            inputs_bucket=_required(env, "INPUTS_BUCKET"),
+            outputs_bucket=_required(env, "OUTPUTS_BUCKET"),
+            errors_bucket=_required(env, "ERROR_BUCKET"),
+            quick_deploy_bucket=_required(env, "SHEPARD_QUICK_DEPLOY_BUCKET"),
+            secret_name=_required(env, "SHEPARD_SECRET_NAME"),
+            work_root=Path(_required(env, "SHEPARD_WORK_ROOT")),
+            efs_root=efs_root,
+            lustre_root=lustre_root,
+            ulimit_nofile=max(_whole(env, "ULIMIT_FILENO", 1048576), 1),
+            allow_docker_daemon=_flag(env, "SHEPARD_ALLOW_DOCKER_DAEMON"),
+            runner=runner,
+            payload_image=image,
+            payload_command=command,
+            instance_tags=_instance_tags(env.get("INSTANCE_TAGS")),
+            stop_grace_seconds=max(grace, 0.0),
+            days_to_keep_finished_jobs=_whole(env, "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS", 30),
+        )
+
+
+def _payload_command(text: str | None) -> tuple[str, ...] | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _fail(
+            f"SHEPARD_PAYLOAD_COMMAND is not JSON ({error.msg})",
+            'Write it as a JSON list of strings, e.g. ["python", "main.py"]',
+        ) from None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _fail(
+            "SHEPARD_PAYLOAD_COMMAND is not a non-empty JSON list of strings",
+            'Write it as a JSON list of strings, e.g. ["python", "main.py"]',
+        )
+    return tuple(value)
+
+
+def _instance_tags(text: str | None) -> dict[str, str]:
+    if text is None or not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _fail(
+            f"INSTANCE_TAGS is not JSON ({error.msg})", "Write it as a JSON object"
+        ) from None
+    if not isinstance(value, dict):
+        raise _fail("INSTANCE_TAGS is not a JSON object", "Write it as a JSON object")
+    # Terraform writes unset tags as null: those are not tags.
+    return {str(k): str(v) for k, v in value.items() if v is not None and str(v) != ""}
