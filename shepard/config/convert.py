@@ -108,7 +108,7 @@ class Converter:
             required = _is_required(f)
             if value is None:
                 if required:
-                    self.error(child, f"required: {spec_of(f).doc}")
+                    self.error(child, f"required: {_sentence_case(spec_of(f).doc)}")
                     kwargs[f.name] = _placeholder(hints[f.name])
                 continue
             self.given.add(child)
@@ -252,6 +252,12 @@ def cidr_problem(text: str) -> str | None:
             return f"{text!r} has host bits set; did you mean {fixed}?"
         return f"{text!r} is not an IPv4 CIDR block such as 10.0.0.0/16"
     return None
+
+
+def _sentence_case(text: str) -> str:
+    """``The flock's name.`` -> ``the flock's name`` (acronyms such as ``AWS`` stay)."""
+    text = text.rstrip(".")
+    return text[0].lower() + text[1:] if text[1:2].islower() else text
 
 
 def _is_required(f: dataclasses.Field[Any]) -> bool:

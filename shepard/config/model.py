@@ -660,10 +660,6 @@ class FlockConfig:
     warnings: tuple[str, ...] = spec((), doc="Warnings found while validating.", internal=True)
     source: str = spec("<string>", doc="The flock file the config came from.", internal=True)
 
-    @property
-    def lambda_config(self) -> LambdaConfig:
-        return self.lambda_
-
 
 SECTIONS: tuple[type[Any], ...] = (
     JobExecutionConfig,
