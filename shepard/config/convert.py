@@ -21,7 +21,7 @@ from typing import Any, Literal
 from shepard.config import model
 from shepard.config.ec2 import suggest
 from shepard.config.model import Spec, spec_of, yaml_key
-from shepard.config.source import Document, Issue, Path_
+from shepard.config.source import Document, Issue, Path_, format_path
 
 _INVALID = object()
 
@@ -38,6 +38,24 @@ def type_hints(cls: type[Any]) -> dict[str, Any]:
 def yaml_fields(cls: type[Any]) -> list[dataclasses.Field[Any]]:
     """The fields of ``cls`` that are YAML keys, in declaration order."""
     return [f for f in dataclasses.fields(cls) if not spec_of(f).internal]
+
+
+@cache
+def key_index() -> dict[str, list[str]]:
+    """Each YAML key name -> the sections (key paths) that have it."""
+    out: dict[str, list[str]] = {}
+
+    def walk(cls: type[Any], prefix: str) -> None:
+        for f in yaml_fields(cls):
+            out.setdefault(yaml_key(f), []).append(prefix.rstrip(".") or "the top level")
+            hint = type_hints(cls)[f.name]
+            element = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else hint
+            if dataclasses.is_dataclass(element) and isinstance(element, type):
+                suffix = "[]." if element is not hint else "."
+                walk(element, f"{prefix}{yaml_key(f)}{suffix}")
+
+    walk(model.FlockConfig, "")
+    return out
 
 
 @cache
@@ -121,11 +139,19 @@ class Converter:
 
     def _unknown_key(self, cls: type[Any], key: str, path: Path_) -> str:
         known = [yaml_key(f) for f in yaml_fields(cls)]
-        where = f"in {'.'.join(str(p) for p in path)}" if path else "at the top level"
+        where = f"in {format_path(path)}" if path else "at the top level"
         seed = seed_index().get(key.lower())
         if seed:
             return f"unknown key {where}; the seed's {key} is {seed} in flock.yaml"
-        hint = suggest(key, known) or suggest(key.lower().replace("-", "_"), known)
+        sections = key_index().get(key)
+        if sections:
+            return f"unknown key {where}; it belongs in {' or '.join(sections)}"
+        containing = [k for k in known if len(key) >= 3 and key.lower() in k]
+        hint = (
+            containing[0]
+            if len(containing) == 1
+            else suggest(key, known) or suggest(key.lower().replace("-", "_"), known)
+        )
         if hint:
             return f"unknown key {where}; did you mean {hint}?"
         return f"unknown key {where}; docs/flock.md lists the keys"
