@@ -1,0 +1,242 @@
+"""The runners: the Docker container's settings (pure), the Docker runner against a fake client
+(no engine here), and the process runner for real."""
+
+from __future__ import annotations
+
+import base64
+import resource
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import pytest
+from docker.types import DeviceRequest, Ulimit
+from shepard_worker.runners import (
+    DockerRunner,
+    Mount,
+    ProcessRunner,
+    RunSpec,
+    container_spec,
+    ecr_registry_id,
+    nofile_limit,
+)
+
+from shepard.errors import BackendError
+
+IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/flock:payload-latest"
+
+
+def _spec(**changes: Any) -> RunSpec:
+    fields: dict[str, Any] = {
+        "env": {"UUID": "j1", "test1": "a b; $(rm -rf /)"},
+        "mounts": (
+            Mount(Path("/mnt/efs"), read_only=True),
+            Mount(Path("/mnt/root/j1/input")),
+            Mount(Path("/mnt/root/j1/output")),
+        ),
+        "ulimit_nofile": 1048576,
+        "log": lambda line: None,
+        "image": IMAGE,
+        "name": "shepard-j1",
+        "labels": {"shepard.job": "j1"},
+    }
+    fields.update(changes)
+    return RunSpec(**fields)
+
+
+def test_container_spec_mounts_only_the_job_folders_and_limits_files() -> None:
+    spec = container_spec(_spec(), gpus=False)
+    assert spec["image"] == IMAGE
+    assert spec["environment"] == {"UUID": "j1", "test1": "a b; $(rm -rf /)"}
+    assert spec["volumes"] == {
+        "/mnt/efs": {"bind": "/mnt/efs", "mode": "ro"},
+        "/mnt/root/j1/input": {"bind": "/mnt/root/j1/input", "mode": "rw"},
+        "/mnt/root/j1/output": {"bind": "/mnt/root/j1/output", "mode": "rw"},
+    }
+    assert spec["ulimits"] == [Ulimit(name="nofile", soft=1048576, hard=1048576)]
+    assert spec["privileged"] is False
+    assert "device_requests" not in spec
+    assert "command" not in spec and "working_dir" not in spec  # the image's own
+    assert spec["labels"] == {"shepard": "payload", "shepard.job": "j1"}
+
+
+def test_container_spec_gpus_docker_daemon_and_quick_deploy() -> None:
+    spec = container_spec(
+        _spec(
+            allow_docker_daemon=True,
+            command=("bash", "/mnt/root/j1/input/my code/run.sh"),
+            workdir=Path("/mnt/root/j1/input/my code"),
+        ),
+        gpus=True,
+    )
+    assert spec["device_requests"] == [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    assert spec["privileged"] is True
+    assert spec["volumes"]["/var/run/docker.sock"] == {"bind": "/var/run/docker.sock", "mode": "rw"}
+    assert spec["command"] == ["bash", "/mnt/root/j1/input/my code/run.sh"]  # a list, no shell
+    assert spec["working_dir"] == "/mnt/root/j1/input/my code"
+
+
+def test_ecr_registry_id() -> None:
+    assert ecr_registry_id(IMAGE) == "123456789012"
+    assert ecr_registry_id("python:3.12-slim") is None
+    assert ecr_registry_id("evil.com/123456789012.dkr.ecr.us-east-1.amazonaws.com/x") is None
+
+
+class FakeContainer:
+    def __init__(self, kwargs: dict[str, Any], output: list[bytes], code: int) -> None:
+        self.kwargs = kwargs
+        self.output = output
+        self.code = code
+        self.calls: list[str] = []
+        self.attrs: dict[str, Any] = {"State": {"OOMKilled": code == 137}}
+        self.release = threading.Event()
+
+    def start(self) -> None:
+        self.calls.append("start")
+
+    def logs(self, *, stream: bool, follow: bool) -> Iterator[bytes]:
+        assert stream and follow
+        yield from self.output
+        self.release.wait(10)
+
+    def wait(self) -> dict[str, Any]:
+        self.calls.append("wait")
+        return {"StatusCode": self.code}
+
+    def reload(self) -> None:
+        pass
+
+    def stop(self, timeout: int) -> None:
+        self.calls.append(f"stop {timeout}")
+        self.code = 143
+        self.release.set()
+
+    def remove(self, *, force: bool) -> None:
+        self.calls.append(f"remove force={force}")
+
+
+class FakeClient:
+    """The parts of ``docker.DockerClient`` the runner uses."""
+
+    def __init__(self, *, cached: bool, output: list[bytes], code: int = 0) -> None:
+        self.cached = cached
+        self.pulls: list[tuple[str, Any]] = []
+        self.output = output
+        self.code = code
+        self.created: list[FakeContainer] = []
+        self.images = self
+        self.containers = self
+
+    def get(self, image: str) -> object:
+        if not self.cached:
+            raise docker.errors.ImageNotFound(image)
+        return object()
+
+    def pull(self, image: str, auth_config: Any = None) -> object:
+        self.pulls.append((image, auth_config))
+        self.cached = True
+        return object()
+
+    def create(self, **kwargs: Any) -> FakeContainer:
+        container = FakeContainer(kwargs, self.output, self.code)
+        if self.code != 143:
+            container.release.set()
+        self.created.append(container)
+        return container
+
+
+def _ecr_login(registry: str) -> tuple[str, str, str]:
+    assert registry == "123456789012"
+    token = base64.b64encode(b"AWS:pw").decode()
+    return "AWS", "pw", f"https://{registry}.dkr.ecr.us-east-1.amazonaws.com ({token})"
+
+
+def test_docker_runner_pulls_once_with_an_ecr_login_and_streams_lines(tmp_path: Path) -> None:
+    client = FakeClient(cached=False, output=[b"hello\nwor", b"ld\n", b"no newline"], code=3)
+    runner = DockerRunner(client, lock_path=tmp_path / "pull.lock", ecr_login=_ecr_login, gpus=True)
+    lines: list[str] = []
+
+    result = runner.run(_spec(log=lines.append))
+    again = runner.run(_spec(log=lines.append))
+
+    assert client.pulls == [(IMAGE, {"username": "AWS", "password": "pw"})]  # once
+    assert result.exit_code == 3 and again.exit_code == 3
+    assert [line for line in lines if not line.startswith("shepard:")] == [
+        "hello",
+        "world",
+        "no newline",
+    ] * 2
+    container = client.created[0]
+    assert container.calls == ["start", "wait", "remove force=True"]
+    assert container.kwargs["device_requests"] == [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    assert container.kwargs["name"] == "shepard-j1"
+
+
+def test_docker_runner_stop_stops_the_container(tmp_path: Path) -> None:
+    client = FakeClient(cached=True, output=[b"working\n"], code=143)
+    runner = DockerRunner(client, lock_path=tmp_path / "pull.lock", gpus=False)
+    threading.Timer(0.2, runner.stop, args=(5,)).start()
+
+    result = runner.run(_spec())
+
+    assert client.pulls == []
+    assert result.stopped and result.exit_code == 143
+    assert client.created[0].calls == ["start", "stop 5", "wait", "remove force=True"]
+
+
+def test_docker_runner_pull_failure_is_a_clear_error(tmp_path: Path) -> None:
+    client = FakeClient(cached=False, output=[])
+
+    def fail(image: str, auth_config: Any = None) -> None:
+        raise docker.errors.APIError("manifest unknown")
+
+    client.pull = fail  # type: ignore[method-assign]
+    runner = DockerRunner(client, lock_path=tmp_path / "pull.lock", gpus=False)
+    with pytest.raises(BackendError, match=r"while pulling the payload image .*manifest unknown"):
+        runner.run(_spec(image="python:3.12-slim"))
+
+
+def test_process_runner_sets_the_file_limit_and_streams_output() -> None:
+    lines: list[str] = []
+    code = "import resource,sys; print(resource.getrlimit(resource.RLIMIT_NOFILE)[0]); sys.exit(4)"
+    result = ProcessRunner().run(
+        _spec(command=(sys.executable, "-c", code), ulimit_nofile=256, log=lines.append, env={})
+    )
+    assert result.exit_code == 4 and not result.stopped
+    assert lines == ["256"]
+
+
+def test_nofile_limit_is_capped_at_the_hard_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    soft, kept = nofile_limit(10**12)
+    assert kept == hard
+    assert soft == (10**12 if hard == resource.RLIM_INFINITY else hard)
+    assert nofile_limit(64) == (64, hard)
+
+
+def test_process_runner_stop_terminates_then_kills() -> None:
+    runner = ProcessRunner()
+    # The payload ignores SIGTERM: the runner kills it after the grace period.
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('up', flush=True); time.sleep(60)"
+    )
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        runner.stop(0.5)
+
+    started = time.monotonic()
+    result = runner.run(_spec(command=(sys.executable, "-c", code), env={}, log=log))
+    assert time.monotonic() - started < 10
+    assert result.stopped and result.exit_code == 137 and result.reason == "killed by signal 9"
+
+
+def test_process_runner_missing_program() -> None:
+    result = ProcessRunner().run(_spec(command=("/nonexistent/payload",), env={}))
+    assert result.exit_code == 127 and "could not start" in result.reason

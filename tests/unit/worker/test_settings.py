@@ -1,0 +1,80 @@
+"""The worker's settings: every missing or bad variable is named, with the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from shepard_worker.settings import Settings
+
+from shepard.errors import BadInput, ExitStatus
+
+JOB = "0123456789abcdef0123456789abcdef"
+BASE = {
+    "SHEPARD_JOB_ID": JOB,
+    "SHEPARD_TABLE_NAME": "flock-jobs",
+    "INPUTS_BUCKET": "in",
+    "OUTPUTS_BUCKET": "out",
+    "ERROR_BUCKET": "err",
+    "SHEPARD_QUICK_DEPLOY_BUCKET": "qd",
+    "SHEPARD_SECRET_NAME": "flock-secrets",
+    "SHEPARD_WORK_ROOT": "/mnt/root",
+    "SHEPARD_PAYLOAD_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/flock:payload-latest",
+    "USES_EFS": "False",
+    "USES_LUSTRE": "False",
+}
+
+
+def test_reads_the_contract_environment() -> None:
+    settings = Settings.from_env(
+        {
+            **BASE,
+            "USES_EFS": "True",
+            "SHEPARD_EFS_ROOT": "/mnt/efs",
+            "ULIMIT_FILENO": "65536",
+            "SHEPARD_ALLOW_DOCKER_DAEMON": "True",
+            "INSTANCE_TAGS": '{"project": "p", "team": null}',
+        }
+    )
+    assert settings.job_id == JOB
+    assert (settings.efs_root, settings.lustre_root) == (Path("/mnt/efs"), None)
+    assert settings.ulimit_nofile == 65536
+    assert settings.allow_docker_daemon is True
+    assert settings.instance_tags == {"project": "p"}
+    assert settings.runner == "docker"
+
+
+def test_array_child_id_adds_the_index() -> None:
+    settings = Settings.from_env({**BASE, "AWS_BATCH_JOB_ARRAY_INDEX": "7"})
+    assert settings.job_id == f"{JOB}-7"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"SHEPARD_TABLE_NAME": ""}, "SHEPARD_TABLE_NAME is not set. Set it in the job definition"),
+        ({"SHEPARD_JOB_ID": "../etc"}, 'SHEPARD_JOB_ID "../etc" is not a job id'),
+        ({"USES_EFS": "True"}, "SHEPARD_EFS_ROOT is not set"),
+        ({"USES_LUSTRE": "maybe"}, 'USES_LUSTRE is "maybe", not "True" or "False"'),
+        ({"ULIMIT_FILENO": "lots"}, 'ULIMIT_FILENO is "lots", not a whole number'),
+        ({"SHEPARD_PAYLOAD_IMAGE": ""}, "SHEPARD_PAYLOAD_IMAGE is not set (the docker runner"),
+        ({"SHEPARD_RUNNER": "podman"}, 'SHEPARD_RUNNER is "podman". Set it to "docker" or'),
+        ({"SHEPARD_PAYLOAD_COMMAND": "python x.py"}, "SHEPARD_PAYLOAD_COMMAND is not JSON"),
+        ({"SHEPARD_PAYLOAD_COMMAND": '"python"'}, "not a non-empty JSON list of strings"),
+        ({"INSTANCE_TAGS": "[1]"}, "INSTANCE_TAGS is not a JSON object"),
+    ],
+)
+def test_bad_environment_names_the_variable(change: dict[str, str], expected: str) -> None:
+    with pytest.raises(BadInput) as caught:
+        Settings.from_env({**BASE, **change})
+    assert caught.value.message.startswith("while reading the worker's environment: ")
+    assert expected in caught.value.message
+    assert caught.value.exit_status is ExitStatus.BAD_INPUT
+
+
+def test_process_runner_takes_a_command_list_and_needs_no_image() -> None:
+    env = {**BASE, "SHEPARD_RUNNER": "process", "SHEPARD_PAYLOAD_COMMAND": '["python", "a b.py"]'}
+    del env["SHEPARD_PAYLOAD_IMAGE"]
+    settings = Settings.from_env(env)
+    assert settings.payload_command == ("python", "a b.py")
+    assert settings.payload_image is None
