@@ -67,8 +67,10 @@ class PlanSummary:
 
     @property
     def total(self) -> int:
-        """Resource operations an apply of this plan performs (a replace counts twice)."""
-        return self.add + self.change + self.destroy
+        """Operations an apply of this plan performs: a replace counts twice, and data sources
+        that can only be read during the apply count too."""
+        reads = sum(c.action == "read" for c in self.changes)
+        return self.add + self.change + self.destroy + reads
 
     def describe(self) -> str:
         if not self.has_changes:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from shepard.deploy import PlanSummary, _merge_images, is_emulator, state_dir_for
+from shepard.tf.events import PlannedChange
 
 
 @pytest.mark.parametrize(
@@ -55,4 +56,6 @@ def test_plan_summary_words() -> None:
     assert not PlanSummary(0, 0, 0).has_changes
     replace = PlanSummary(add=1, change=2, destroy=1)
     assert replace.total == 4
+    deferred_read = PlannedChange("module.scheduler.data.aws_iam_policy_document.queue", "read")
+    assert PlanSummary(0, 1, 0, (PlannedChange("a.b", "update"), deferred_read)).total == 2
     assert replace.describe() == "Plan: 1 to add, 2 to change, 1 to destroy."
