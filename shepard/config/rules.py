@@ -123,8 +123,6 @@ class Rules:
             environments = b.compute_environments
             base: Path_ = ("batch", "compute_environments")
             paths = [(*base, i) for i in range(len(environments))]
-            if self.is_given("batch", "compute_environments") and not environments:
-                self.error(base, "list at least one compute environment")
         elif self.is_given("batch", "compute_environments"):
             self.error(("batch", "compute_environments"), "list at least one compute environment")
             return ()
