@@ -184,20 +184,26 @@ def _invoke_api(ctx: Context, function: str, payload: Any) -> dict[str, Any]:
             f"while submitting the job through {function}: the Lambda failed ({detail})."
             " Check its logs (CloudWatch, or `shepard-tf local logs` for a local flock)."
         )
-    if isinstance(body, dict) and "statusCode" in body:  # an HTTP-shaped answer
+    if isinstance(body, dict) and "statusCode" in body:
+        # The contract's refusal ({"error", "statusCode"}), or an HTTP-shaped answer with a body.
         status = int(body["statusCode"])
-        inner = body.get("body")
-        try:
-            parsed = json.loads(inner) if isinstance(inner, str) else inner
-        except ValueError:
-            parsed = {"error": inner}
-        body = parsed if isinstance(parsed, dict) else {"body": parsed}
+        if "body" in body:
+            inner = body["body"]
+            try:
+                parsed = json.loads(inner) if isinstance(inner, str) else inner
+            except ValueError:
+                parsed = {"error": inner}
+            body = parsed if isinstance(parsed, dict) else {"error": parsed}
         if status >= 400:
             reason = body.get("error") or body.get("reason") or body.get("message") or body
-            error = BadInput if 400 <= status < 500 else ShepardError
-            raise error(
-                f"while submitting the job through {function}: the flock refused it ({reason})."
-                " Fix the payload; no job was started."
+            if 400 <= status < 500:
+                raise BadInput(
+                    f"while submitting the job through {function}: the flock refused it"
+                    f" ({reason}). Fix the payload; no job was started."
+                )
+            raise ShepardError(
+                f"while submitting the job through {function}: the flock could not start it"
+                f" (HTTP {status}: {reason}). Try again; see the Lambda's logs if it persists."
             )
     if not isinstance(body, dict):
         raise ShepardError(
