@@ -328,6 +328,7 @@ class Worker:
             command=prepared.command,
             workdir=prepared.workdir,
             allow_docker_daemon=s.allow_docker_daemon,
+            user=payload_user(),
             name=f"shepard-{s.job_id}",
             labels={"shepard.job": s.job_id, "shepard.flock": s.flock},
         )
@@ -342,6 +343,14 @@ class Worker:
             self._payload_running = False
         self.log.worker(f"payload exited with code {outcome.exit_code}")
         return outcome
+
+
+def payload_user() -> str | None:
+    """A worker that runs as root lets the payload image choose its user; a non-root worker runs
+    the payload as itself, so that it can zip and remove everything the payload writes (and the
+    payload can read the secrets, mode 0600). See docs/decisions/0005-worker-runtime.md."""
+    uid = os.getuid()
+    return None if uid == 0 else f"{uid}:{os.getgid()}"
 
 
 def make_runner(settings: Settings, aws: Aws) -> Runner:

@@ -51,6 +51,7 @@ class RunSpec:
     command: tuple[str, ...] | None = None  # None: the image's own command
     workdir: Path | None = None  # None: the image's own working directory
     allow_docker_daemon: bool = False
+    user: str | None = None  # "uid:gid" for the payload container; None: the image's own user
     name: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -209,6 +210,8 @@ def container_spec(spec: RunSpec, *, gpus: bool) -> dict[str, Any]:
         kwargs["working_dir"] = str(spec.workdir)
     if spec.name is not None:
         kwargs["name"] = spec.name
+    if spec.user is not None:
+        kwargs["user"] = spec.user
     if gpus:
         kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
     return kwargs

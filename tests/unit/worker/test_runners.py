@@ -61,6 +61,7 @@ def test_container_spec_mounts_only_the_job_folders_and_limits_files() -> None:
     assert spec["privileged"] is False
     assert "device_requests" not in spec
     assert "command" not in spec and "working_dir" not in spec  # the image's own
+    assert "user" not in spec
     assert spec["labels"] == {"shepard": "payload", "shepard.job": "j1"}
 
 
@@ -70,6 +71,7 @@ def test_container_spec_gpus_docker_daemon_and_quick_deploy() -> None:
             allow_docker_daemon=True,
             command=("bash", "/mnt/root/j1/input/my code/run.sh"),
             workdir=Path("/mnt/root/j1/input/my code"),
+            user="10001:10001",
         ),
         gpus=True,
     )
@@ -78,6 +80,7 @@ def test_container_spec_gpus_docker_daemon_and_quick_deploy() -> None:
     assert spec["volumes"]["/var/run/docker.sock"] == {"bind": "/var/run/docker.sock", "mode": "rw"}
     assert spec["command"] == ["bash", "/mnt/root/j1/input/my code/run.sh"]  # a list, no shell
     assert spec["working_dir"] == "/mnt/root/j1/input/my code"
+    assert spec["user"] == "10001:10001"
 
 
 def test_ecr_registry_id() -> None:
