@@ -10,9 +10,12 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -442,3 +445,24 @@ def test_unexpected_error_returns_only_that_message(flock: FlockFixture) -> None
     }
     event = {"Records": [{"messageId": "m1", "body": json.dumps(body)}]}
     assert handle(broken, event) == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+
+
+# -- the benchmark's smoke run -------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bench_quick_run_prints_ours_baseline_and_ratio() -> None:
+    bench = Path(__file__).resolve().parents[2] / "bench" / "bench_scheduler_read.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--quick"], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("scheduler_read")]
+    assert len(lines) == 6  # two zips x (ours, baseline, ratio)
+    for line in lines:
+        if " ours: " in line:
+            fields = dict(part.split("=") for part in line.split(" ours: ")[1].split())
+            assert int(fields["gets"]) <= 3 and int(fields["bytes"]) <= 128 * 1024
+        if " baseline: " in line and "4MiB" in line:
+            assert "bytes=4194" in line  # the whole zip was downloaded
+    assert float(lines[-1].split("bytes=")[1].split("x")[0]) > 10
