@@ -383,3 +383,21 @@ def test_instance_is_tagged_and_hostname_comes_from_imds(flock: Flock, imds: str
     with flock.zip("OUTPUTS_BUCKET", key) as zf:
         env = json.loads(zf.read("environment.json"))["environment"]
     assert env["HOSTNAME"] == "ip-10-0-1-5.ec2.internal"
+
+
+def test_no_docker_engine_fails_the_job_with_the_reason(flock: Flock, tmp_path: Path) -> None:
+    job_id = flock.submit(GOOD)
+
+    code = flock.run(
+        job_id,
+        SHEPARD_RUNNER="docker",
+        SHEPARD_PAYLOAD_IMAGE="123456789012.dkr.ecr.us-east-1.amazonaws.com/wk:payload-latest",
+        DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock",
+    )
+
+    assert code == 1
+    record = flock.record(job_id)
+    assert record.result is Result.FAILED and record.status is Status.DONE
+    assert record.reason is not None
+    assert record.reason.startswith("while connecting to the Docker engine: ")
+    assert record.error_zip == f"error@{job_id}_{record.start_time}.zip"

@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from shepard.errors import BackendError, ShepardError
 from shepard.joblayer.records import Result, Status
@@ -25,7 +24,7 @@ from .environment import payload_environment
 from .fetch import fetch_input_zip, fetch_quick_deploy, rebuild_secrets
 from .joblog import JobLog
 from .results import upload_error_zip, upload_results
-from .runners import DockerRunner, Mount, ProcessRunner, Runner, RunSpec
+from .runners import DockerRunner, Mount, ProcessRunner, Runner, RunResult, RunSpec
 from .settings import Settings
 from .workspace import Workspace
 
@@ -69,7 +68,7 @@ class Worker:
         *,
         store: JobStore,
         aws: Aws,
-        runner: Runner,
+        make_runner: Callable[[], Runner],
         log: JobLog,
         environ: Mapping[str, str],
         find_instance: Callable[
@@ -79,7 +78,8 @@ class Worker:
         self.settings = settings
         self.store = store
         self.aws = aws
-        self.runner = runner
+        self.make_runner = make_runner
+        self.runner: Runner | None = None  # made after the claim: a job that cannot run fails
         self.log = log
         self.environ = environ
         self.find_instance = find_instance
@@ -108,7 +108,8 @@ class Worker:
         grace = self.settings.stop_grace_seconds
         name = signal.Signals(signum).name
         self.log.worker(f"received {name}: stopping the payload (killed after {grace:g} s)")
-        self.runner.stop(grace)
+        if self.runner is not None:
+            self.runner.stop(grace)
 
     def _check_signal(self) -> None:
         if self._signal is not None:
@@ -206,8 +207,21 @@ class Worker:
         except Interrupted as interrupted:
             self._interrupted(interrupted)
             return 128 + interrupted.signum
+        except Exception as error:  # a bug, or AWS failing mid-job: never leave it "running"
+            return self._worker_failed(start_time, error)
         finally:
             self.workspace.clean()
+
+    def _worker_failed(self, start_time: str, error: Exception) -> int:
+        cause = (
+            error.message if isinstance(error, ShepardError) else f"{type(error).__name__}: {error}"
+        )
+        self.log.worker(f"the worker failed: {cause}")
+        try:
+            self._finish_failed(start_time, _Failed(f"the worker failed: {cause}"))
+        except Exception as again:  # the record cannot be written either: say so, and go
+            self.log.worker(f"could not record the failure either: {again}")
+        return 1
 
     def _finish_failed(self, start_time: str, failed: _Failed) -> int:
         job_id = self.settings.job_id
@@ -317,7 +331,7 @@ class Worker:
             mounts += [Mount(folders.input), Mount(folders.output)]
         return tuple(mounts)
 
-    def _run_payload(self, prepared: Prepared) -> Any:
+    def _run_payload(self, prepared: Prepared) -> RunResult:
         s = self.settings
         spec = RunSpec(
             env=prepared.env,
@@ -332,11 +346,15 @@ class Worker:
             name=f"shepard-{s.job_id}",
             labels={"shepard.job": s.job_id, "shepard.flock": s.flock},
         )
+        try:
+            runner = self.runner = self.make_runner()
+        except ShepardError as error:
+            raise _Failed(error.message) from error
         self._payload_running = True
         try:
             if self._signal is not None:  # a signal between the last check and here
-                self.runner.stop(s.stop_grace_seconds)
-            outcome = self.runner.run(spec)
+                runner.stop(s.stop_grace_seconds)
+            outcome = runner.run(spec)
         except ShepardError as error:
             raise _Failed(error.message) from error
         finally:
@@ -353,10 +371,11 @@ def payload_user() -> str | None:
     return None if uid == 0 else f"{uid}:{os.getgid()}"
 
 
-def make_runner(settings: Settings, aws: Aws) -> Runner:
+def make_runner(settings: Settings, aws: Aws, environ: Mapping[str, str]) -> Runner:
     if settings.runner == "process":
         return ProcessRunner()
     return DockerRunner.from_env(
+        environ,
         lock_path=settings.work_root / ".shepard-image-pull.lock",
         ecr_login=aws.ecr_login,
     )
@@ -374,8 +393,14 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             aws.dynamodb(),
             days_to_keep_finished_jobs=settings.days_to_keep_finished_jobs,
         )
-        runner = make_runner(settings, aws)
-        worker = Worker(settings, store=store, aws=aws, runner=runner, log=log, environ=environ)
+        worker = Worker(
+            settings,
+            store=store,
+            aws=aws,
+            make_runner=lambda: make_runner(settings, aws, environ),
+            log=log,
+            environ=environ,
+        )
         return worker.run()
     except ShepardError as error:
         print(f"shepard: {error.message}", file=sys.stderr, flush=True)

@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -127,6 +127,9 @@ class ProcessRunner:
                 "Set SHEPARD_PAYLOAD_COMMAND to a JSON list, or use QUICK_DEPLOY_DIRECTORY."
             )
         limits = nofile_limit(spec.ulimit_nofile)
+        with self._lock:
+            if self._stopped:
+                return RunResult(128 + signal.SIGTERM, "stopped before it started", True)
         try:
             process = subprocess.Popen(
                 list(spec.command),
@@ -143,7 +146,7 @@ class ProcessRunner:
         with self._lock:
             self._process = process
             stopped_early = self._stopped
-        if stopped_early:
+        if stopped_early:  # stop() came while the process was starting
             self._signal(signal.SIGTERM)
         assert process.stdout is not None
         try:
@@ -243,11 +246,12 @@ class DockerRunner:
         self._guard = threading.Lock()
 
     @classmethod
-    def from_env(cls, **kwargs: Any) -> DockerRunner:
+    def from_env(cls, environ: Mapping[str, str], **kwargs: Any) -> DockerRunner:
+        """A runner on the engine that ``DOCKER_HOST`` (default: the local socket) names."""
         import docker
 
         try:
-            client = docker.from_env()
+            client = docker.from_env(environment=dict(environ))
         except docker.errors.DockerException as error:
             raise BackendError(
                 f"while connecting to the Docker engine: {error}. Mount the host's "
