@@ -1,0 +1,245 @@
+# A flock: the modules of terraform/modules composed into one deployable unit.
+
+locals {
+  name             = var.name
+  environment_name = coalesce(var.network.environment_name, var.name)
+  # No aws_availability_zones lookup: an offline plan needs no AWS.
+  availability_zones = var.availability_zones != null ? var.availability_zones : ["${var.region}a", "${var.region}b"]
+
+  table_name      = coalesce(var.table.name, "${var.name}-jobs")
+  secret_name     = coalesce(var.secret_name, "${var.name}-secrets")
+  repository_name = coalesce(var.ecr.repository_name, var.name)
+
+  uses_efs             = var.efs.create
+  uses_lustre          = var.lustre.create
+  create_lustre_bucket = var.lustre.create && var.lustre.existing_bucket == null
+  lustre_bucket        = var.lustre.existing_bucket != null ? var.lustre.existing_bucket : module.storage.lustre_bucket
+
+  payload_image = coalesce(var.images.payload, "${module.registry.repository_url}:payload-latest")
+  worker_image  = coalesce(var.images.worker, "${module.registry.repository_url}:worker-latest")
+
+  instance_tags = {
+    Project      = var.instance_tags.project
+    Team         = var.instance_tags.team
+    Contact      = var.instance_tags.contact
+    WorkloadType = var.instance_tags.workload_type
+  }
+  sheep_tags = merge(
+    { Name = coalesce(var.batch.instance_name, "${var.name}-sheep") },
+    { for k, v in local.instance_tags : k => v if v != null },
+  )
+
+  uses_spot = anytrue([for ce in values(var.batch.compute_environments) : ce.type == "SPOT"])
+
+  # docs/contracts.md section 4: what every job's worker finds in its environment.
+  job_environment = merge(
+    {
+      INPUTS_BUCKET                      = module.storage.inputs_bucket
+      OUTPUTS_BUCKET                     = module.storage.outputs_bucket
+      ERROR_BUCKET                       = module.storage.errors_bucket
+      USES_EFS                           = local.uses_efs ? "True" : "False"
+      USES_LUSTRE                        = local.uses_lustre ? "True" : "False"
+      ULIMIT_FILENO                      = tostring(var.job.ulimit_nofile)
+      SHEPARD_FLOCK                      = var.name
+      SHEPARD_TABLE_NAME                 = module.job_table.table_name
+      SHEPARD_SECRET_NAME                = module.secrets.secret_name
+      SHEPARD_QUICK_DEPLOY_BUCKET        = module.storage.quick_deploy_bucket
+      SHEPARD_PAYLOAD_IMAGE              = local.payload_image
+      SHEPARD_ALLOW_DOCKER_DAEMON        = var.allow_docker_daemon ? "True" : "False"
+      SHEPARD_WORK_ROOT                  = "/mnt/root"
+      INSTANCE_TAGS                      = jsonencode(local.sheep_tags)
+      SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS = tostring(var.table.days_to_keep_finished_jobs)
+    },
+    local.uses_efs ? { SHEPARD_EFS_ROOT = "/mnt/efs" } : {},
+    local.uses_lustre ? { SHEPARD_LUSTRE_ROOT = "/mnt/fsx" } : {},
+  )
+
+  # docs/contracts.md section 3: the environment of both Lambdas.
+  lambda_environment = {
+    SHEPARD_FLOCK                              = var.name
+    SHEPARD_TABLE_NAME                         = module.job_table.table_name
+    SHEPARD_JOB_QUEUE                          = module.batch.job_queue_arn
+    SHEPARD_JOB_DEFINITION                     = module.batch.job_definition_arn
+    SHEPARD_INPUTS_BUCKET                      = module.storage.inputs_bucket
+    SHEPARD_OUTPUTS_BUCKET                     = module.storage.outputs_bucket
+    SHEPARD_ERRORS_BUCKET                      = module.storage.errors_bucket
+    SHEPARD_QUICK_DEPLOY_BUCKET                = module.storage.quick_deploy_bucket
+    SHEPARD_DAYS_TO_KEEP_FAILED_LAUNCH_INDEXES = tostring(var.table.days_to_keep_failed_launch_indexes)
+    SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS         = tostring(var.table.days_to_keep_finished_jobs)
+    SHEPARD_JOB_TIMEOUT_SECONDS                = tostring(var.job.timeout_seconds)
+  }
+}
+
+module "kms" {
+  source           = "../modules/kms"
+  name             = var.name
+  region           = var.region
+  log_group_prefix = "/aws/lambda/${var.name}-"
+}
+
+module "network" {
+  source = "../modules/network"
+
+  name                 = var.name
+  environment_name     = local.environment_name
+  create_vpc           = var.network.create_vpc
+  availability_zones   = local.availability_zones
+  vpc_cidr             = var.network.vpc_cidr
+  public_subnet_cidrs  = var.network.public_subnet_cidrs
+  private_subnet_cidrs = var.network.private_subnet_cidrs
+  make_subnets_public  = var.network.make_subnets_public
+  allow_ssh            = var.network.allow_ssh
+  ssh_cidr             = var.network.ssh_cidr
+  existing_vpc_id      = var.network.existing_vpc_id
+  existing_vpc_cidr    = var.network.existing_vpc_cidr
+  existing_subnet_ids  = var.network.existing_subnet_ids
+  create_efs_rules     = local.uses_efs
+  create_lustre_rules  = local.uses_lustre
+  emulator             = var.emulator.enabled
+}
+
+module "storage" {
+  source = "../modules/storage"
+
+  name                 = var.name
+  bucket_names         = var.buckets
+  kms_key_arn          = module.kms.key_arn
+  force_destroy        = var.force_destroy_buckets
+  create_lustre_bucket = local.create_lustre_bucket
+  lustre_bucket_name   = var.lustre.bucket_name
+  emulator             = var.emulator.enabled
+}
+
+module "job_table" {
+  source = "../modules/job_table"
+
+  table_name  = local.table_name
+  kms_key_arn = module.kms.key_arn
+}
+
+module "secrets" {
+  source = "../modules/secrets"
+
+  name        = var.name
+  secret_name = local.secret_name
+  kms_key_arn = module.kms.key_arn
+  # A disposable flock (force_destroy_buckets) frees the secret's name at once, so the same
+  # flock can be deployed again right after a destroy.
+  recovery_window_in_days = var.force_destroy_buckets ? 0 : 7
+}
+
+module "registry" {
+  source = "../modules/registry"
+
+  repository_name = local.repository_name
+  kms_key_arn     = module.kms.key_arn
+  keep_images     = var.ecr.keep_images
+  force_delete    = var.force_destroy_buckets
+}
+
+module "efs" {
+  source = "../modules/efs"
+
+  create            = local.uses_efs
+  file_system_name  = coalesce(var.efs.name, "${var.name}-efs")
+  kms_key_arn       = module.kms.key_arn
+  throughput_mode   = var.efs.throughput_mode
+  provisioned_mibps = var.efs.provisioned_mibps
+  subnet_ids        = module.network.subnet_ids
+  security_group_id = module.network.security_group_id
+}
+
+module "lustre" {
+  source = "../modules/lustre"
+
+  create               = local.uses_lustre
+  file_system_name     = coalesce(var.lustre.name, "${var.name}-lustre")
+  storage_capacity_gib = var.lustre.storage_capacity_gib
+  deployment_type      = var.lustre.deployment_type
+  bucket_name          = local.lustre_bucket
+  kms_key_arn          = module.kms.key_arn
+  subnet_id            = module.network.subnet_ids[0]
+  security_group_id    = module.network.security_group_id
+}
+
+module "iam" {
+  source = "../modules/iam"
+
+  name                      = var.name
+  region                    = var.region
+  account_id                = module.kms.account_id
+  kms_key_arn               = module.kms.key_arn
+  bucket_arns               = module.storage.bucket_arns
+  table_arn                 = module.job_table.table_arn
+  secret_arn                = module.secrets.secret_arn
+  repository_arn            = module.registry.repository_arn
+  sqs_queue_arn             = module.scheduler.queue_arn
+  job_queue_arn             = module.batch.job_queue_arn
+  job_definition_arn_prefix = module.batch.job_definition_arn_prefix
+  scheduler_log_group_arn   = module.scheduler.log_group_arn
+  api_log_group_arn         = module.api.log_group_arn
+  extra_iam_policy_json     = var.extra_iam_policy_json
+  create_spot_fleet_role    = local.uses_spot
+}
+
+module "batch" {
+  source = "../modules/batch"
+
+  name                  = var.name
+  instance_name         = var.batch.instance_name
+  launch_template_name  = var.batch.launch_template_name
+  queue_name            = var.batch.queue_name
+  job_definition_name   = var.batch.job_definition_name
+  ec2_key_pair          = var.batch.ec2_key_pair
+  max_vcpus             = var.batch.max_vcpus
+  compute_environments  = var.batch.compute_environments
+  subnet_ids            = module.network.subnet_ids
+  security_group_id     = module.network.security_group_id
+  instance_profile_arn  = module.iam.instance_profile_arn
+  service_role_arn      = module.iam.batch_service_role_arn
+  spot_fleet_role_arn   = module.iam.spot_fleet_role_arn
+  job_role_arn          = module.iam.job_role_arn
+  worker_image          = local.worker_image
+  job                   = var.job
+  job_environment       = local.job_environment
+  uses_efs              = local.uses_efs
+  uses_lustre           = local.uses_lustre
+  efs_dns_name          = module.efs.dns_name
+  lustre_dns_name       = module.lustre.dns_name
+  lustre_mount_name     = module.lustre.mount_name
+  root_volume_gib       = var.ebs.root_size_gib
+  container_storage_gib = var.ebs.container_storage_size_gib
+  instance_tags         = local.instance_tags
+}
+
+module "scheduler" {
+  source = "../modules/scheduler"
+
+  name                       = var.name
+  queue_name                 = var.sqs.name
+  max_receive_count          = var.sqs.max_receive_count
+  visibility_timeout_seconds = var.sqs.visibility_timeout_seconds
+  kms_key_arn                = module.kms.key_arn
+  inputs_bucket_name         = module.storage.inputs_bucket
+  inputs_bucket_arn          = module.storage.bucket_arns["inputs"]
+  role_arn                   = module.iam.scheduler_role_arn
+  zip_path                   = var.lambda.scheduler_zip
+  lambda_memory_mib          = var.lambda.memory_mib
+  lambda_timeout_seconds     = var.lambda.timeout_seconds
+  log_retention_days         = var.lambda.log_retention_days
+  environment                = local.lambda_environment
+  emulator                   = var.emulator.enabled
+}
+
+module "api" {
+  source = "../modules/api"
+
+  name                   = var.name
+  role_arn               = module.iam.api_role_arn
+  zip_path               = var.lambda.api_zip
+  kms_key_arn            = module.kms.key_arn
+  lambda_memory_mib      = var.lambda.memory_mib
+  lambda_timeout_seconds = var.lambda.timeout_seconds
+  log_retention_days     = var.lambda.log_retention_days
+  environment            = local.lambda_environment
+}

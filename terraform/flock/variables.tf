@@ -1,0 +1,275 @@
+# The variables of a flock: docs/contracts.md section 1. `shepard-tf render` writes them as
+# flock.auto.tfvars.json; a hand-written tfvars file only needs name, region, lambda and batch.
+
+variable "name" {
+  type        = string
+  description = "Name of the flock: lowercase letter first, then 1-30 lowercase letters, digits or '-'."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.name))
+    error_message = "name must match ^[a-z][a-z0-9-]{1,30}$ (e.g. \"my-flock\")."
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region of the flock."
+
+  validation {
+    condition     = can(regex("^[a-z]{2}(-[a-z]+)+-[0-9]+$", var.region))
+    error_message = "region must be an AWS region such as us-east-1."
+  }
+}
+
+variable "resource_tags" {
+  type        = map(string)
+  description = "Tags on every resource of the flock (shepard:flock = name is added)."
+  default     = {}
+}
+
+variable "instance_tags" {
+  type = object({
+    project       = optional(string)
+    team          = optional(string)
+    contact       = optional(string)
+    workload_type = optional(string)
+  })
+  description = "Project, Team, Contact and WorkloadType tags of the sheep."
+  default     = {}
+}
+
+variable "allow_docker_daemon" {
+  type        = bool
+  description = "Let payload containers use the host's Docker daemon (privileged)."
+  default     = false
+}
+
+variable "job" {
+  type = object({
+    vcpus                 = optional(number, 2)
+    memory_mib            = optional(number, 7000)
+    timeout_seconds       = optional(number, 86400)
+    retry_attempts        = optional(number, 3)
+    retry_on_host_reclaim = optional(bool, true)
+    ulimit_nofile         = optional(number, 1048576)
+    gpus                  = optional(number, 0)
+  })
+  description = "Resources, timeout, retries and nofile limit of every job."
+  default     = {}
+}
+
+variable "buckets" {
+  type = object({
+    inputs       = optional(string)
+    outputs      = optional(string)
+    errors       = optional(string)
+    quick_deploy = optional(string)
+  })
+  description = "Bucket names; a null one is generated with bucket_prefix <name>-<role>-."
+  default     = {}
+}
+
+variable "force_destroy_buckets" {
+  type        = bool
+  description = "Let destroy delete buckets with objects, the registry with images, and the secret at once."
+  default     = false
+}
+
+variable "table" {
+  type = object({
+    name                               = optional(string)
+    days_to_keep_failed_launch_indexes = optional(number, 2)
+    days_to_keep_finished_jobs         = optional(number, 30)
+  })
+  description = "The job table: its name (default <name>-jobs) and how long records are kept."
+  default     = {}
+
+  validation {
+    condition     = var.table.days_to_keep_failed_launch_indexes >= 0 && var.table.days_to_keep_finished_jobs >= 0
+    error_message = "table.days_to_keep_failed_launch_indexes and table.days_to_keep_finished_jobs must be 0 or more."
+  }
+}
+
+variable "secret_name" {
+  type        = string
+  description = "Name of the Secrets Manager secret; null gives <name>-secrets."
+  default     = null
+}
+
+variable "ecr" {
+  type = object({
+    repository_name = optional(string)
+    keep_images     = optional(number, 20)
+  })
+  description = "The ECR repository: its name (default <name>) and how many images are kept."
+  default     = {}
+}
+
+variable "images" {
+  type = object({
+    payload = optional(string)
+    worker  = optional(string)
+  })
+  description = "Images of the payload and the worker; null ones are <repository url>:payload-latest and :worker-latest."
+  default     = {}
+}
+
+variable "batch" {
+  type = object({
+    instance_name        = optional(string)
+    launch_template_name = optional(string)
+    queue_name           = optional(string)
+    job_definition_name  = optional(string)
+    ec2_key_pair         = optional(string)
+    max_vcpus            = optional(number, 256)
+    compute_environments = map(object({
+      order          = number
+      type           = string
+      instance_types = list(string)
+      bid_percentage = optional(number)
+      gpu            = optional(bool, false)
+      min_vcpus      = optional(number, 0)
+      max_vcpus      = optional(number)
+      name           = optional(string)
+    }))
+  })
+  description = "Sheep, compute environments (by short name; the queue tries them in ascending order), queue and job definition."
+
+  validation {
+    condition     = alltrue([for ce in values(var.batch.compute_environments) : contains(["EC2", "SPOT"], ce.type)])
+    error_message = "batch.compute_environments.*.type must be \"EC2\" or \"SPOT\"."
+  }
+
+  validation {
+    condition     = alltrue([for ce in values(var.batch.compute_environments) : ce.type != "SPOT" || ce.bid_percentage != null])
+    error_message = "A SPOT compute environment needs bid_percentage (1-100: the most it pays, as a percentage of the on-demand price)."
+  }
+}
+
+variable "ebs" {
+  type = object({
+    root_size_gib              = optional(number, 30)
+    container_storage_size_gib = optional(number, 50)
+  })
+  description = "Sizes of the sheep's encrypted root and container-storage volumes."
+  default     = {}
+}
+
+variable "efs" {
+  type = object({
+    create            = optional(bool, false)
+    name              = optional(string)
+    throughput_mode   = optional(string, "bursting")
+    provisioned_mibps = optional(number)
+  })
+  description = "An EFS file system mounted at /mnt/efs on every sheep."
+  default     = {}
+
+  validation {
+    condition     = var.efs.throughput_mode != "provisioned" || var.efs.provisioned_mibps != null
+    error_message = "efs.throughput_mode = \"provisioned\" needs efs.provisioned_mibps."
+  }
+}
+
+variable "lustre" {
+  type = object({
+    create               = optional(bool, false)
+    name                 = optional(string)
+    storage_capacity_gib = optional(number, 1200)
+    bucket_name          = optional(string)
+    existing_bucket      = optional(string)
+    deployment_type      = optional(string, "SCRATCH_2")
+  })
+  description = "An FSx for Lustre file system mounted at /mnt/fsx, backed by a new or an existing bucket."
+  default     = {}
+
+  validation {
+    condition     = var.lustre.bucket_name == null || var.lustre.existing_bucket == null
+    error_message = "Set lustre.bucket_name (a bucket to create) or lustre.existing_bucket (one to use), not both."
+  }
+}
+
+variable "sqs" {
+  type = object({
+    name                       = optional(string)
+    max_receive_count          = optional(number, 5)
+    visibility_timeout_seconds = optional(number, 180)
+  })
+  description = "The scheduler queue (default name <name>-jobs)."
+  default     = {}
+}
+
+variable "lambda" {
+  type = object({
+    memory_mib         = optional(number, 256)
+    timeout_seconds    = optional(number, 60)
+    scheduler_zip      = string
+    api_zip            = string
+    log_retention_days = optional(number, 30)
+  })
+  description = "The two Lambdas: memory, timeout, log retention and the zips built by shepard.package."
+}
+
+variable "extra_iam_policy_json" {
+  type        = string
+  description = "An IAM policy document (JSON text) added to the job role."
+  default     = null
+}
+
+variable "network" {
+  type = object({
+    create_vpc           = optional(bool, true)
+    environment_name     = optional(string)
+    vpc_cidr             = optional(string, "10.0.0.0/16")
+    public_subnet_cidrs  = optional(list(string), ["10.0.0.0/28", "10.0.0.16/28"])
+    private_subnet_cidrs = optional(list(string), ["10.0.1.0/24", "10.0.2.0/24"])
+    make_subnets_public  = optional(bool, false)
+    allow_ssh            = optional(bool, false)
+    ssh_cidr             = optional(string)
+    existing_vpc_id      = optional(string)
+    existing_vpc_cidr    = optional(string)
+    existing_subnet_ids  = optional(list(string), [])
+  })
+  description = "A new VPC, or an existing VPC and subnets; SSH access to the sheep."
+  default     = {}
+
+  validation {
+    condition     = var.network.create_vpc || (var.network.existing_vpc_id != null && length(var.network.existing_subnet_ids) >= 1)
+    error_message = "network.create_vpc = false needs network.existing_vpc_id and at least one of network.existing_subnet_ids."
+  }
+
+  validation {
+    condition     = !var.network.allow_ssh || var.network.ssh_cidr != null
+    error_message = "network.allow_ssh = true needs network.ssh_cidr (the CIDR allowed to SSH in, e.g. 203.0.113.0/24)."
+  }
+
+  validation {
+    condition     = var.network.ssh_cidr != "0.0.0.0/0"
+    error_message = "network.ssh_cidr must not be 0.0.0.0/0: name the addresses that may SSH to the sheep."
+  }
+}
+
+variable "emulator" {
+  type = object({
+    enabled = optional(bool, false)
+  })
+  description = "Applied to the moto emulator: no TLS-only bucket policy, no lifecycle rules, no NAT gateway, event source mapping disabled."
+  default     = {}
+}
+
+variable "aws_provider" {
+  type = object({
+    max_retries                 = optional(number)
+    skip_credentials_validation = optional(bool, false)
+    skip_requesting_account_id  = optional(bool, false)
+    allowed_account_ids         = optional(list(string))
+  })
+  description = "Settings of the AWS provider (the emulator and offline plans set them)."
+  default     = {}
+}
+
+variable "availability_zones" {
+  type        = list(string)
+  description = "AZs of a new VPC's subnets; null gives [\"<region>a\", \"<region>b\"]. Not looked up, so plans run offline."
+  default     = null
+}

@@ -1,0 +1,245 @@
+data "aws_partition" "current" {}
+
+locals {
+  partition = data.aws_partition.current.partition
+  managed   = "arn:${local.partition}:iam::aws:policy/service-role"
+
+  kms_use = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+  # SubmitJob is authorised on the queue and on every revision of the flock's job definition.
+  submit_job_resources = [var.job_queue_arn, "${var.job_definition_arn_prefix}:*"]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Trust policies
+# ---------------------------------------------------------------------------------------------
+
+data "aws_iam_policy_document" "trust" {
+  for_each = {
+    lambda = "lambda.amazonaws.com"
+    job    = "ecs-tasks.amazonaws.com"
+    sheep  = "ec2.amazonaws.com"
+    batch  = "batch.amazonaws.com"
+    spot   = "spotfleet.amazonaws.com"
+  }
+
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = [each.value]
+    }
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Scheduler Lambda: turns zip drops on the queue into job records and Batch jobs
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_iam_role" "scheduler" {
+  name               = "${var.name}-scheduler"
+  description        = "Scheduler Lambda of shepard flock ${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.trust["lambda"].json
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "ConsumeOwnQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+    resources = [var.sqs_queue_arn]
+  }
+  statement {
+    sid       = "ReadInputZips"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${var.bucket_arns.inputs}/*"]
+  }
+  statement {
+    sid       = "WriteRejectionReports"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arns.errors}/*"]
+  }
+  statement {
+    sid       = "JobRecords"
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
+    resources = [var.table_arn]
+  }
+  statement {
+    sid       = "SubmitJobs"
+    actions   = ["batch:SubmitJob"]
+    resources = local.submit_job_resources
+  }
+  statement {
+    sid       = "FlockKey"
+    actions   = local.kms_use
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [var.scheduler_log_group_arn, "${var.scheduler_log_group_arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "scheduler"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}
+
+# ---------------------------------------------------------------------------------------------
+# API Lambda: batches jobs sent as JSON
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_iam_role" "api" {
+  name               = "${var.name}-api"
+  description        = "Job-batching API Lambda of shepard flock ${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.trust["lambda"].json
+}
+
+data "aws_iam_policy_document" "api" {
+  statement {
+    sid       = "JobRecords"
+    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
+    resources = [var.table_arn]
+  }
+  statement {
+    sid       = "SubmitJobs"
+    actions   = ["batch:SubmitJob"]
+    resources = local.submit_job_resources
+  }
+  statement {
+    sid       = "FlockKey"
+    actions   = local.kms_use
+    resources = [var.kms_key_arn]
+  }
+  statement {
+    sid       = "OwnLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = [var.api_log_group_arn, "${var.api_log_group_arn}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "api" {
+  name   = "api"
+  role   = aws_iam_role.api.id
+  policy = data.aws_iam_policy_document.api.json
+}
+
+# ---------------------------------------------------------------------------------------------
+# Job role: what the worker (and through it the payload) may do inside a Batch job
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_iam_role" "job" {
+  name               = "${var.name}-job"
+  description        = "Batch jobs of shepard flock ${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.trust["job"].json
+}
+
+data "aws_iam_policy_document" "job" {
+  #checkov:skip=CKV_AWS_356:ecr:GetAuthorizationToken has no resource-level permissions; it must be granted on "*".
+  #checkov:skip=CKV_AWS_111:ec2:CreateTags is limited to instances of this account and region (the worker tags its own sheep).
+  statement {
+    sid       = "ReadInputsAndQuickDeploy"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${var.bucket_arns.inputs}/*", "${var.bucket_arns["quick-deploy"]}/*"]
+  }
+  statement {
+    sid       = "ListQuickDeployFolders"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arns["quick-deploy"]]
+  }
+  statement {
+    sid       = "WriteOutputsAndErrors"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arns.outputs}/*", "${var.bucket_arns.errors}/*"]
+  }
+  statement {
+    sid       = "ClaimAndUpdateJobRecords"
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
+    resources = [var.table_arn]
+  }
+  statement {
+    sid       = "ReadFlockSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.secret_arn]
+  }
+  statement {
+    sid       = "RegistryLogin"
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "PullFlockImages"
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    resources = [var.repository_arn]
+  }
+  statement {
+    sid       = "TagOwnSheep"
+    actions   = ["ec2:CreateTags"]
+    resources = ["arn:${local.partition}:ec2:${var.region}:${var.account_id}:instance/*"]
+  }
+  statement {
+    sid       = "FlockKey"
+    actions   = local.kms_use
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role_policy" "job" {
+  name   = "job"
+  role   = aws_iam_role.job.id
+  policy = data.aws_iam_policy_document.job.json
+}
+
+resource "aws_iam_role_policy" "extra" {
+  count = var.extra_iam_policy_json == null ? 0 : 1
+
+  name   = "extra"
+  role   = aws_iam_role.job.id
+  policy = var.extra_iam_policy_json
+}
+
+# ---------------------------------------------------------------------------------------------
+# Sheep (EC2 instances), the Batch service and the Spot fleet: AWS-managed policies
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_iam_role" "sheep" {
+  name               = "${var.name}-sheep"
+  description        = "EC2 instances (sheep) of shepard flock ${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.trust["sheep"].json
+}
+
+resource "aws_iam_role_policy_attachment" "sheep" {
+  role       = aws_iam_role.sheep.name
+  policy_arn = "${local.managed}/AmazonEC2ContainerServiceforEC2Role"
+}
+
+resource "aws_iam_instance_profile" "sheep" {
+  name = "${var.name}-sheep"
+  role = aws_iam_role.sheep.name
+}
+
+resource "aws_iam_role" "batch_service" {
+  name               = "${var.name}-batch-service"
+  description        = "AWS Batch service role of shepard flock ${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.trust["batch"].json
+}
+
+resource "aws_iam_role_policy_attachment" "batch_service" {
+  role       = aws_iam_role.batch_service.name
+  policy_arn = "${local.managed}/AWSBatchServiceRole"
+}
+
+resource "aws_iam_role" "spot_fleet" {
+  count = var.create_spot_fleet_role ? 1 : 0
+
+  name               = "${var.name}-spot-fleet"
+  description        = "Spot fleet role of shepard flock ${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.trust["spot"].json
+}
+
+resource "aws_iam_role_policy_attachment" "spot_fleet" {
+  count = var.create_spot_fleet_role ? 1 : 0
+
+  role       = aws_iam_role.spot_fleet[0].name
+  policy_arn = "${local.managed}/AmazonEC2SpotFleetTaggingRole"
+}

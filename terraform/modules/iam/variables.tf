@@ -1,0 +1,86 @@
+variable "name" {
+  type        = string
+  description = "Flock name: roles are <name>-scheduler, -api, -job, -sheep, -batch-service, -spot-fleet."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the flock (scopes ec2:CreateTags)."
+}
+
+variable "account_id" {
+  type        = string
+  description = "Account of the flock (scopes ec2:CreateTags)."
+}
+
+variable "kms_key_arn" {
+  type        = string
+  description = "The flock's KMS key."
+}
+
+variable "bucket_arns" {
+  type        = map(string)
+  description = "Bucket ARN by role; needs inputs, outputs, errors and quick-deploy."
+
+  validation {
+    condition     = alltrue([for role in ["inputs", "outputs", "errors", "quick-deploy"] : contains(keys(var.bucket_arns), role)])
+    error_message = "bucket_arns must have the keys inputs, outputs, errors and quick-deploy."
+  }
+}
+
+variable "table_arn" {
+  type        = string
+  description = "ARN of the job table."
+}
+
+variable "secret_arn" {
+  type        = string
+  description = "ARN of the flock's secret."
+}
+
+variable "repository_arn" {
+  type        = string
+  description = "ARN of the flock's ECR repository."
+}
+
+variable "sqs_queue_arn" {
+  type        = string
+  description = "ARN of the scheduler queue."
+}
+
+variable "job_queue_arn" {
+  type        = string
+  description = "ARN of the Batch job queue."
+}
+
+variable "job_definition_arn_prefix" {
+  type        = string
+  description = "ARN of the job definition without its revision."
+}
+
+variable "scheduler_log_group_arn" {
+  type        = string
+  description = "ARN of the scheduler Lambda's log group."
+}
+
+variable "api_log_group_arn" {
+  type        = string
+  description = "ARN of the API Lambda's log group."
+}
+
+variable "extra_iam_policy_json" {
+  type        = string
+  description = "An IAM policy document (JSON) added to the job role; null for none."
+  default     = null
+
+  validation {
+    condition     = var.extra_iam_policy_json == null || can(jsondecode(var.extra_iam_policy_json).Statement)
+    error_message = "extra_iam_policy_json must be a JSON IAM policy document with a Statement."
+  }
+}
+
+variable "create_spot_fleet_role" {
+  type        = bool
+  description = "Create the Spot fleet role (some compute environment is SPOT)."
+  default     = false
+}

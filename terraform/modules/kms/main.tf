@@ -1,0 +1,80 @@
+data "aws_partition" "current" {}
+
+locals {
+  # The key's own ARN carries the account id, so the key policy needs no aws_caller_identity
+  # lookup (which would call STS and break offline plans).
+  account_id = split(":", aws_kms_key.this.arn)[4]
+  partition  = data.aws_partition.current.partition
+}
+
+resource "aws_kms_key" "this" {
+  #checkov:skip=CKV2_AWS_64:The key policy is set by aws_kms_key_policy.this below, once the account id is known from the key's ARN.
+  description             = "shepard flock ${var.name}: buckets, job table, queues, secret, logs, registry"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.deletion_window_in_days
+  tags                    = var.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/shepard-${var.name}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+data "aws_iam_policy_document" "key" {
+  # Without this statement only the key policy could grant use of the key; with it, the
+  # least-privilege IAM policies of the flock's roles decide who uses the key.
+  statement {
+    sid       = "AccountRootAdministers"
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  # CloudWatch Logs encrypts the Lambdas' log groups with this key; it may only do so for the
+  # flock's own log groups.
+  statement {
+    sid = "CloudWatchLogsEncryptsFlockLogGroups"
+    actions = [
+      "kms:Encrypt*",
+      "kms:Decrypt*",
+      "kms:ReEncrypt*",
+      "kms:GenerateDataKey*",
+      "kms:Describe*",
+    ]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${var.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:${var.log_group_prefix}*"]
+    }
+  }
+
+  # S3 sends the inputs bucket's event notifications to the KMS-encrypted scheduler queue and
+  # needs a data key for that.
+  statement {
+    sid       = "S3NotifiesEncryptedQueue"
+    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["s3.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_kms_key_policy" "this" {
+  key_id = aws_kms_key.this.key_id
+  policy = data.aws_iam_policy_document.key.json
+}

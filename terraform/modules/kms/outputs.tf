@@ -1,0 +1,24 @@
+output "key_arn" {
+  description = "ARN of the flock's KMS key."
+  value       = aws_kms_key.this.arn
+}
+
+output "key_id" {
+  description = "Id of the flock's KMS key."
+  value       = aws_kms_key.this.key_id
+}
+
+output "alias_name" {
+  description = "Alias of the key."
+  value       = aws_kms_alias.this.name
+}
+
+output "account_id" {
+  description = "Account that owns the key (read from its ARN)."
+  value       = local.account_id
+}
+
+output "key_policy_id" {
+  description = "Id of the key policy: depend on it before creating encrypted log groups."
+  value       = aws_kms_key_policy.this.id
+}

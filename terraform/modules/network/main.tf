@@ -1,0 +1,166 @@
+locals {
+  prefix = var.environment_name
+
+  vpc_id   = var.create_vpc ? aws_vpc.this[0].id : var.existing_vpc_id
+  vpc_cidr = var.create_vpc ? aws_vpc.this[0].cidr_block : var.existing_vpc_cidr
+
+  # Sheep run in the private subnets behind the NAT gateway unless the flock asks for public
+  # subnets (public IPs, no NAT needed).
+  sheep_subnet_ids = var.create_vpc ? (
+    var.make_subnets_public ? aws_subnet.public[*].id : aws_subnet.private[*].id
+  ) : var.existing_subnet_ids
+
+  # The emulator cannot route anywhere, and a NAT gateway is the flock's only hourly cost when
+  # idle: create one only for a new VPC with private sheep on AWS.
+  create_nat = var.create_vpc && !var.make_subnets_public && !var.emulator
+}
+
+resource "aws_vpc" "this" {
+  #checkov:skip=CKV2_AWS_11:Flow logs are a site choice (cost, destination); the sheep security group already admits nothing from outside unless SSH is asked for.
+  count = var.create_vpc ? 1 : 0
+
+  cidr_block           = var.vpc_cidr
+  enable_dns_support   = true
+  enable_dns_hostnames = true # EFS and Lustre are mounted by DNS name
+  tags                 = { Name = "${local.prefix}-vpc" }
+}
+
+# Take every rule away from the VPC's default security group so nothing can use it by accident.
+resource "aws_default_security_group" "this" {
+  count  = var.create_vpc ? 1 : 0
+  vpc_id = aws_vpc.this[0].id
+  tags   = { Name = "${local.prefix}-default-closed" }
+}
+
+resource "aws_subnet" "public" {
+  #checkov:skip=CKV_AWS_130:Public subnets hold the NAT gateway, and the sheep only when make_subnets_public asks for public IPs.
+  count = var.create_vpc ? length(var.public_subnet_cidrs) : 0
+
+  vpc_id                  = aws_vpc.this[0].id
+  cidr_block              = var.public_subnet_cidrs[count.index]
+  availability_zone       = var.availability_zones[count.index % length(var.availability_zones)]
+  map_public_ip_on_launch = var.make_subnets_public
+  tags                    = { Name = "${local.prefix}-public-${count.index + 1}" }
+}
+
+resource "aws_subnet" "private" {
+  count = var.create_vpc ? length(var.private_subnet_cidrs) : 0
+
+  vpc_id            = aws_vpc.this[0].id
+  cidr_block        = var.private_subnet_cidrs[count.index]
+  availability_zone = var.availability_zones[count.index % length(var.availability_zones)]
+  tags              = { Name = "${local.prefix}-private-${count.index + 1}" }
+}
+
+resource "aws_internet_gateway" "this" {
+  count  = var.create_vpc ? 1 : 0
+  vpc_id = aws_vpc.this[0].id
+  tags   = { Name = "${local.prefix}-igw" }
+}
+
+resource "aws_route_table" "public" {
+  count  = var.create_vpc ? 1 : 0
+  vpc_id = aws_vpc.this[0].id
+  tags   = { Name = "${local.prefix}-public" }
+}
+
+resource "aws_route" "public_internet" {
+  count                  = var.create_vpc ? 1 : 0
+  route_table_id         = aws_route_table.public[0].id
+  destination_cidr_block = "0.0.0.0/0"
+  gateway_id             = aws_internet_gateway.this[0].id
+}
+
+resource "aws_route_table_association" "public" {
+  count          = var.create_vpc ? length(var.public_subnet_cidrs) : 0
+  subnet_id      = aws_subnet.public[count.index].id
+  route_table_id = aws_route_table.public[0].id
+}
+
+# One NAT gateway, not one per AZ: sheep only pull images and talk to AWS APIs, and an AZ
+# outage pauses the queue rather than losing jobs.
+resource "aws_eip" "nat" {
+  count  = local.create_nat ? 1 : 0
+  domain = "vpc"
+  tags   = { Name = "${local.prefix}-nat" }
+}
+
+resource "aws_nat_gateway" "this" {
+  count         = local.create_nat ? 1 : 0
+  allocation_id = aws_eip.nat[0].id
+  subnet_id     = aws_subnet.public[0].id
+  tags          = { Name = "${local.prefix}-nat" }
+
+  depends_on = [aws_internet_gateway.this]
+}
+
+resource "aws_route_table" "private" {
+  count  = var.create_vpc ? 1 : 0
+  vpc_id = aws_vpc.this[0].id
+  tags   = { Name = "${local.prefix}-private" }
+}
+
+resource "aws_route" "private_nat" {
+  count                  = local.create_nat ? 1 : 0
+  route_table_id         = aws_route_table.private[0].id
+  destination_cidr_block = "0.0.0.0/0"
+  nat_gateway_id         = aws_nat_gateway.this[0].id
+}
+
+resource "aws_route_table_association" "private" {
+  count          = var.create_vpc ? length(var.private_subnet_cidrs) : 0
+  subnet_id      = aws_subnet.private[count.index].id
+  route_table_id = aws_route_table.private[0].id
+}
+
+# The sheep's security group: all egress, and ingress only for what the flock asked for.
+resource "aws_security_group" "sheep" {
+  name_prefix = "${local.prefix}-sheep-"
+  description = "Sheep of shepard flock ${var.name}: egress, SSH when asked, NFS/Lustre within the group"
+  vpc_id      = local.vpc_id
+  tags        = { Name = "${local.prefix}-sheep" }
+
+  # Compute environments reference the group: make the new one before the old one goes.
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "all" {
+  #checkov:skip=CKV_AWS_382:Sheep pull arbitrary payload images and call AWS APIs; egress cannot be narrowed in general.
+  security_group_id = aws_security_group.sheep.id
+  description       = "Sheep reach ECR, S3, DynamoDB, Batch and image registries"
+  ip_protocol       = "-1"
+  cidr_ipv4         = "0.0.0.0/0"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "ssh" {
+  count             = var.allow_ssh ? 1 : 0
+  security_group_id = aws_security_group.sheep.id
+  description       = "SSH to sheep from the configured CIDR"
+  ip_protocol       = "tcp"
+  from_port         = 22
+  to_port           = 22
+  cidr_ipv4         = var.ssh_cidr
+}
+
+resource "aws_vpc_security_group_ingress_rule" "nfs" {
+  count                        = var.create_efs_rules ? 1 : 0
+  security_group_id            = aws_security_group.sheep.id
+  description                  = "NFS from sheep to the EFS mount targets"
+  ip_protocol                  = "tcp"
+  from_port                    = 2049
+  to_port                      = 2049
+  referenced_security_group_id = aws_security_group.sheep.id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "lustre" {
+  for_each = var.create_lustre_rules ? { "988" = [988, 988], "1018-1023" = [1018, 1023] } : {}
+
+  security_group_id            = aws_security_group.sheep.id
+  description                  = "Lustre ${each.key} between sheep and the file system"
+  ip_protocol                  = "tcp"
+  from_port                    = each.value[0]
+  to_port                      = each.value[1]
+  referenced_security_group_id = aws_security_group.sheep.id
+}

@@ -1,0 +1,118 @@
+variable "name" {
+  type        = string
+  description = "Flock name."
+}
+
+variable "environment_name" {
+  type        = string
+  description = "Prefix of the network resources' Name tags."
+}
+
+variable "create_vpc" {
+  type        = bool
+  description = "Create a new VPC (true) or use existing_vpc_id and existing_subnet_ids (false)."
+  default     = true
+}
+
+variable "availability_zones" {
+  type        = list(string)
+  description = "AZs for the new VPC's subnets, in order (no AZ lookup, so plans run offline)."
+  default     = []
+
+  validation {
+    condition     = length(var.availability_zones) == 0 || length(var.availability_zones) >= 2
+    error_message = "availability_zones must name at least two zones, e.g. [\"us-east-1a\", \"us-east-1b\"]."
+  }
+}
+
+variable "vpc_cidr" {
+  type        = string
+  description = "CIDR of the new VPC."
+  default     = "10.0.0.0/16"
+
+  validation {
+    condition     = can(cidrhost(var.vpc_cidr, 0))
+    error_message = "vpc_cidr must be an IPv4 CIDR such as 10.0.0.0/16."
+  }
+}
+
+variable "public_subnet_cidrs" {
+  type        = list(string)
+  description = "CIDRs of the public subnets (one per AZ, in order)."
+  default     = ["10.0.0.0/28", "10.0.0.16/28"]
+
+  validation {
+    condition     = length(var.public_subnet_cidrs) >= 1 && alltrue([for c in var.public_subnet_cidrs : can(cidrhost(c, 0))])
+    error_message = "public_subnet_cidrs must list at least one IPv4 CIDR."
+  }
+}
+
+variable "private_subnet_cidrs" {
+  type        = list(string)
+  description = "CIDRs of the private subnets (one per AZ, in order)."
+  default     = ["10.0.1.0/24", "10.0.2.0/24"]
+
+  validation {
+    condition     = length(var.private_subnet_cidrs) >= 1 && alltrue([for c in var.private_subnet_cidrs : can(cidrhost(c, 0))])
+    error_message = "private_subnet_cidrs must list at least one IPv4 CIDR."
+  }
+}
+
+variable "make_subnets_public" {
+  type        = bool
+  description = "Run sheep in the public subnets with public IPs (no NAT gateway) instead of the private ones."
+  default     = false
+}
+
+variable "allow_ssh" {
+  type        = bool
+  description = "Open port 22 on the sheep to ssh_cidr."
+  default     = false
+}
+
+variable "ssh_cidr" {
+  type        = string
+  description = "CIDR allowed to SSH to sheep when allow_ssh is true."
+  default     = null
+
+  validation {
+    condition     = var.ssh_cidr == null || can(cidrhost(var.ssh_cidr, 0))
+    error_message = "ssh_cidr must be an IPv4 CIDR such as 203.0.113.0/24."
+  }
+}
+
+variable "existing_vpc_id" {
+  type        = string
+  description = "VPC to use when create_vpc is false."
+  default     = null
+}
+
+variable "existing_vpc_cidr" {
+  type        = string
+  description = "CIDR of the existing VPC (informational)."
+  default     = null
+}
+
+variable "existing_subnet_ids" {
+  type        = list(string)
+  description = "Subnets of the existing VPC where sheep run when create_vpc is false."
+  default     = []
+}
+
+variable "create_efs_rules" {
+  type        = bool
+  description = "Allow NFS (2049) within the sheep group, for EFS mount targets."
+  default     = false
+}
+
+variable "create_lustre_rules" {
+  type        = bool
+  description = "Allow Lustre (988, 1018-1023) within the sheep group."
+  default     = false
+}
+
+variable "emulator" {
+  type        = bool
+  description = "Running against the moto emulator: no NAT gateway or Elastic IP."
+  default     = false
+}
