@@ -55,6 +55,7 @@ class LocalStatus:
     parallel_jobs: int | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     log_tail: list[str] = field(default_factory=list)
+    message: str | None = None  # what is wrong and what to do, when it is not running
 
     @property
     def running(self) -> bool:
@@ -134,7 +135,12 @@ def status(state_dir: Path) -> LocalStatus:
     info = _read_json(paths.service_json)
     stats = _read_json(paths.stats_json) or {}
     if info is None:
-        return LocalStatus(state="stopped", stats=stats)
+        return LocalStatus(
+            state="stopped",
+            stats=stats,
+            message=f"the local flock in {paths.state_dir} is not running. Run "
+            f"`shepard-tf apply <flock.yaml>` to start it.",
+        )
     pid = int(info.get("pid", 0))
     alive = _is_service(pid, paths.state_dir)
     return LocalStatus(
@@ -147,6 +153,7 @@ def status(state_dir: Path) -> LocalStatus:
         parallel_jobs=info.get("parallel_jobs"),
         stats=stats,
         log_tail=[] if alive else logs(paths.state_dir, LOG_TAIL_LINES),
+        message=None if alive else _died_message(pid, paths.state_dir, "checking the local flock"),
     )
 
 
