@@ -56,6 +56,7 @@ class DemoResult:
     service_ports: list[int] = field(default_factory=list)
     destroyed: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # the environment its commands ran with
 
 
 class Tour:
@@ -210,6 +211,20 @@ def _download_error_zip(state_dir: Path, key: str, dest_dir: Path) -> Path:
     return path
 
 
+def destroy_flock(tour: Tour, result: DemoResult) -> None:
+    """The last step: ``shepard-tf destroy``, and the service stopped even if destroy failed."""
+    import shepard.local
+
+    tour.say("Destroy the flock: every emulated resource, then the local flock service.")
+    mark = time.monotonic()
+    try:
+        tour.run("destroy", str(result.flock_file), "--auto-approve")
+        result.destroyed = True
+    finally:
+        result.seconds["destroy"] = time.monotonic() - mark
+        shepard.local.stop(result.state_dir)
+
+
 def run_demo(
     *,
     flock_file: Path = SETUP / "flock.yaml",
@@ -239,7 +254,7 @@ def run_demo(
     )
     tour = Tour(base_env, out)
     state_dir = deploy.load_flock(flock_file, base_env).state_dir
-    result = DemoResult(flock_file, state_dir, results_dir, jobs=[])
+    result = DemoResult(flock_file, state_dir, results_dir, jobs=[], env=base_env)
     failing = DemoJob("Hello World job 1 (fails on purpose)", "batch_via_api")
     succeeding = DemoJob("Hello World job 2 (succeeds)", "batch_via_api")
     tagged = DemoJob("tag_no_error (zip drop)", "batch")
@@ -336,14 +351,7 @@ def run_demo(
                 tour.note(f"    error zip (its logs): {job.error_zip.name}")
     finally:
         if not keep:
-            tour.say("Destroy the flock: every emulated resource, then the local flock service.")
-            mark = time.monotonic()
-            try:
-                tour.run("destroy", str(flock_file), "--auto-approve")
-                result.destroyed = True
-            finally:
-                result.seconds["destroy"] = time.monotonic() - mark
-                shepard.local.stop(state_dir)  # nothing left running, even if destroy failed
+            destroy_flock(tour, result)
         else:
             tour.say(
                 f"The flock keeps running (--keep). Try `SHEPARD_CONFIG_DIR="

@@ -6,16 +6,20 @@ destroy at the end is part of what is tested.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import re
 import socket
+import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from shepard.demo import DemoJob, DemoResult, run_demo
+from shepard.demo import DemoJob, DemoResult, Tour, destroy_flock, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "examples" / "testing-setup"
@@ -40,20 +44,45 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[DemoResult, str]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoResult, str, Any]]:
+    """The demo with the flock kept, the load benchmark's quick run on it, then the destroy."""
     base = tmp_path_factory.mktemp("demo")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["SHEPARD_STATE_DIR"] = str(base / "state")
     env["SHEPARD_CONFIG_DIR"] = str(base / "profiles")
     out = io.StringIO()
-    result = run_demo(
-        flock_file=SETUP / "flock.yaml",
-        results_dir=base / "results",
-        env=env,
-        timeout=240,
-        out=out,
+    result: DemoResult | None = None
+    load = None
+    try:
+        result = run_demo(
+            flock_file=SETUP / "flock.yaml",
+            results_dir=base / "results",
+            env=env,
+            keep=True,
+            timeout=240,
+            out=out,
+        )
+        load = _bench().run_load(result.state_dir, 20, timeout=240)
+    finally:
+        if result is not None:
+            destroy_flock(Tour(result.env, out), result)
+        else:  # the demo failed before it could say where its flock is: stop it anyway
+            import shepard.local
+            from shepard import deploy
+
+            shepard.local.stop(deploy.load_flock(SETUP / "flock.yaml", env).state_dir)
+    yield result, out.getvalue(), load
+
+
+def _bench() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "bench_local_load", ROOT / "bench" / "bench_local_load.py"
     )
-    return result, out.getvalue()
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_local_load"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _job(result: DemoResult, how: str, index: int = 0) -> DemoJob:
@@ -61,9 +90,9 @@ def _job(result: DemoResult, how: str, index: int = 0) -> DemoJob:
 
 
 def test_the_failing_job_failed_with_its_exit_code_and_an_error_zip(
-    demo: tuple[DemoResult, str],
+    demo: tuple[DemoResult, str, Any],
 ) -> None:
-    result, _ = demo
+    result, _, _ = demo
     failing = _job(result, "batch_via_api", 0)
     assert failing.record["RESULT"] == "failed"
     assert int(failing.record["EXIT_CODE"]) == 1
@@ -77,9 +106,9 @@ def test_the_failing_job_failed_with_its_exit_code_and_an_error_zip(
 
 
 def test_the_succeeding_job_has_its_output_in_the_seed_named_zip(
-    demo: tuple[DemoResult, str],
+    demo: tuple[DemoResult, str, Any],
 ) -> None:
-    result, _ = demo
+    result, _, _ = demo
     job = _job(result, "batch_via_api", 1)
     assert job.record["RESULT"] == "succeeded"
     assert int(job.record["EXIT_CODE"]) == 0
@@ -95,8 +124,8 @@ def test_the_succeeding_job_has_its_output_in_the_seed_named_zip(
     assert job.job_id is not None and job.job_id.encode() in report
 
 
-def test_the_tag_job_zip_starts_with_its_tag(demo: tuple[DemoResult, str]) -> None:
-    result, _ = demo
+def test_the_tag_job_zip_starts_with_its_tag(demo: tuple[DemoResult, str, Any]) -> None:
+    result, _, _ = demo
     job = _job(result, "batch")
     assert job.record["RESULT"] == "succeeded"
     assert job.record["IS_INVOKED"] in ("False", False)
@@ -106,15 +135,15 @@ def test_the_tag_job_zip_starts_with_its_tag(demo: tuple[DemoResult, str]) -> No
     )
 
 
-def test_retrieve_brought_every_result_home(demo: tuple[DemoResult, str]) -> None:
-    result, _ = demo
+def test_retrieve_brought_every_result_home(demo: tuple[DemoResult, str, Any]) -> None:
+    result, _, _ = demo
     home = sorted(p.name for p in result.results_dir.rglob("*result@*.zip"))
     expected = sorted(z.name for job in result.jobs for z in job.result_zips)
     assert home == expected and len(home) == 2
 
 
-def test_destroy_left_no_process_and_no_port(demo: tuple[DemoResult, str]) -> None:
-    result, output = demo
+def test_destroy_left_no_process_and_no_port(demo: tuple[DemoResult, str, Any]) -> None:
+    result, output, _ = demo
     assert result.destroyed
     assert result.service_pid is not None and not _alive(result.service_pid)
     assert result.service_ports and all(_port_free(p) for p in result.service_ports)
@@ -122,3 +151,14 @@ def test_destroy_left_no_process_and_no_port(demo: tuple[DemoResult, str]) -> No
     # it reads as a tutorial: a numbered sentence before each command
     assert re.search(r"^1\. Deploy the testing-setup flock", output, re.M)
     assert "$ shepard-tf destroy" in output
+
+
+def test_twenty_jobs_dropped_at_once_each_ran_once_with_one_result(
+    demo: tuple[DemoResult, str, Any],
+) -> None:
+    _, _, load = demo
+    assert load.problems == []
+    assert len(load.records) == 20
+    assert all(len(keys) == 1 for keys in load.result_keys.values())
+    assert load.workers_started == 21  # 20 + the baseline job: nobody ran twice
+    assert load.baseline_drop_to_running < 3.0  # target 1 s; slack for a loaded test machine

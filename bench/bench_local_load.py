@@ -1,0 +1,284 @@
+"""Load on a local flock: N jobs dropped at once as zips, all done, one record and one result each.
+
+    python bench/bench_local_load.py            # 200 jobs
+    python bench/bench_local_load.py --quick    # 20 jobs (the test suite's smoke run)
+    python bench/bench_local_load.py --state-dir <running flock's state folder>
+
+Without --state-dir it deploys examples/testing-setup to a temporary state folder, and destroys
+it at the end. It first drops one job alone (the baseline: the time from drop to running with an
+idle flock), then N at once, and prints jobs per minute and the median time from drop to running
+(target: <= 1 s for the baseline) with the ratio to the baseline. It fails (exit 1) when a job is
+lost, has two records, has no result or two, or was claimed twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import zipfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+FLOCK = REPO / "examples" / "testing-setup" / "flock.yaml"
+PAYLOAD = {"test1": "test1", "test2": "test2", "test3": "test3", "test4": "0"}
+POLL_SECONDS = 0.1
+
+
+@dataclass
+class LoadResult:
+    jobs: int
+    seconds: float  # first drop -> last job finished
+    drop_to_running: list[float]
+    baseline_drop_to_running: float
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # zip key -> record
+    result_keys: dict[str, list[str]] = field(default_factory=dict)  # job id -> output keys
+    problems: list[str] = field(default_factory=list)
+    workers_started: int | None = None
+
+    @property
+    def jobs_per_minute(self) -> float:
+        return self.jobs / self.seconds * 60 if self.seconds else 0.0
+
+    @property
+    def median_drop_to_running(self) -> float:
+        return statistics.median(self.drop_to_running) if self.drop_to_running else float("nan")
+
+
+def _zip_bytes(variables: Mapping[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("inputs.json", json.dumps(dict(variables)))
+    return buffer.getvalue()
+
+
+class _Flock:
+    """boto3 clients on a running local flock, and its outputs."""
+
+    def __init__(self, state_dir: Path) -> None:
+        import boto3
+
+        import shepard.local
+
+        running = shepard.local.require_running(state_dir, doing="running the load benchmark")
+        raw = json.loads((state_dir / "outputs.json").read_text(encoding="utf-8"))
+        self.outputs = {
+            k: (v["value"] if isinstance(v, dict) and "value" in v else v) for k, v in raw.items()
+        }
+        session = boto3.session.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name=running.env["AWS_REGION"],
+        )
+        self.s3 = session.client("s3", endpoint_url=running.endpoint_url)
+        self.dynamodb = session.client("dynamodb", endpoint_url=running.endpoint_url)
+        self.state_dir = state_dir
+
+    def records_by_zip(self) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {}
+        for phase in ("queued", "running", "finished"):
+            kwargs: dict[str, Any] = {
+                "TableName": self.outputs["table_name"],
+                "IndexName": self.outputs.get("table_status_index") or "phase-index",
+                "KeyConditionExpression": "PHASE = :p",
+                "ExpressionAttributeValues": {":p": {"S": phase}},
+            }
+            while True:
+                page = self.dynamodb.query(**kwargs)
+                for item in page.get("Items", []):
+                    key = item.get("INPUT_ZIP_NAME", {}).get("S")
+                    if key:
+                        found.setdefault(key, []).append(item)
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return found
+
+    def drop(self, key: str, body: bytes) -> None:
+        self.s3.put_object(Bucket=self.outputs["inputs_bucket"], Key=key, Body=body)
+
+    def output_keys(self) -> list[str]:
+        keys: list[str] = []
+        paginator = self.s3.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.outputs["outputs_bucket"]):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+
+    def workers_started(self) -> int | None:
+        try:
+            stats = json.loads((self.state_dir / "local" / "stats.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        value = stats.get("jobs_started")
+        return int(value) if value is not None else None
+
+
+def _drop_and_watch(
+    flock: _Flock, keys: list[str], timeout: float
+) -> tuple[dict[str, float], dict[str, float], dict[str, float], dict[str, list[dict[str, Any]]]]:
+    """Drop the zips at once; when each was dropped, seen running, seen finished."""
+    body = _zip_bytes(PAYLOAD)
+    dropped: dict[str, float] = {}
+
+    def put(key: str) -> None:
+        flock.drop(key, body)
+        dropped[key] = time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, keys))
+    running: dict[str, float] = {}
+    finished: dict[str, float] = {}
+    records: dict[str, list[dict[str, Any]]] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = flock.records_by_zip()
+        now = time.monotonic()
+        for key in keys:
+            items = records.get(key, [])
+            phases = {item.get("PHASE", {}).get("S") for item in items}
+            if key not in running and phases & {"running", "finished"}:
+                running[key] = now
+            if key not in finished and phases and phases <= {"finished"}:
+                finished[key] = now
+        if len(finished) == len(keys):
+            break
+        time.sleep(POLL_SECONDS)
+    return dropped, running, finished, records
+
+
+def run_load(state_dir: Path, jobs: int, *, timeout: float = 900.0) -> LoadResult:
+    """The benchmark on the running local flock of ``state_dir``."""
+    flock = _Flock(state_dir)
+    run = f"bench-{int(time.time())}"
+    started_before = flock.workers_started() or 0
+
+    base_keys = [f"{run}/baseline.zip"]
+    b_dropped, b_running, _, _ = _drop_and_watch(flock, base_keys, timeout)
+    baseline = b_running.get(base_keys[0], float("inf")) - b_dropped[base_keys[0]]
+
+    keys = [f"{run}/job-{i:04d}.zip" for i in range(jobs)]
+    first = time.monotonic()
+    dropped, running, finished, records = _drop_and_watch(flock, keys, timeout)
+    last = max(finished.values()) if finished else time.monotonic()
+    result = LoadResult(
+        jobs=jobs,
+        seconds=last - first,
+        drop_to_running=[running[k] - dropped[k] for k in keys if k in running],
+        baseline_drop_to_running=baseline,
+    )
+
+    outputs = flock.output_keys()
+    for key in keys:
+        items = records.get(key, [])
+        if len(items) != 1:
+            result.problems.append(f"{key}: {len(items)} job records (expected 1)")
+            continue
+        item = items[0]
+        job_id = item["UUID"]["S"]
+        result.records[key] = item
+        if item.get("RESULT", {}).get("S") != "succeeded":
+            result.problems.append(
+                f"{key}: job {job_id} ended {item.get('RESULT', {}).get('S')}: "
+                f"{item.get('REASON', {}).get('S', '')}"
+            )
+        attempts = int(item.get("ATTEMPT", {}).get("N", "1"))
+        if attempts != 1:
+            result.problems.append(f"{key}: job {job_id} was claimed {attempts} times")
+        mine = [o for o in outputs if job_id in o]
+        result.result_keys[job_id] = mine
+        if len(mine) != 1:
+            result.problems.append(f"{key}: job {job_id} has {len(mine)} result zips")
+    started_after = flock.workers_started()
+    if started_after is not None:
+        result.workers_started = started_after - started_before
+        if result.workers_started != jobs + 1:
+            result.problems.append(
+                f"{result.workers_started} workers started for {jobs + 1} jobs (one run each)"
+            )
+    return result
+
+
+def report(result: LoadResult, out: Any = sys.stdout) -> None:
+    med = result.median_drop_to_running
+    ratio = med / result.baseline_drop_to_running if result.baseline_drop_to_running else 0
+    print(f"local flock load: {result.jobs} jobs dropped at once", file=out)
+    print(
+        f"  ours:     {result.jobs_per_minute:.1f} jobs/min; median drop->running {med:.2f} s "
+        f"(includes waiting for a free slot)",
+        file=out,
+    )
+    print(
+        f"  baseline: one job alone, drop->running {result.baseline_drop_to_running:.2f} s "
+        f"(target <= 1 s)",
+        file=out,
+    )
+    print(f"  ratio:    {ratio:.1f}x the baseline's drop->running under load", file=out)
+    done = len(result.records)
+    print(
+        f"  {done}/{result.jobs} jobs with one record and one result; "
+        f"{result.workers_started} workers started",
+        file=out,
+    )
+    for problem in result.problems[:20]:
+        print(f"  PROBLEM {problem}", file=out)
+
+
+def _cli(argv: list[str], env: Mapping[str, str]) -> None:
+    from shepard.cli import main
+
+    status = main(argv, env)
+    if status != 0:
+        raise SystemExit(f"`shepard-tf {' '.join(argv)}` exited {status}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="20 jobs instead of 200")
+    parser.add_argument("--jobs", type=int, default=None)
+    parser.add_argument("--state-dir", type=Path, help="a running local flock's state folder")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args(argv)
+    jobs = args.jobs or (20 if args.quick else 200)
+    if args.state_dir:
+        result = run_load(args.state_dir, jobs, timeout=args.timeout)
+        report(result)
+        return 1 if result.problems else 0
+
+    from shepard import deploy
+
+    with tempfile.TemporaryDirectory(prefix="shepard-bench-") as tmp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env |= {
+            "SHEPARD_STATE_DIR": f"{tmp}/state",
+            "SHEPARD_CONFIG_DIR": f"{tmp}/profiles",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": "us-east-1",
+        }
+        state_dir = deploy.load_flock(FLOCK, env).state_dir
+        print(f"deploying {FLOCK} to a local flock in {tmp} ...", flush=True)
+        try:
+            _cli(["apply", str(FLOCK), "--auto-approve"], env)
+            result = run_load(state_dir, jobs, timeout=args.timeout)
+        finally:
+            import shepard.local
+
+            try:
+                _cli(["destroy", str(FLOCK), "--auto-approve"], env)
+            finally:
+                shepard.local.stop(state_dir)
+    report(result)
+    return 1 if result.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
