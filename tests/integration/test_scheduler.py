@@ -15,6 +15,7 @@ import sys
 import zipfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,12 @@ def encrypted_flag(data: bytes) -> bytes:
             out[position + flag_at] |= 1
             position = out.find(signature, position + 4)
     return bytes(out)
+
+
+def patched(data: bytes, signature: bytes, at: int, value: bytes) -> bytes:
+    """``data`` with ``value`` written ``at`` bytes into the last record starting ``signature``."""
+    position = data.rfind(signature) + at
+    return data[:position] + value + data[position + len(value) :]
 
 
 INPUTS = json.dumps({"greeting": "hello", "count": 3, "TAG": "hello"}).encode()
@@ -297,6 +304,14 @@ POISON = {
         make_zip({"inputs.json": json.dumps({"a": "x" * (1024 * 1024)}).encode()}),
         "at most 1048576 bytes",
     ),
+    "bad-crc": (
+        patched(make_zip({"inputs.json": INPUTS}, zipfile.ZIP_STORED), b"PK\x03\x04", 41, b"["),
+        "fails its CRC check",
+    ),
+    "multi-disk": (
+        patched(make_zip({"inputs.json": INPUTS}), b"PK\x05\x06", 4, b"\x01\x00"),
+        "split over several disks",
+    ),
     "two-top-folders": (make_zip({"a/inputs.json": INPUTS, "b/x": b""}), "no inputs.json"),
 }
 
@@ -468,3 +483,18 @@ def test_bench_quick_run_prints_ours_baseline_and_ratio() -> None:
         if " baseline: " in line and "4MiB" in line:
             assert "bytes=4194" in line  # the whole zip was downloaded
     assert float(lines[-1].split("bytes=")[1].split("x")[0]) > 10
+
+
+def test_submit_refused_by_batch_is_recorded_and_reported(
+    flock: FlockFixture, drops: Deliveries
+) -> None:
+    drops.upload("refused.zip", make_zip({"inputs.json": INPUTS}))
+    missing = "arn:aws:batch:us-east-1:123456789012:job-definition/gone:1"
+    rt = Runtime.from_settings(replace(flock.settings, job_definition=missing))
+    assert handle(rt, drops.collect(1)) == {"batchItemFailures": []}  # retrying cannot help
+    (record,) = records(flock)
+    assert (record.phase, record.result) == (Phase.FINISHED, Result.FAILED)
+    assert record.reason is not None and record.reason.startswith(
+        "while submitting the job to AWS Batch"
+    )
+    assert report(flock, "refused.zip", "failed")["reason"] == record.reason
