@@ -31,6 +31,7 @@ from shepard.tf.workdir import (
     INIT_STAMP,
     Backend,
     backend_from_config,
+    declared_outputs,
     init_fingerprint,
     render_backend_override,
     source_hash,
@@ -339,7 +340,9 @@ class FlockTerraform:
                 "something that is not JSON. Run `terraform output` in "
                 f"{self.root} to see why"
             ) from None
-        values = {name: item.get("value") for name, item in raw.items()}
+        # Terraform leaves null outputs out; the contract has them, as None.
+        values: dict[str, Any] = dict.fromkeys(declared_outputs(self.root))
+        values.update({name: item.get("value") for name, item in raw.items()})
         write_if_changed(
             self.state_dir / OUTPUTS_FILE, json.dumps(values, indent=2, sort_keys=True) + "\n"
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -211,3 +212,20 @@ def init_fingerprint(*parts: str) -> str:
     for part in parts:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()
+
+
+_OUTPUT_BLOCK = re.compile(r'^output\s+"([A-Za-z_][A-Za-z0-9_-]*)"\s*\{', re.MULTILINE)
+
+
+def declared_outputs(root: Path) -> list[str]:
+    """The output names the root module declares. ``terraform output -json`` leaves out outputs
+    whose value is null (``efs_id`` without EFS), so callers add them back as ``None``."""
+    names: list[str] = []
+    for path in sorted(root.glob("*.tf")):
+        names.extend(_OUTPUT_BLOCK.findall(path.read_text()))
+    for path in sorted(root.glob("*.tf.json")):
+        try:
+            names.extend(json.loads(path.read_text()).get("output", {}))
+        except (ValueError, AttributeError):
+            continue
+    return names

@@ -12,6 +12,7 @@ from shepard.errors import BadInput, ShepardError
 from shepard.tf.workdir import (
     Backend,
     backend_from_config,
+    declared_outputs,
     render_backend_override,
     source_hash,
     sync_working_copy,
@@ -156,3 +157,13 @@ def test_terraform_source_from_variable_and_repo(tmp_path: Path) -> None:
         f"while locating the Terraform modules: SHEPARD_TERRAFORM_DIR={tmp_path / 'empty'} has "
         "no flock/ root module"
     )
+
+
+def test_declared_outputs_of_a_root_module(tmp_path: Path) -> None:
+    (tmp_path / "outputs.tf").write_text(
+        'output "efs_id" {\n  value = try(module.efs[0].id, null)\n}\n\n'
+        'output "vpc_id" {\n  value = "x"\n}\n# output "commented" {\n'
+    )
+    (tmp_path / "extra.tf.json").write_text('{"output": {"lustre_id": {"value": null}}}')
+    (tmp_path / "bad.tf.json").write_text("not json")
+    assert declared_outputs(tmp_path) == ["efs_id", "vpc_id", "lustre_id"]

@@ -1,0 +1,196 @@
+"""shepard.deploy against the emulator: the applied flock, a clean re-plan, errors, outputs.
+
+The flock is applied once per session by the ``applied_flock`` fixture (tests/integration/
+conftest.py); these tests read it and never change it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shepard import deploy
+from shepard.errors import BackendError, ExitStatus, ShepardError
+from tests.integration.conftest import AppliedFlock
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[2]
+
+# docs/contracts.md section 2: every output of terraform/flock.
+CONTRACT_OUTPUTS = {
+    "flock_name", "region", "account_id",
+    "inputs_bucket", "outputs_bucket", "errors_bucket", "quick_deploy_bucket",
+    "table_name", "table_status_index", "secret_name", "secret_arn",
+    "ecr_repository_name", "ecr_repository_url",
+    "job_queue_name", "job_queue_arn", "job_definition_name", "job_definition_arn",
+    "sqs_queue_url", "sqs_queue_arn", "dead_letter_queue_url",
+    "scheduler_function_name", "api_function_name", "api_endpoint_url",
+    "efs_id", "lustre_id", "vpc_id", "subnet_ids", "security_group_id",
+    "lambda_environment", "job_environment", "cli_profile",
+}  # fmt: skip
+NULL_WHEN_NOT_CREATED = {"efs_id", "lustre_id"}
+
+
+def test_outputs_are_complete(applied_flock: AppliedFlock) -> None:
+    outputs = applied_flock.outputs
+    assert set(outputs) >= CONTRACT_OUTPUTS, f"missing: {sorted(CONTRACT_OUTPUTS - set(outputs))}"
+    empty = [
+        k for k in CONTRACT_OUTPUTS - NULL_WHEN_NOT_CREATED if outputs[k] in (None, "", [], {})
+    ]
+    assert not empty, f"outputs without a value: {empty}"
+    assert outputs["efs_id"] is None and outputs["lustre_id"] is None
+    assert outputs["flock_name"] == applied_flock.name
+    assert outputs["region"] == applied_flock.region
+    assert outputs["account_id"] == "123456789012"  # moto's account: it really is the emulator
+    assert outputs["table_status_index"] == "phase-index"
+    saved = json.loads((applied_flock.state_dir / "outputs.json").read_text())
+    assert saved == outputs
+    # The state folder holds what contracts section 8 says it does.
+    for name in ("flock.auto.tfvars.json", "lambda/scheduler.zip", "lambda/api.zip",
+                 "terraform.tfstate", "terraform/flock/backend_override.tf"):  # fmt: skip
+        assert (applied_flock.state_dir / name).is_file(), name
+    tfvars = json.loads((applied_flock.state_dir / "flock.auto.tfvars.json").read_text())
+    assert tfvars["emulator"] == {"enabled": True}
+
+
+def test_flock_checks_pass(applied_flock: AppliedFlock, monkeypatch: pytest.MonkeyPatch) -> None:
+    try:
+        from tests.support.flock_checks import check_flock
+    except ImportError:
+        pytest.skip("tests/support/flock_checks.py has not landed")
+    applied_flock.activate(monkeypatch)
+    check_flock(applied_flock.outputs, emulator=True)
+
+
+def test_outputs_command_reads_the_state(applied_flock: AppliedFlock) -> None:
+    started = time.monotonic()
+    assert deploy.outputs(applied_flock.flock_file, env=applied_flock.env) == applied_flock.outputs
+    print(f"outputs: {time.monotonic() - started:.1f}s")
+
+
+def _tolerated(change: dict[str, Any]) -> bool:
+    """moto's known re-plan noise (shared/emulator-notes.md) and nothing else:
+
+    - ``aws_sqs_queue``: ``redrive_policy`` comes back with different JSON whitespace;
+    - the queue policy, whose policy document is a data source over the queue: Terraform defers
+      reading it while the queue has a pending update, so the policy shows as unknown.
+    """
+    before, after = change["change"]["before"] or {}, change["change"]["after"] or {}
+    unknown = change["change"].get("after_unknown") or {}
+    differing = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    differing |= {k for k, v in unknown.items() if v is True}
+    if change["type"] == "aws_sqs_queue":
+        return differing <= {"redrive_policy"} and json.loads(
+            before.get("redrive_policy") or "null"
+        ) == json.loads(after.get("redrive_policy") or "null")
+    if change["type"] == "aws_sqs_queue_policy":
+        return differing <= {"policy"} and unknown.get("policy") is True
+    return False
+
+
+def _describe(change: dict[str, Any]) -> str:
+    before, after = change["change"]["before"] or {}, change["change"]["after"] or {}
+    unknown = change["change"].get("after_unknown") or {}
+    keys = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    keys += sorted(k for k, v in unknown.items() if v is True and k not in keys)
+    parts = []
+    for k in keys:
+        new = "(known after apply)" if unknown.get(k) is True else repr(after.get(k))
+        parts.append(f"{k}: {before.get(k)!r} -> {new}")
+    return f"{change['address']} {change['change']['actions']}: " + "; ".join(parts)
+
+
+def test_second_plan_has_no_changes(applied_flock: AppliedFlock, tmp_path: Path) -> None:
+    started = time.monotonic()
+    summary = deploy.plan(applied_flock.flock_file, env=applied_flock.env)
+    seconds = time.monotonic() - started
+    print(f"re-plan: {seconds:.1f}s {deploy.last_timings.seconds}")
+    assert "init" not in deploy.last_timings.seconds  # the working copy and init were reused
+    assert summary.add == 0 and summary.destroy == 0, summary
+    if not summary.has_changes:
+        return
+    # Look at what would change, attribute by attribute.
+    tf = deploy.FlockTerraform(
+        name=applied_flock.name,
+        region=applied_flock.region,
+        state_dir=applied_flock.state_dir,
+        env=applied_flock.env,
+    )
+    plan_file = tmp_path / "replan.tfplan"
+    tf.plan(out_file=plan_file)
+    shown = tf.runner.run(["show", "-json", str(plan_file)], doing="showing the re-plan")
+    changes = [
+        c
+        for c in json.loads(shown.stdout)["resource_changes"]
+        if c["change"]["actions"] not in (["no-op"], ["read"])
+    ]
+    unexpected = [_describe(c) for c in changes if not _tolerated(c)]
+    assert not unexpected, "the second plan changes more than moto's known noise:\n" + "\n".join(
+        unexpected
+    )
+
+
+def test_declined_destroy_changes_nothing(applied_flock: AppliedFlock) -> None:
+    questions: list[str] = []
+
+    def decline(question: str) -> bool:
+        questions.append(question)
+        return False
+
+    with pytest.raises(ShepardError, match=r"not confirmed\. Nothing was destroyed"):
+        deploy.destroy(applied_flock.flock_file, env=applied_flock.env, confirm=decline)
+    assert len(questions) == 1 and f"Destroy flock {applied_flock.name}" in questions[0]
+    state = json.loads((applied_flock.state_dir / "terraform.tfstate").read_text())
+    assert len(state["resources"]) > 40
+
+
+def _broken_copy(tmp_path: Path) -> Path:
+    source = tmp_path / "terraform"
+    shutil.copytree(
+        REPO / "terraform", source, ignore=shutil.ignore_patterns(".terraform*", "*.tfstate*")
+    )
+    (source / "modules" / "storage" / "broken.tf").write_text(
+        'resource "aws_s3_bucket" "broken" {\n  bucket = \n}\n'
+    )
+    return source
+
+
+def test_terraform_syntax_error_is_shown_without_traceback(
+    applied_flock: AppliedFlock, tmp_path: Path
+) -> None:
+    env = {
+        **applied_flock.env,
+        "SHEPARD_TERRAFORM_DIR": str(_broken_copy(tmp_path)),
+        "SHEPARD_STATE_DIR": str(tmp_path / "state"),  # never touch the applied flock's state
+    }
+    with pytest.raises(BackendError) as caught:
+        deploy.plan(applied_flock.flock_file, env=env)
+    message = caught.value.message
+    assert message.startswith(f"while initialising Terraform for flock {applied_flock.name}:")
+    assert "Invalid expression" in message
+    assert "broken.tf" in message and "line 2" in message
+    assert "Traceback" not in message
+    assert caught.value.exit_status == ExitStatus.BACKEND
+
+    # And as a user sees it: the command line prints Terraform's words, exit status 3.
+    cli = Path(sys.executable).parent / "shepard-tf"
+    if not cli.is_file():
+        pytest.skip("the shepard-tf console script is not installed")
+    result = subprocess.run(
+        [str(cli), "plan", str(applied_flock.flock_file)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 3, result.stderr
+    assert "Invalid expression" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
