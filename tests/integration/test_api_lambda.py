@@ -115,6 +115,7 @@ def test_invoke_with_a_json_string_payload(flock: FlockFixture) -> None:
         (42, "not a int"),
         ("{not json", "not valid JSON: Expecting property name"),
         ([], "2 to 10000 variable objects, not 0"),
+        ([{}] * 10_001, "2 to 10000 variable objects, not 10001"),
         ([{"A": 1}, {"is_invoked": "x"}], "array item 1:"),
     ],
 )
