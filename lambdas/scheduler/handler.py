@@ -119,7 +119,13 @@ def handle_object(rt: Runtime, record: dict[str, Any]) -> JobOutcome | None:
         log.info(json.dumps({"event": "duplicate", "job_id": existing.job_id, "key": key}))
         return JobOutcome(existing.job_id, Outcome.DUPLICATE, existing.reason)
     try:
-        found = read_inputs_json(rt.s3, bucket, key, version_id=s3_object.get("versionId"))
+        found = read_inputs_json(
+            rt.s3,
+            bucket,
+            key,
+            version_id=s3_object.get("versionId"),
+            etag=s3_object.get("eTag"),
+        )
         request = parse_json(found.data, source=f"{found.entry} in s3://{bucket}/{key}")
     except JobRejected as exc:
         outcome = service.reject(

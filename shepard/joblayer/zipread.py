@@ -103,8 +103,8 @@ class _Reader:
             raise
         body: bytes = answer["Body"].read()
         self.bytes_fetched += len(body)
-        if not self.etag:
-            self.etag = str(answer.get("ETag", ""))
+        if self.requests == 1:
+            self.etag = self.etag or str(answer.get("ETag", ""))
             content_range = str(answer.get("ContentRange") or "")
             if "/" in content_range:
                 self.size = int(content_range.rsplit("/", 1)[1])
@@ -246,10 +246,17 @@ def read_inputs_json(
     key: str,
     *,
     version_id: str | None = None,
+    etag: str | None = None,
     max_bytes: int = MAX_INPUTS_BYTES,
 ) -> InputsRead:
-    """Read ``inputs.json`` from ``s3://bucket/key`` (a zip) with at most three ranged GETs."""
+    """Read ``inputs.json`` from ``s3://bucket/key`` (a zip) with at most three ranged GETs.
+
+    ``etag`` (from the S3 event) pins the object the event was about: if the key was overwritten
+    since, the read is refused rather than running the newer upload's job twice.
+    """
     reader = _Reader(client, bucket, key, version_id)
+    if etag and not version_id:
+        reader.etag = etag if etag.startswith('"') else f'"{etag}"'
     tail = reader.get(f"bytes=-{TAIL_BYTES}")
     size = reader.size
     if size == 0:

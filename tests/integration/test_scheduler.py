@@ -354,13 +354,16 @@ def test_duplicate_delivery_makes_one_record_and_one_job(
     assert rt.service.submitter.calls == 1 and batch_job_count(flock) == 1
 
 
-def test_same_key_uploaded_twice_makes_two_jobs(flock: FlockFixture, drops: Deliveries) -> None:
+def test_key_overwritten_before_its_event_is_read(flock: FlockFixture, drops: Deliveries) -> None:
     drops.upload("again.zip", make_zip({"inputs.json": INPUTS}))
     drops.upload("again.zip", make_zip({"inputs.json": b'{"second": "yes"}'}))
     event = drops.collect(2)
-    rt = Runtime.from_settings(flock.settings)
-    handle(rt, event)
-    assert len({r.idempotency_key for r in records(flock)}) == 2
+    handle(Runtime.from_settings(flock.settings), event)
+    found = {r.result: r for r in records(flock)}
+    assert set(found) == {None, Result.REJECTED}  # two events, two records
+    assert found[None].variables == {"second": "yes"}  # the upload that is there runs, once
+    assert "was replaced" in (found[Result.REJECTED].reason or "")
+    assert batch_job_count(flock) == 1
 
 
 def test_one_poison_among_nine_good(flock: FlockFixture, drops: Deliveries) -> None:
