@@ -62,7 +62,8 @@ class Flock:
         return zipfile.ZipFile(io.BytesIO(body))
 
     def run(self, job_id: str, **extra: str) -> int:
-        return main([], {**self.env, "SHEPARD_JOB_ID": job_id, **extra})
+        code: int = main([], {**self.env, "SHEPARD_JOB_ID": job_id, **extra})
+        return code
 
     def record(self, job_id: str) -> JobRecord:
         found = self.store.get(job_id)
@@ -401,3 +402,29 @@ def test_no_docker_engine_fails_the_job_with_the_reason(flock: Flock, tmp_path: 
     assert record.reason is not None
     assert record.reason.startswith("while connecting to the Docker engine: ")
     assert record.error_zip == f"error@{job_id}_{record.start_time}.zip"
+
+
+def test_ecr_digest_and_login_against_the_emulator(aws: InProcessEmulator) -> None:
+    from shepard_worker.aws import Aws
+    from shepard_worker.runners import EcrImage
+
+    ecr = boto3.client("ecr")
+    ecr.create_repository(repositoryName="wk")
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+            "config": {"digest": "sha256:" + "1" * 64, "size": 1, "mediaType": "x"},
+            "layers": [],
+        }
+    )
+    pushed = ecr.put_image(repositoryName="wk", imageManifest=manifest, imageTag="payload-latest")
+    client = Aws()
+
+    digest = client.ecr_digest(EcrImage("123456789012", "wk", "payload-latest"))
+    missing = client.ecr_digest(EcrImage("123456789012", "wk", "no-such-tag"))
+    username, password, endpoint = client.ecr_login("123456789012")
+
+    assert digest == pushed["image"]["imageId"]["imageDigest"]
+    assert missing is None
+    assert username == "AWS" and password and endpoint.startswith("https://")

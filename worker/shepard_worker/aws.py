@@ -121,6 +121,22 @@ class Aws:
         username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
         return username, password, str(data["proxyEndpoint"])
 
+    @_backend("looking up the image {0.repository}:{0.tag} in ECR", "Check that deploy pushed it")
+    def ecr_digest(self, image: Any) -> str | None:
+        """The digest an ECR tag names now (``image``: a runners.EcrImage), None if unknown."""
+        try:
+            response = self.client("ecr").describe_images(
+                registryId=image.registry_id,
+                repositoryName=image.repository,
+                imageIds=[{"imageTag": image.tag}],
+            )
+        except ClientError as error:
+            if _error_code(error) in ("ImageNotFoundException", "RepositoryNotFoundException"):
+                return None  # the pull will say what is wrong
+            raise
+        details = response.get("imageDetails", [])
+        return str(details[0]["imageDigest"]) if details else None
+
     @_backend("tagging the instance {0}", "Check that the instance role may call ec2:CreateTags")
     def tag_instance(self, instance_id: str, tags: dict[str, str]) -> None:
         self.client("ec2").create_tags(

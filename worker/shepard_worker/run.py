@@ -378,6 +378,7 @@ def make_runner(settings: Settings, aws: Aws, environ: Mapping[str, str]) -> Run
         environ,
         lock_path=settings.work_root / ".shepard-image-pull.lock",
         ecr_login=aws.ecr_login,
+        ecr_digest=aws.ecr_digest,
     )
 
 

@@ -26,7 +26,10 @@ from typing import IO, Any, Protocol
 from shepard.errors import BackendError
 
 DOCKER_SOCKET = "/var/run/docker.sock"
-_ECR = re.compile(r"^(?P<account>[0-9]{12})\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
+_ECR = re.compile(
+    r"^(?P<account>[0-9]{12})\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
+    r"(?P<repository>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$"
+)
 _MAX_LINE = 64 * 1024
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
@@ -222,8 +225,25 @@ def container_spec(spec: RunSpec, *, gpus: bool) -> dict[str, Any]:
 
 def ecr_registry_id(image: str) -> str | None:
     """The account id of an ECR image reference, or None for any other registry."""
-    match = _ECR.match(image)
+    match = _ECR.match(image.split("@", 1)[0])
     return match.group("account") if match else None
+
+
+@dataclass(frozen=True)
+class EcrImage:
+    registry_id: str
+    repository: str
+    tag: str
+
+
+def ecr_tagged_image(image: str) -> EcrImage | None:
+    """An ECR reference by tag (``<account>.dkr.ecr.<region>.amazonaws.com/<repo>[:tag]``)."""
+    match = _ECR.match(image) if "@" not in image else None
+    if match is None:
+        return None
+    return EcrImage(
+        match.group("account"), match.group("repository"), match.group("tag") or "latest"
+    )
 
 
 class DockerRunner:
@@ -235,11 +255,13 @@ class DockerRunner:
         *,
         lock_path: Path,
         ecr_login: Callable[[str], tuple[str, str, str]] | None = None,
+        ecr_digest: Callable[[EcrImage], str | None] | None = None,
         gpus: bool | None = None,
     ) -> None:
         self._client = client
         self._lock_path = lock_path
         self._ecr_login = ecr_login
+        self._ecr_digest = ecr_digest
         self._gpus = has_gpus() if gpus is None else gpus
         self._container: Any = None
         self._stopped = False
@@ -259,19 +281,36 @@ class DockerRunner:
             ) from error
         return cls(client, **kwargs)
 
+    def _is_current(self, image: str, log: LogSink) -> bool:
+        """Whether the instance has ``image``, and (for an ECR tag) the digest the tag names now."""
+        import docker
+
+        try:
+            local = self._client.images.get(image)
+        except docker.errors.ImageNotFound:
+            return False
+        tagged = ecr_tagged_image(image)
+        if tagged is None or self._ecr_digest is None:
+            return True
+        # A tag such as payload-latest moves with every deploy: compare digests, not names.
+        digest = self._ecr_digest(tagged)
+        repo_digests = (getattr(local, "attrs", None) or {}).get("RepoDigests") or []
+        if digest is None or any(str(d).endswith(f"@{digest}") for d in repo_digests):
+            return True
+        log(f"shepard: {image} now names {digest}; the cached image is older")
+        return False
+
     def ensure_image(self, image: str, log: LogSink) -> None:
-        """Pull the image once per instance: under a lock file, only when it is not there yet."""
+        """Pull the image once per instance (and again when its ECR tag moved): under a lock
+        file, so that jobs starting together on one instance pull it once."""
         import docker
 
         self._lock_path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock_path.open("a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                self._client.images.get(image)
+            if self._is_current(image, log):
                 log(f"shepard: image {image} is cached on this instance")
                 return
-            except docker.errors.ImageNotFound:
-                pass
             auth: dict[str, str] | None = None
             registry = ecr_registry_id(image)
             if registry is not None and self._ecr_login is not None:

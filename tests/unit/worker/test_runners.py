@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import docker.errors
@@ -17,11 +18,13 @@ import pytest
 from docker.types import DeviceRequest, Ulimit
 from shepard_worker.runners import (
     DockerRunner,
+    EcrImage,
     Mount,
     ProcessRunner,
     RunSpec,
     container_spec,
     ecr_registry_id,
+    ecr_tagged_image,
     nofile_limit,
 )
 
@@ -83,6 +86,14 @@ def test_container_spec_gpus_docker_daemon_and_quick_deploy() -> None:
     assert spec["user"] == "10001:10001"
 
 
+def test_ecr_tagged_image() -> None:
+    assert ecr_tagged_image(IMAGE) == EcrImage("123456789012", "flock", "payload-latest")
+    assert ecr_tagged_image(IMAGE.split(":")[0] + "/a/b") is not None
+    assert ecr_tagged_image(IMAGE.rsplit(":", 1)[0]) == EcrImage("123456789012", "flock", "latest")
+    assert ecr_tagged_image(IMAGE.rsplit(":", 1)[0] + "@sha256:abc") is None  # pinned already
+    assert ecr_tagged_image("python:3.12-slim") is None
+
+
 def test_ecr_registry_id() -> None:
     assert ecr_registry_id(IMAGE) == "123456789012"
     assert ecr_registry_id("python:3.12-slim") is None
@@ -125,8 +136,11 @@ class FakeContainer:
 class FakeClient:
     """The parts of ``docker.DockerClient`` the runner uses."""
 
-    def __init__(self, *, cached: bool, output: list[bytes], code: int = 0) -> None:
+    def __init__(
+        self, *, cached: bool, output: list[bytes], code: int = 0, digest: str = "sha256:old"
+    ) -> None:
         self.cached = cached
+        self.digest = digest
         self.pulls: list[tuple[str, Any]] = []
         self.output = output
         self.code = code
@@ -134,14 +148,16 @@ class FakeClient:
         self.images = self
         self.containers = self
 
-    def get(self, image: str) -> object:
+    def get(self, image: str) -> Any:
         if not self.cached:
             raise docker.errors.ImageNotFound(image)
-        return object()
+        repository = image.rsplit(":", 1)[0]
+        return SimpleNamespace(attrs={"RepoDigests": [f"{repository}@{self.digest}"]})
 
     def pull(self, image: str, auth_config: Any = None) -> object:
         self.pulls.append((image, auth_config))
         self.cached = True
+        self.digest = "sha256:new"
         return object()
 
     def create(self, **kwargs: Any) -> FakeContainer:
@@ -243,3 +259,27 @@ def test_process_runner_stop_terminates_then_kills() -> None:
 def test_process_runner_missing_program() -> None:
     result = ProcessRunner().run(_spec(command=("/nonexistent/payload",), env={}))
     assert result.exit_code == 127 and "could not start" in result.reason
+
+
+def test_docker_runner_pulls_again_when_the_ecr_tag_moved(tmp_path: Path) -> None:
+    client = FakeClient(cached=True, output=[], digest="sha256:old")
+    asked: list[EcrImage] = []
+
+    def current_digest(image: EcrImage) -> str:
+        asked.append(image)
+        return "sha256:new"
+
+    runner = DockerRunner(
+        client,
+        lock_path=tmp_path / "pull.lock",
+        ecr_login=_ecr_login,
+        ecr_digest=current_digest,
+        gpus=False,
+    )
+    lines: list[str] = []
+    runner.ensure_image(IMAGE, lines.append)
+    runner.ensure_image(IMAGE, lines.append)
+
+    assert asked == [EcrImage("123456789012", "flock", "payload-latest")] * 2
+    assert client.pulls == [(IMAGE, {"username": "AWS", "password": "pw"})]  # once: now current
+    assert "the cached image is older" in lines[0]
