@@ -48,8 +48,8 @@ class Flock:
     s3: Any
     work_root: Path
 
-    def submit(self, variables: dict[str, str], **fields: Any) -> str:
-        job_id = new_job_id()
+    def submit(self, variables: dict[str, str], job_id: str = "", **fields: Any) -> str:
+        job_id = job_id or new_job_id()
         assert self.store.create(JobRecord(job_id=job_id, variables=variables, **fields))
         return job_id
 
@@ -206,14 +206,23 @@ def test_successful_job_zips_each_output_folder_with_the_seed_names(
     assert "AWS_SECRET_ACCESS_KEY" not in env and "SHEPARD_TABLE_NAME" not in env
     assert report["secret_modes"] == {name: "0o600" for name in secrets}
     assert report["nofile"][0] == 4096
+    assert report["efs_inputs"] == ["data", "inputs.json", "job1.zip"]
     # The EFS input folder got the input zip too, and every folder is gone afterwards.
     assert list(flock.work_root.iterdir()) == [] and list(efs_root.iterdir()) == []
 
 
-def test_tag_prefixes_the_result_name(flock: Flock) -> None:
-    job_id = flock.submit({**GOOD, "tag": "test_file"}, tag="test_file", is_invoked=True)
+def test_tag_prefixes_the_result_name_of_an_array_child(flock: Flock) -> None:
+    parent = new_job_id()
+    job_id = flock.submit(
+        {**GOOD, "tag": "test_file"},
+        job_id=f"{parent}-3",
+        tag="test_file",
+        is_invoked=True,
+        array_parent=parent,
+        array_index=3,
+    )
 
-    assert flock.run(job_id) == 0
+    assert flock.run(parent, AWS_BATCH_JOB_ARRAY_INDEX="3") == 0
 
     record = flock.record(job_id)
     key = f"test_file_result@{job_id}_{record.start_time}_root.zip"

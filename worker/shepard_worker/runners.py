@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from shepard.errors import BackendError
+from shepard.errors import BackendError, ShepardError
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 _ECR = re.compile(
@@ -293,7 +293,11 @@ class DockerRunner:
         if tagged is None or self._ecr_digest is None:
             return True
         # A tag such as payload-latest moves with every deploy: compare digests, not names.
-        digest = self._ecr_digest(tagged)
+        try:
+            digest = self._ecr_digest(tagged)
+        except ShepardError as error:
+            log(f"shepard: using the cached {image}: {error.message}")
+            return True
         repo_digests = (getattr(local, "attrs", None) or {}).get("RepoDigests") or []
         if digest is None or any(str(d).endswith(f"@{digest}") for d in repo_digests):
             return True
