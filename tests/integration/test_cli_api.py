@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from collections.abc import Iterator
@@ -11,6 +10,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from lambdas.api.handler import handler
 from shepard.emulator import InProcessEmulator, emulator_environment
 from shepard.joblayer.settings import FlockSettings
 from shepard.joblayer.testing import FlockFixture, make_test_flock
@@ -48,10 +48,6 @@ def _env(settings: FlockSettings, server: InvokeServer, tmp_path: Path) -> dict[
 @pytest.fixture
 def api_env(flock: FlockFixture, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The flock's real API handler behind the invoke server."""
-    try:
-        handler = importlib.import_module("lambdas.api.handler").handler
-    except ModuleNotFoundError:
-        pytest.skip("lambdas/api/handler.py has not landed yet")
     with serving({API: handler}, env=flock.env) as server:
         yield _env(flock.settings, server, tmp_path)
 
