@@ -155,7 +155,7 @@ def test_failing_payload_reports_failure_with_an_error_zip_and_no_result(flock: 
 
 
 def test_successful_job_zips_each_output_folder_with_the_seed_names(
-    flock: Flock, tmp_path: Path
+    flock: Flock, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     efs_root = tmp_path / "efs"
     efs_root.mkdir()
@@ -171,6 +171,16 @@ def test_successful_job_zips_each_output_folder_with_the_seed_names(
 
     assert flock.run(job_id) == 0
 
+    statuses = [
+        line.removeprefix("shepard: JOB_STATUS ")
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("shepard: JOB_STATUS ")
+    ]
+    assert statuses == [
+        "calling_payload_code",
+        "job_complete_pushing_to_s3",
+        "job_complete_cleaning_up_workspace",
+    ]
     record = flock.record(job_id)
     assert (record.result, record.exit_code, record.status) == (Result.SUCCEEDED, 0, Status.DONE)
     expected = [f"result@{job_id}_{record.start_time}_{loc}.zip" for loc in ("efs", "root")]
@@ -214,7 +224,7 @@ def test_successful_job_zips_each_output_folder_with_the_seed_names(
 def test_tag_prefixes_the_result_name_of_an_array_child(flock: Flock) -> None:
     parent = new_job_id()
     job_id = flock.submit(
-        {**GOOD, "tag": "test_file"},
+        {**GOOD, "tag": "test_file", "RANDOM_BYTES": str(17 * 1024 * 1024)},
         job_id=f"{parent}-3",
         tag="test_file",
         is_invoked=True,
@@ -227,6 +237,9 @@ def test_tag_prefixes_the_result_name_of_an_array_child(flock: Flock) -> None:
     record = flock.record(job_id)
     key = f"test_file_result@{job_id}_{record.start_time}_root.zip"
     assert flock.keys("OUTPUTS_BUCKET") == [key]
+    # Past the 16 MiB threshold the zip goes up in parts: a multipart ETag ends in -<parts>.
+    head = flock.s3.head_object(Bucket=flock.env["OUTPUTS_BUCKET"], Key=key)
+    assert head["ETag"].strip('"').endswith("-2") and head["ContentLength"] > 17 * 1024 * 1024
     with flock.zip("OUTPUTS_BUCKET", key) as zf:
         env = json.loads(zf.read("environment.json"))["environment"]
         assert "inputs/secrets/" in zf.namelist()  # no secrets deployed: an empty folder
