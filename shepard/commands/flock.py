@@ -99,7 +99,7 @@ def _print_mapping(ctx: Context, values: Mapping[str, Any], title: str) -> None:
 def render(ctx: Context) -> int:
     from shepard import deploy
 
-    path = deploy.render(flock_file_of(ctx, "rendering the flock"))
+    path = deploy.render(flock_file_of(ctx, "rendering the flock"), env=ctx.env)
     ctx.console.print(str(path))
     return 0
 

@@ -259,3 +259,32 @@ def test_retrieve_twice_downloads_only_what_is_new(
     assert [Path(p).name for p in tagged_run.out.split()] == [tagged]
     assert (tag_dir / tagged.removesuffix(".zip") / "out.txt").read_bytes() == b"two"
     assert not list(tag_dir.glob(".*.part"))
+
+
+def test_console_script_against_the_emulator(
+    env: dict[str, str], flock: FlockSettings, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("shepard-tf")
+    _records(flock)
+    listed = subprocess.run(
+        [str(script), "query", "--status", "succeeded", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [r["UUID"] for r in json.loads(listed.stdout)] == ["c" * 32]
+    bad = _job_folder(tmp_path, "bad", ["not", "an", "object"])
+    refused = subprocess.run(
+        [str(script), "batch", "--path_to_local_folder_to_batch", str(bad)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and "JSON object" in refused.stderr
+    assert "Traceback" not in refused.stderr

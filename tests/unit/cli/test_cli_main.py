@@ -170,3 +170,62 @@ def test_console_script_help_runs_as_a_subprocess() -> None:
 def test_main_returns_int_for_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--version"]) == 0
     assert "shepard-tf" in capsys.readouterr().out
+
+
+def test_man_page_builds_from_build_parser(tmp_path: Path) -> None:
+    tool = ROOT / ".venv" / "bin" / "argparse-manpage"
+    if not tool.exists():
+        pytest.skip("argparse-manpage is not installed (pip install -e '.[dev]')")
+    page = tmp_path / "shepard-tf.1"
+    subprocess.run(
+        [
+            str(tool),
+            "--pyfile",
+            str(ROOT / "shepard" / "cli.py"),
+            "--function",
+            "build_parser",
+            "--prog",
+            "shepard-tf",
+            "--project-name",
+            "shepard-tf",
+            "--output",
+            str(page),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    text = page.read_text().replace("\\-", "-")
+    for name in COMMANDS:
+        assert f"shepard-tf\\fR \\fI\\,{name}" in text.replace("\\_", "_") or name in text, name
+    assert "--path_to_local_folder_to_batch" in text.replace("\\_", "_")
+
+
+def test_local_status_of_a_flock_that_is_not_running(env: dict[str, str], tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    result = run(["local", "status", "--state_dir", str(state)], env)
+    assert result.code == 1 and "stopped" in result.out
+    assert "not running" in run(["local", "stop", "--state-dir", str(state)], env).out
+    assert run(["local", "logs", "--state_dir", str(state)], env).code == 0
+
+
+def test_render_writes_the_tfvars_without_aws(env: dict[str, str], tmp_path: Path) -> None:
+    env = {**env, "SHEPARD_STATE_DIR": str(tmp_path / "state")}
+    flock = ROOT / "examples" / "testing-setup" / "flock.yaml"
+    result = run(["render", str(flock)], env)
+    assert result.code == 0, result.err
+    tfvars = Path(result.out.strip())
+    assert tfvars.name == "flock.auto.tfvars.json" and tmp_path in tfvars.parents
+    assert json.loads(tfvars.read_text())["name"] == "testing"
+    missing = run(["render", str(tmp_path / "nope.yaml")], env)
+    assert missing.code == 2 and "does not exist" in missing.err
+
+
+def test_deploy_folder_bare_name_means_a_bundled_example(tmp_path: Path) -> None:
+    from shepard.commands.flock import EXAMPLES, deployment_folder
+    from shepard.errors import BadInput
+
+    assert deployment_folder("testing-setup") == EXAMPLES / "testing-setup"
+    assert deployment_folder(str(tmp_path)) == tmp_path
+    with pytest.raises(BadInput, match=r"bundled: .*testing-setup"):
+        deployment_folder("no-such-setup")
