@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from shepard.local.invoke_server import Handler, LambdaContext
 from shepard.local.outputs import FlockOutputs
 
@@ -162,6 +164,10 @@ class Dispatcher:
         while not self._stop.is_set():
             try:
                 self.poll_once()
+            except ClientError as exc:
+                # A queue not there (yet, or any more: destroy runs while we poll).
+                log.warning("dispatcher: %s; retrying in 2 s", exc)
+                self._stop.wait(2)
             except Exception:
                 # The emulator restarting or a queue not there yet: say so, wait, try again.
                 log.exception("dispatcher: polling the queue failed; retrying in 2 s")

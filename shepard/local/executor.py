@@ -23,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from botocore.exceptions import ClientError
+
 from shepard.errors import ShepardError
 from shepard.local.dockerfile import PayloadCommand
 from shepard.local.outputs import FlockOutputs
@@ -95,7 +97,6 @@ def worker_environment(
     env["SHEPARD_RUNNER"] = runner
     if runner == "process" and payload is not None:
         env["SHEPARD_PAYLOAD_COMMAND"] = json.dumps(list(payload.argv))
-        env["SHEPARD_PAYLOAD_CWD"] = str(payload.cwd)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -317,6 +318,9 @@ class Executor:
         while not self._stop.is_set():
             try:
                 self.step()
+            except ClientError as exc:
+                log.warning("executor: %s; retrying in 2 s", exc)
+                self._stop.wait(2)
             except Exception:
                 log.exception("executor: looking for jobs failed; retrying in 2 s")
                 self._stop.wait(2)

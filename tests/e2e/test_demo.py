@@ -27,7 +27,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def _port_free(port: int) -> bool:
+    # Nothing listens: a bind with SO_REUSEADDR fails only while a listener holds the port
+    # (connections left in TIME_WAIT by the closed server do not count).
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

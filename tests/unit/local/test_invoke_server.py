@@ -152,4 +152,5 @@ def test_stop_frees_the_port_and_restores_the_environment(monkeypatch: pytest.Mo
     srv.stop()
     assert "SHEPARD_TABLE_NAME" not in os.environ
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", port))  # raises if the port were still held
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))  # raises while a listener still holds the port
