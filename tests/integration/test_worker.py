@@ -450,3 +450,18 @@ def test_ecr_digest_and_login_against_the_emulator(aws: InProcessEmulator) -> No
     assert digest == pushed["image"]["imageId"]["imageDigest"]
     assert missing is None
     assert username == "AWS" and password and endpoint.startswith("https://")
+
+
+def test_results_that_cannot_be_pushed_fail_the_job(flock: Flock) -> None:
+    flock.env["OUTPUTS_BUCKET"] = "wk-no-such-bucket"
+    job_id = flock.submit(GOOD)
+
+    assert flock.run(job_id) == 1
+
+    record = flock.record(job_id)
+    assert (record.result, record.exit_code) == (Result.FAILED, 0)
+    assert record.reason is not None
+    assert record.reason.startswith("the results could not be pushed: while uploading ")
+    assert "NoSuchBucket" in record.reason
+    with flock.zip("ERROR_BUCKET", f"error@{job_id}_{record.start_time}.zip") as zf:
+        assert zf.read("output_root/outputFile") == b"\0" * 1024  # the outputs are kept

@@ -194,7 +194,8 @@ class Worker:
                             log=self.log,
                         )
                     except (ShepardError, OSError) as error:
-                        raise _Failed(f"while pushing the results: {error}", 0) from error
+                        cause = error.message if isinstance(error, ShepardError) else str(error)
+                        raise _Failed(f"the results could not be pushed: {cause}", 0) from error
             except _Failed as failed:
                 return self._finish_failed(start_time, failed)
             self._status(Status.COMPLETE_CLEANING_UP)
