@@ -153,6 +153,11 @@ def safe_unzip(archive: Path, folder: Path, *, what: str) -> list[Path]:
                         "Put the file itself in the zip, not a link."
                     )
                 target = safe_destination(folder, member.filename, what=f"the entry in {what}")
+                if target.resolve() == archive.resolve():
+                    raise BadInput(
+                        f'while unzipping {what}: the entry "{member.filename}" has the name of '
+                        "the zip itself. Rename the entry."
+                    )
                 if member.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue

@@ -78,6 +78,13 @@ def test_unzip_refuses_escaping_entries_and_links(tmp_path: Path) -> None:
         safe_unzip(_zip(tmp_path, [(link, b"/etc/passwd")]), target, what="the zip")
 
 
+def test_unzip_refuses_an_entry_that_would_overwrite_the_zip(tmp_path: Path) -> None:
+    archive = _zip(tmp_path, [("in.zip", b"not a zip")])
+    with pytest.raises(BadInput, match=r'"in\.zip" has the name of the zip itself'):
+        safe_unzip(archive, tmp_path, what="the zip")
+    assert zipfile.is_zipfile(archive)
+
+
 def test_unzip_refuses_a_zip_larger_than_the_free_disk(tmp_path: Path) -> None:
     # A zip bomb declares more bytes than any disk holds: refused before a byte is written.
     archive = _zip(tmp_path, [("small.txt", b"x"), ("huge.bin", b"")])
