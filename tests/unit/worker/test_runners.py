@@ -283,3 +283,24 @@ def test_docker_runner_pulls_again_when_the_ecr_tag_moved(tmp_path: Path) -> Non
     assert asked == [EcrImage("123456789012", "flock", "payload-latest")] * 2
     assert client.pulls == [(IMAGE, {"username": "AWS", "password": "pw"})]  # once: now current
     assert "the cached image is older" in lines[0]
+
+
+def test_container_spec_is_what_the_docker_sdk_accepts() -> None:
+    # The SDK's own translation of create() arguments into the Engine API request (no engine
+    # needed): an unknown argument raises TypeError, and the host config shows the real binds.
+    from docker.models.containers import _create_container_args
+
+    spec = container_spec(_spec(allow_docker_daemon=False, user="10001:10001"), gpus=True)
+    request = _create_container_args({**spec, "version": "1.44"})
+    host = request["host_config"]
+    assert sorted(host["Binds"]) == [
+        "/mnt/efs:/mnt/efs:ro",
+        "/mnt/root/j1/input:/mnt/root/j1/input:rw",
+        "/mnt/root/j1/output:/mnt/root/j1/output:rw",
+    ]
+    assert host["Ulimits"] == [{"Name": "nofile", "Soft": 1048576, "Hard": 1048576}]
+    assert host["DeviceRequests"][0]["Count"] == -1
+    assert host["DeviceRequests"][0]["Capabilities"] == [["gpu"]]
+    assert "Privileged" not in host  # the SDK leaves it out when False
+    assert host["Init"] is True
+    assert request["user"] == "10001:10001"
