@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import urllib.error
@@ -57,3 +58,38 @@ def current_instance(env: Mapping[str, str] | None = None) -> Instance | None:
 
 def hostname(instance: Instance | None) -> str:
     return instance.hostname if instance is not None else socket.gethostname()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What Batch reserved for the worker's container: the payload gets the same."""
+
+    cpus: float | None
+    memory_mib: int | None
+    gpu_ids: tuple[str, ...]
+
+
+def job_limits(env: Mapping[str, str]) -> Limits:
+    """The job's vCPUs and memory (ECS container metadata v4) and GPUs (NVIDIA_VISIBLE_DEVICES).
+
+    The payload is a sibling container that Batch does not know about: without these it could
+    take the whole instance from the other jobs Batch placed there.
+    """
+    cpus: float | None = None
+    memory: int | None = None
+    uri = env.get("ECS_CONTAINER_METADATA_URI_V4", "")
+    if uri.startswith(("http://", "https://")):
+        try:
+            request = urllib.request.Request(uri, method="GET")  # noqa: S310 (ECS agent)
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+                limits = json.loads(response.read()).get("Limits") or {}
+            cpu_units = float(limits.get("CPU") or 0)  # container level: 1024 units per vCPU
+            cpus = cpu_units / 1024 if cpu_units > 0 else None
+            memory = int(limits.get("Memory") or 0) or None
+        except (OSError, urllib.error.URLError, ValueError, AttributeError):
+            pass
+    visible = env.get("NVIDIA_VISIBLE_DEVICES", "").strip()
+    gpus: tuple[str, ...] = ()
+    if visible and visible.lower() not in ("all", "none", "void"):
+        gpus = tuple(g.strip() for g in visible.split(",") if g.strip())
+    return Limits(cpus, memory, gpus)

@@ -334,6 +334,7 @@ class Worker:
 
     def _run_payload(self, prepared: Prepared) -> RunResult:
         s = self.settings
+        limits = ec2_instance.job_limits(self.environ)
         spec = RunSpec(
             env=prepared.env,
             mounts=self._mounts(),
@@ -344,6 +345,9 @@ class Worker:
             workdir=prepared.workdir,
             allow_docker_daemon=s.allow_docker_daemon,
             user=payload_user(),
+            cpus=limits.cpus,
+            memory_mib=limits.memory_mib,
+            gpu_ids=limits.gpu_ids,
             name=f"shepard-{s.job_id}",
             labels={"shepard.job": s.job_id, "shepard.flock": s.flock},
         )

@@ -55,6 +55,9 @@ class RunSpec:
     workdir: Path | None = None  # None: the image's own working directory
     allow_docker_daemon: bool = False
     user: str | None = None  # "uid:gid" for the payload container; None: the image's own user
+    cpus: float | None = None  # the job's vCPUs (None: no limit)
+    memory_mib: int | None = None  # the job's memory (None: no limit)
+    gpu_ids: tuple[str, ...] = ()  # the GPUs Batch gave the job (empty: every GPU)
     name: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
 
@@ -218,8 +221,17 @@ def container_spec(spec: RunSpec, *, gpus: bool) -> dict[str, Any]:
         kwargs["name"] = spec.name
     if spec.user is not None:
         kwargs["user"] = spec.user
+    if spec.cpus:
+        kwargs["nano_cpus"] = int(spec.cpus * 1_000_000_000)
+    if spec.memory_mib:
+        kwargs["mem_limit"] = f"{spec.memory_mib}m"
     if gpus:
-        kwargs["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
+        request = (
+            DeviceRequest(device_ids=list(spec.gpu_ids), capabilities=[["gpu"]])
+            if spec.gpu_ids
+            else DeviceRequest(count=-1, capabilities=[["gpu"]])
+        )
+        kwargs["device_requests"] = [request]
     return kwargs
 
 

@@ -304,3 +304,13 @@ def test_container_spec_is_what_the_docker_sdk_accepts() -> None:
     assert "Privileged" not in host  # the SDK leaves it out when False
     assert host["Init"] is True
     assert request["user"] == "10001:10001"
+
+
+def test_container_spec_gives_the_payload_the_jobs_limits_and_gpus() -> None:
+    spec = container_spec(_spec(cpus=2.0, memory_mib=7000, gpu_ids=("GPU-a", "GPU-b")), gpus=True)
+    assert spec["nano_cpus"] == 2_000_000_000
+    assert spec["mem_limit"] == "7000m"
+    assert spec["device_requests"] == [
+        DeviceRequest(device_ids=["GPU-a", "GPU-b"], capabilities=[["gpu"]])
+    ]
+    assert "nano_cpus" not in container_spec(_spec(), gpus=False)
