@@ -13,6 +13,7 @@ Interface (kept stable: other suites use it)::
         applied_flock.name          # str: the flock's name ("itest-flock")
         applied_flock.region        # str: "us-east-1"
         applied_flock.timings       # dict[str, float]: seconds of init/plan/apply/output
+        applied_flock.lambda_zips   # dict[str, str]: sha256 of each Lambda zip as applied
         applied_flock.activate(monkeypatch)  # point this process's boto3 at its emulator
 
 The flock runs on its OWN moto server (an ``InProcessEmulator`` started here), not the session
@@ -26,6 +27,7 @@ about 80 s against moto, the destroy about 80 s.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
@@ -64,6 +66,7 @@ class AppliedFlock:
     name: str = FLOCK_NAME
     region: str = REGION
     timings: dict[str, float] = field(default_factory=dict)
+    lambda_zips: dict[str, str] = field(default_factory=dict)
 
     def activate(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Point this process's boto3 (and anything reading os.environ) at the flock's emulator."""
@@ -102,7 +105,9 @@ def _state_resources(state_dir: Path) -> list[str]:
     if not state_file.is_file():
         return []
     state = json.loads(state_file.read_text())
-    return [f"{r['type']}.{r['name']}" for r in state.get("resources", []) if r["mode"] == "managed"]
+    return [
+        f"{r['type']}.{r['name']}" for r in state.get("resources", []) if r["mode"] == "managed"
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -131,13 +136,18 @@ def applied_flock(
             f"applied_flock: applied in {time.monotonic() - started:.1f}s "
             + " ".join(f"{k}={v:.1f}s" for k, v in timings.items()),
         )
+        state_dir = deploy.state_dir_for(flock_file, FLOCK_NAME, env)
         flock = AppliedFlock(
             outputs=outputs,
             endpoint_url=server.endpoint_url,
             env=env,
             flock_file=flock_file,
-            state_dir=deploy.state_dir_for(flock_file, FLOCK_NAME, env),
+            state_dir=state_dir,
             timings=timings,
+            lambda_zips={
+                p.stem: hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted((state_dir / "lambda").glob("*.zip"))
+            },
         )
         yield flock
     finally:
