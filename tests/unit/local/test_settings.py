@@ -42,3 +42,18 @@ def test_settings_round_trip(tmp_path: Path) -> None:
     settings = LocalSettings("f", "eu-west-1", "/c", 2, 3, ["a", "b"], "process")
     settings.write(tmp_path / "s.json")
     assert LocalSettings.read(tmp_path / "s.json") == settings
+
+
+@pytest.mark.parametrize(
+    ("setting", "engine", "expected"),
+    [
+        ("auto", True, "docker"),
+        ("auto", False, "process"),
+        ("process", True, "process"),
+        ("docker", False, "docker"),  # asked for: the worker then fails the job with the reason
+    ],
+)
+def test_runner_choice(setting: str, engine: bool, expected: str) -> None:
+    from shepard.local.service import choose_runner
+
+    assert choose_runner(setting, engine) == expected
