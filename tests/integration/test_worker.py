@@ -8,6 +8,7 @@ reads back the record, the buckets and the workspace.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -16,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,9 +29,10 @@ import boto3
 import pytest
 from shepard_worker.run import main
 
-from shepard.emulator import InProcessEmulator
+from shepard.emulator import InProcessEmulator, emulator_environment
 from shepard.joblayer.ids import new_job_id
 from shepard.joblayer.records import Phase, Result, Status
+from shepard.joblayer.settings import FlockSettings
 from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.testing import make_test_flock
 
@@ -42,20 +45,30 @@ pytestmark = pytest.mark.integration
 
 @dataclass
 class Flock:
-    name: str
+    """One test's view of the module's flock: its own jobs, secret, work root and S3 prefix."""
+
     env: dict[str, str]
     store: JobStore
     s3: Any
     work_root: Path
+    unique: str  # names this test's secret and quick-deploy folders
+    jobs: list[str] = field(default_factory=list)
 
     def submit(self, variables: dict[str, str], job_id: str = "", **fields: Any) -> str:
         job_id = job_id or new_job_id()
         assert self.store.create(JobRecord(job_id=job_id, variables=variables, **fields))
+        self.jobs.append(job_id)
         return job_id
 
     def keys(self, bucket: str) -> list[str]:
-        answer = self.s3.list_objects_v2(Bucket=self.env[bucket])
-        return sorted(item["Key"] for item in answer.get("Contents", []))
+        """This test's objects in a bucket (the buckets are shared by the module's tests)."""
+        paginator = self.s3.get_paginator("list_objects_v2")
+        keys = [
+            item["Key"]
+            for page in paginator.paginate(Bucket=self.env[bucket])
+            for item in page.get("Contents", [])
+        ]
+        return sorted(k for k in keys if any(job_id in k for job_id in self.jobs))
 
     def zip(self, bucket: str, key: str) -> zipfile.ZipFile:
         body = self.s3.get_object(Bucket=self.env[bucket], Key=key)["Body"].read()
@@ -71,11 +84,24 @@ class Flock:
         return found
 
 
+@pytest.fixture(scope="module")
+def resources(emulator: InProcessEmulator) -> Iterator[FlockSettings]:
+    """The flock's buckets and table, made once for the module (moto is slow to make buckets
+    on a busy machine); each test keeps to its own jobs, secret and quick-deploy folders."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            patch.delenv(key, raising=False)
+        for key, value in emulator_environment(emulator.endpoint_url, "us-east-1").items():
+            patch.setenv(key, value)
+        emulator.reset()
+        yield make_test_flock("wk", batch=False).settings
+
+
 @pytest.fixture
-def flock(aws: InProcessEmulator, tmp_path: Path) -> Flock:
-    made = make_test_flock("wk", batch=False)
-    s = made.settings
-    secret = "wk-secrets"
+def flock(resources: FlockSettings, tmp_path: Path) -> Flock:
+    s = resources
+    unique = uuid.uuid4().hex[:8]
+    secret = f"wk-secrets-{unique}"
     work_root = tmp_path / "root"
     work_root.mkdir()
     env = {
@@ -99,9 +125,8 @@ def flock(aws: InProcessEmulator, tmp_path: Path) -> Flock:
         "SHEPARD_STOP_GRACE_SECONDS": "2",
         "INSTANCE_TAGS": "{}",
     }
-    return Flock(
-        "wk", env, JobStore(s.table_name, boto3.client("dynamodb")), boto3.client("s3"), work_root
-    )
+    store = JobStore(s.table_name, boto3.client("dynamodb"))
+    return Flock(env, store, boto3.client("s3"), work_root, unique)
 
 
 def _input_zip(files: dict[str, bytes]) -> bytes:
@@ -112,22 +137,17 @@ def _input_zip(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _put_secrets(files: dict[str, bytes], *, split: bool) -> None:
+def _put_secrets(secret: str, files: dict[str, bytes]) -> None:
+    """The secret as `secretify` writes it when it must split: half in a `-part-1` secret."""
     client = boto3.client("secretsmanager")
     encoded = {name: base64.b64encode(data).decode() for name, data in files.items()}
-    if not split:
-        client.create_secret(Name="wk-secrets", SecretString=json.dumps(encoded))
-        return
     names = sorted(encoded)
     half = len(names) // 2
+    part = f"{secret}-part-1"
+    client.create_secret(Name=part, SecretString=json.dumps({n: encoded[n] for n in names[half:]}))
+    main_files = {n: encoded[n] for n in names[:half]}
     client.create_secret(
-        Name="wk-secrets-part-1", SecretString=json.dumps({n: encoded[n] for n in names[half:]})
-    )
-    client.create_secret(
-        Name="wk-secrets",
-        SecretString=json.dumps(
-            {**{n: encoded[n] for n in names[:half]}, "__shepard_parts__": ["wk-secrets-part-1"]}
-        ),
+        Name=secret, SecretString=json.dumps({**main_files, "__shepard_parts__": [part]})
     )
 
 
@@ -166,7 +186,7 @@ def test_successful_job_zips_each_output_folder_with_the_seed_names(
         Body=_input_zip({"inputs.json": json.dumps(GOOD).encode(), "data/in.txt": b"input!"}),
     )
     secrets = {"token.txt": b"s3cret\n", "key.bin": bytes(range(256)), "cert.pem": b"PEM"}
-    _put_secrets(secrets, split=True)
+    _put_secrets(flock.env["SHEPARD_SECRET_NAME"], secrets)
     job_id = flock.submit({**GOOD, "user_var": "hello"}, input_zip_name="batch/job1.zip")
 
     assert flock.run(job_id) == 0
@@ -248,13 +268,13 @@ def test_tag_prefixes_the_result_name_of_an_array_child(flock: Flock) -> None:
 
 def test_quick_deploy_runs_run_sh_from_the_quick_deploy_bucket(flock: Flock) -> None:
     bucket = flock.env["SHEPARD_QUICK_DEPLOY_BUCKET"]
-    flock.s3.put_object(Bucket=bucket, Key="my_code/", Body=b"")  # a console folder marker
-    flock.s3.put_object(
-        Bucket=bucket, Key="my_code/run.sh", Body=(PAYLOADS / "run.sh").read_bytes()
-    )
-    flock.s3.put_object(Bucket=bucket, Key="my_code/data/message.txt", Body=b"from quick deploy")
-    flock.s3.put_object(Bucket=bucket, Key="my_code_other/run.sh", Body=b"exit 3")
-    job_id = flock.submit({"Quick_Deploy_Directory": "my_code"})
+    code = f"my_code_{flock.unique}"
+    put = functools.partial(flock.s3.put_object, Bucket=bucket)
+    put(Key=f"{code}/", Body=b"")  # a folder marker made by the S3 console
+    put(Key=f"{code}/run.sh", Body=(PAYLOADS / "run.sh").read_bytes())
+    put(Key=f"{code}/data/message.txt", Body=b"from quick deploy")
+    put(Key=f"{code}_other/run.sh", Body=b"exit 3")  # same prefix, another folder
+    job_id = flock.submit({"Quick_Deploy_Directory": code})
 
     assert flock.run(job_id) == 0
 
@@ -264,20 +284,21 @@ def test_quick_deploy_runs_run_sh_from_the_quick_deploy_bucket(flock: Flock) -> 
     with flock.zip("OUTPUTS_BUCKET", key) as zf:
         assert zf.read("message.txt") == b"from quick deploy"
         cwd = zf.read("cwd.txt").decode().strip()
-    assert cwd == str(flock.work_root / job_id / "input" / "my_code")
+    assert cwd == str(flock.work_root / job_id / "input" / code)
 
 
 def test_quick_deploy_object_leaving_its_folder_fails_the_job(flock: Flock) -> None:
     bucket = flock.env["SHEPARD_QUICK_DEPLOY_BUCKET"]
-    flock.s3.put_object(Bucket=bucket, Key="my_code/run.sh", Body=b"echo hi")
-    flock.s3.put_object(Bucket=bucket, Key="my_code/../../escape.sh", Body=b"echo bad")
-    job_id = flock.submit({"QUICK_DEPLOY_DIRECTORY": "my_code"})
+    code = f"my_code_{flock.unique}"
+    flock.s3.put_object(Bucket=bucket, Key=f"{code}/run.sh", Body=b"echo hi")
+    flock.s3.put_object(Bucket=bucket, Key=f"{code}/../../escape.sh", Body=b"echo bad")
+    job_id = flock.submit({"QUICK_DEPLOY_DIRECTORY": code})
 
     assert flock.run(job_id) == 1
 
     record = flock.record(job_id)
     assert record.result is Result.FAILED and record.exit_code is None
-    assert record.reason is not None and '"my_code/../../escape.sh"' in record.reason
+    assert record.reason is not None and f'"{code}/../../escape.sh"' in record.reason
     assert "leaves its folder" in record.reason
     assert flock.keys("OUTPUTS_BUCKET") == []
     assert flock.keys("ERROR_BUCKET") == [f"error@{job_id}_{record.start_time}.zip"]
@@ -385,8 +406,8 @@ def imds() -> Iterator[str]:
 
 def test_instance_is_tagged_and_hostname_comes_from_imds(flock: Flock, imds: str) -> None:
     ec2 = boto3.client("ec2")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
-    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+    # moto takes any AMI id (listing its 1,300 AMIs to pick one takes seconds).
+    instance = ec2.run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)["Instances"][0]
     _Imds.instance_id = instance["InstanceId"]
     job_id = flock.submit(GOOD)
     tags = {"project": "genomics", "team": "blue"}
@@ -426,12 +447,13 @@ def test_no_docker_engine_fails_the_job_with_the_reason(flock: Flock, tmp_path: 
     assert record.error_zip == f"error@{job_id}_{record.start_time}.zip"
 
 
-def test_ecr_digest_and_login_against_the_emulator(aws: InProcessEmulator) -> None:
+def test_ecr_digest_and_login_against_the_emulator(flock: Flock) -> None:
     from shepard_worker.aws import Aws
     from shepard_worker.runners import EcrImage
 
     ecr = boto3.client("ecr")
-    ecr.create_repository(repositoryName="wk")
+    repository = f"wk-{flock.unique}"
+    ecr.create_repository(repositoryName=repository)
     manifest = json.dumps(
         {
             "schemaVersion": 2,
@@ -440,11 +462,13 @@ def test_ecr_digest_and_login_against_the_emulator(aws: InProcessEmulator) -> No
             "layers": [],
         }
     )
-    pushed = ecr.put_image(repositoryName="wk", imageManifest=manifest, imageTag="payload-latest")
+    pushed = ecr.put_image(
+        repositoryName=repository, imageManifest=manifest, imageTag="payload-latest"
+    )
     client = Aws()
 
-    digest = client.ecr_digest(EcrImage("123456789012", "wk", "payload-latest"))
-    missing = client.ecr_digest(EcrImage("123456789012", "wk", "no-such-tag"))
+    digest = client.ecr_digest(EcrImage("123456789012", repository, "payload-latest"))
+    missing = client.ecr_digest(EcrImage("123456789012", repository, "no-such-tag"))
     username, password, endpoint = client.ecr_login("123456789012")
 
     assert digest == pushed["image"]["imageId"]["imageDigest"]
