@@ -73,6 +73,13 @@ class PlanSummary:
         reads = sum(c.action == "read" for c in self.changes)
         return self.add + self.change + self.destroy + reads
 
+    def listing(self) -> str:
+        """One line per planned change, marked as Terraform marks them (+ ~ - -/+ <=)."""
+        marks = {"create": "+", "update": "~", "delete": "-", "replace": "-/+", "read": "<="}
+        return "".join(
+            f"  {marks.get(c.action, '?'):>3} {c.address} ({c.action})\n" for c in self.changes
+        )
+
     def describe(self) -> str:
         if not self.has_changes:
             return "No changes: the flock matches its configuration."
@@ -413,7 +420,10 @@ def apply_flock(
     """Plan to a file, confirm, apply it with the live display, then read the outputs."""
     plan_file = tf.root / PLAN_FILE
     try:
+        stream.write(f"Planning flock {flock.name}...\n")
         summary = tf.plan(out_file=plan_file)
+        if summary.has_changes and not auto_approve:
+            stream.write(summary.listing())
         stream.write(f"{summary.describe()}\n")
         if summary.has_changes:
             if not auto_approve:

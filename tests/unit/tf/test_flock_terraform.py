@@ -74,8 +74,11 @@ def test_apply_replan_outputs_destroy(setup: tuple[Flock, Path, dict[str, str]])
     assert outputs == {"names": ["pasture-0", "pasture-1", "pasture-2"], "nothing": None}
     assert json.loads((flock.state_dir / "outputs.json").read_text()) == outputs
     lines = out.getvalue().splitlines()
-    assert lines[0] == "Plan: 3 to add, 0 to change, 0 to destroy."
-    assert lines[1] == "Applying flock pasture: 3 to do"
+    assert lines[:3] == [
+        "Planning flock pasture...",
+        "Plan: 3 to add, 0 to change, 0 to destroy.",
+        "Applying flock pasture: 3 to do",
+    ]
     assert sum(": created (" in line for line in lines) == 3
     assert lines[-1].startswith("Applying flock pasture: 3/3 done in ")
     assert not (tf.root / "shepard.tfplan").exists()  # the saved plan is not left behind
@@ -114,14 +117,17 @@ def test_declined_apply_changes_nothing(setup: tuple[Flock, Path, dict[str, str]
     tf = terraform(flock, tfvars, env)
     tf.prepare()
     asked: list[str] = []
+    out = io.StringIO()
 
     def decline(question: str) -> bool:
         asked.append(question)
         return False
 
     with pytest.raises(ShepardError, match=r"not confirmed\. Nothing was changed"):
-        apply_flock(flock, tf, env=env, auto_approve=False, confirm=decline, stream=io.StringIO())
+        apply_flock(flock, tf, env=env, auto_approve=False, confirm=decline, stream=out)
     assert asked == ["Apply these changes to flock pasture (us-east-1)?"]
+    # Before the question, the user saw what would change.
+    assert "    + terraform_data.sheep[2] (create)\n" in out.getvalue()
     assert not (flock.state_dir / "terraform.tfstate").exists() or resources(flock) == []
 
 
