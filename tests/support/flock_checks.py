@@ -246,13 +246,16 @@ def _check_lambdas(out: Mapping[str, Any], region: str, emulator: bool, found: _
         found.expect(conf["Handler"] == "handler.handler", f"{out[key]}: handler")
         env = conf.get("Environment", {}).get("Variables", {})
         found.expect(env == out["lambda_environment"], f"{out[key]}: environment {env}")
-    mappings = lam.list_event_source_mappings(FunctionName=out["scheduler_function_name"])[
+    mappings = lam.list_event_source_mappings(EventSourceArn=out["sqs_queue_arn"])[
         "EventSourceMappings"
     ]
     found.expect(len(mappings) == 1, f"scheduler event source mappings {mappings}")
     if mappings:
         mapping = mappings[0]
-        found.expect(mapping["EventSourceArn"] == out["sqs_queue_arn"], "mapping source")
+        found.expect(
+            mapping["FunctionArn"].endswith(f":function:{out['scheduler_function_name']}"),
+            f"queue mapped to {mapping['FunctionArn']}",
+        )
         found.expect(
             mapping.get("FunctionResponseTypes") == ["ReportBatchItemFailures"],
             f"mapping response types {mapping.get('FunctionResponseTypes')}",

@@ -115,6 +115,7 @@ resource "aws_route_table_association" "private" {
 
 # The sheep's security group: all egress, and ingress only for what the flock asked for.
 resource "aws_security_group" "sheep" {
+  #checkov:skip=CKV2_AWS_5:Attached to the compute environments, EFS mount targets and Lustre in other modules (checkov does not follow module outputs).
   name_prefix = "${local.prefix}-sheep-"
   description = "Sheep of shepard flock ${var.name}: egress, SSH when asked, NFS/Lustre within the group"
   vpc_id      = local.vpc_id
