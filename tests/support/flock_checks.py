@@ -11,6 +11,8 @@ Also the small helpers every flock test needs: a copy of terraform/ and tiny Lam
 
 from __future__ import annotations
 
+import base64
+import email
 import json
 import shutil
 import zipfile
@@ -331,7 +333,7 @@ def _check_batch(out: Mapping[str, Any], region: str, found: _Findings) -> None:
         if template:
             launch_templates.add(template)
     for template in launch_templates:
-        _check_launch_template(template, region, found)
+        _check_launch_template(template, out, found)
 
     definitions = batch.describe_job_definitions(jobDefinitions=[out["job_definition_arn"]])[
         "jobDefinitions"
@@ -341,7 +343,8 @@ def _check_batch(out: Mapping[str, Any], region: str, found: _Findings) -> None:
         _check_job_definition(definitions[0], out, found)
 
 
-def _check_launch_template(template_id: str, region: str, found: _Findings) -> None:
+def _check_launch_template(template_id: str, out: Mapping[str, Any], found: _Findings) -> None:
+    region = out["region"]
     ec2 = _client("ec2", region)
     version = ec2.describe_launch_template_versions(
         LaunchTemplateId=template_id, Versions=["$Latest"]
@@ -353,7 +356,32 @@ def _check_launch_template(template_id: str, region: str, found: _Findings) -> N
     found.expect(
         all(v["Ebs"].get("Encrypted") for v in volumes), f"{template_id}: unencrypted volume"
     )
-    found.expect(bool(version.get("UserData")), f"{template_id}: no user data")
+    parts = user_data_parts(base64.b64decode(version.get("UserData", "")).decode())
+    found.expect(
+        list(parts) == ["text/cloud-boothook", "text/x-shellscript"],
+        f"{template_id}: user data parts {list(parts)}",
+    )
+    nofile = out["job_environment"]["ULIMIT_FILENO"]
+    found.expect(
+        f"--default-ulimit nofile={nofile}:{nofile}" in parts.get("text/cloud-boothook", ""),
+        f"{template_id}: user data does not raise the Docker nofile limit to {nofile}",
+    )
+    script = parts.get("text/x-shellscript", "")
+    if out.get("efs_id"):
+        mount = f"{out['efs_id']}.efs.{region}.amazonaws.com:/ /mnt/efs"
+        found.expect(mount in script, f"{template_id}: user data does not mount {mount}")
+    else:
+        found.expect("/mnt/efs" not in script, f"{template_id}: mounts EFS without one")
+
+
+def user_data_parts(user_data: str) -> dict[str, str]:
+    """The MIME multipart user data of a launch template: content type -> text."""
+    message = email.message_from_string(user_data)
+    return {
+        part.get_content_type(): str(part.get_payload())
+        for part in message.walk()
+        if not part.is_multipart()
+    }
 
 
 def _check_job_definition(

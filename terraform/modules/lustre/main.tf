@@ -12,9 +12,10 @@ resource "aws_fsx_lustre_file_system" "this" {
 
   # The bucket's objects appear in the file system at creation; `lfs hsm_archive` or a data
   # repository task writes changes back under export/.
-  import_path        = "s3://${var.bucket_name}"
-  export_path        = "s3://${var.bucket_name}/export"
-  auto_import_policy = "NEW_CHANGED"
+  import_path = "s3://${var.bucket_name}"
+  export_path = "s3://${var.bucket_name}/export"
+  # SCRATCH_1 predates automatic import; the others pick up new and changed objects.
+  auto_import_policy = var.deployment_type == "SCRATCH_1" ? null : "NEW_CHANGED"
 
   # Scratch file systems are always encrypted with an AWS key; only persistent ones take ours.
   kms_key_id                  = local.persistent ? var.kms_key_arn : null
