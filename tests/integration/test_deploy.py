@@ -190,6 +190,7 @@ def test_second_plan_has_no_changes(applied_flock: AppliedFlock, tmp_path: Path)
     assert not unexpected, "the second plan changes more than moto's known noise:\n" + "\n".join(
         unexpected
     )
+    print("re-plan: tolerated moto noise on " + ", ".join(c["address"] for c in changes))
 
 
 def test_declined_destroy_changes_nothing(applied_flock: AppliedFlock) -> None:
