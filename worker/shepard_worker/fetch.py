@@ -63,7 +63,7 @@ def fetch_quick_deploy(storage: Storage, bucket: str, directory: str, input_dir:
         planned.append((key, safe_destination(target, relative, what=what)))
     for key, destination in planned:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        # Re-check just before writing, in case an earlier object made a link on the way.
+        # Resolve again now that the parent folders exist (the input zip was unpacked here first).
         safe_destination(target, key[len(prefix) :], what=f'the quick-deploy object "{key}"')
         storage.download(bucket, key, destination)
     script = target / RUN_SCRIPT
