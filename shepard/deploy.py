@@ -347,8 +347,9 @@ class FlockTerraform:
                 "something that is not JSON. Run `terraform output` in "
                 f"{self.root} to see why"
             ) from None
-        # Terraform leaves null outputs out; the contract has them, as None.
-        values: dict[str, Any] = dict.fromkeys(declared_outputs(self.root))
+        # Terraform leaves null outputs out; the contract has them, as None. Before the first
+        # apply there are no outputs at all, and the answer stays empty.
+        values: dict[str, Any] = dict.fromkeys(declared_outputs(self.root)) if raw else {}
         values.update({name: item.get("value") for name, item in raw.items()})
         write_if_changed(
             self.state_dir / OUTPUTS_FILE, json.dumps(values, indent=2, sort_keys=True) + "\n"

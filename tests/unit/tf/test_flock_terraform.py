@@ -69,6 +69,7 @@ def test_apply_replan_outputs_destroy(setup: tuple[Flock, Path, dict[str, str]])
     tf = terraform(flock, tfvars, env)
     tf.prepare()
     assert "init" in tf.timings.seconds
+    assert tf.outputs() == {}  # nothing applied yet: no outputs, not a dict of Nones
     out = io.StringIO()
     outputs = apply_flock(flock, tf, env=env, auto_approve=True, confirm=None, stream=out)
     assert outputs == {"names": ["pasture-0", "pasture-1", "pasture-2"], "nothing": None}
