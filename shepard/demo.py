@@ -57,6 +57,7 @@ class DemoResult:
     destroyed: bool = False
     seconds: dict[str, float] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # the environment its commands ran with
+    extra: dict[str, Any] = field(default_factory=dict)  # for callers that do more with the flock
 
 
 class Tour:

@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 QUEUED = "queued"
 SCAN_INTERVAL_SECONDS = 0.5
+REAP_INTERVAL_SECONDS = 0.05
 # Passed through from the service's environment to every worker; everything else is explicit.
 PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 
@@ -61,7 +62,7 @@ def _overrides(job: dict[str, Any]) -> dict[str, str]:
 class _Running:
     run: JobRun
     process: subprocess.Popen[bytes]
-    log_file: IO[bytes]
+    log_file: IO[bytes] | None  # None: a warm spare that opened its log itself
     started: float = field(default_factory=time.monotonic)
 
 
@@ -117,6 +118,7 @@ class Executor:
         stop: threading.Event,
         base_env: Mapping[str, str] | None = None,
         worker_argv: tuple[str, ...] = (sys.executable, "-m", "shepard_worker"),
+        warm: bool = False,
     ) -> None:
         self._dynamodb = dynamodb
         self._batch = batch
@@ -128,6 +130,8 @@ class Executor:
         self._stop = stop
         self._base_env = dict(base_env if base_env is not None else os.environ)
         self._worker_argv = worker_argv
+        self._warm = warm
+        self._spares: list[subprocess.Popen[bytes]] = []
         self._wake = threading.Event()
         self._seen: set[str] = set()  # job ids handed to a worker, never started again
         self._described: set[str] = set()  # Batch array jobs already looked at
@@ -259,26 +263,75 @@ class Executor:
         )
         self._paths.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._paths.work_root.mkdir(parents=True, exist_ok=True)
-        log_file = (self._paths.jobs_dir / f"{run.job_id}.log").open("ab")
+        log_path = self._paths.jobs_dir / f"{run.job_id}.log"
         cwd = payload.cwd if payload is not None else self._paths.work_root
-        process = subprocess.Popen(
-            list(self._worker_argv),
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-        self._running[run.job_id] = _Running(run, process, log_file)
+        spare = self._take_spare()
+        if spare is not None:
+            order = {"env": env, "cwd": str(cwd), "log": str(log_path)}
+            assert spare.stdin is not None
+            spare.stdin.write(json.dumps(order).encode() + b"\n")
+            spare.stdin.close()
+            self._running[run.job_id] = _Running(run, spare, None)
+            how = "warm"
+        else:
+            log_file = log_path.open("ab")
+            process = subprocess.Popen(
+                list(self._worker_argv),
+                env=env,
+                cwd=cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+            self._running[run.job_id] = _Running(run, process, log_file)
+            how = "cold"
         self.started += 1
-        log.info("job %s: worker pid %d started (%s)", run.job_id, process.pid, runner)
+        log.info(
+            "job %s: worker pid %d started (%s, %s)",
+            run.job_id,
+            self._running[run.job_id].process.pid,
+            runner,
+            how,
+        )
+
+    # -- warm spares ------------------------------------------------------------------------
+
+    def _take_spare(self) -> subprocess.Popen[bytes] | None:
+        while self._spares:
+            spare = self._spares.pop(0)
+            if spare.poll() is None:
+                return spare
+            log.warning("a warm worker exited early (%s); see jobs/spare.log", spare.returncode)
+        return None
+
+    def top_up_spares(self) -> None:
+        """Keep one started worker waiting per free job slot (warm mode only)."""
+        if not self._warm or self._outputs() is None:
+            return
+        self._spares = [s for s in self._spares if s.poll() is None]
+        wanted = max(0, self._parallel() - len(self._running))
+        self._paths.jobs_dir.mkdir(parents=True, exist_ok=True)
+        self._paths.work_root.mkdir(parents=True, exist_ok=True)
+        while len(self._spares) < wanted:
+            with (self._paths.jobs_dir / "spare.log").open("ab") as spare_log:
+                self._spares.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "shepard.local.warm_worker"],
+                        env={k: self._base_env[k] for k in PASSTHROUGH if k in self._base_env},
+                        cwd=self._paths.work_root,
+                        stdin=subprocess.PIPE,
+                        stdout=spare_log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
 
     def reap(self) -> int:
         """Collect finished workers; how many finished."""
         done = [key for key, r in self._running.items() if r.process.poll() is not None]
         for key in done:
             running = self._running.pop(key)
-            running.log_file.close()
+            if running.log_file is not None:
+                running.log_file.close()
             code = int(running.process.returncode)
             self.exit_codes[key] = code
             self.finished += 1
@@ -309,26 +362,50 @@ class Executor:
     def pending(self) -> int:
         return len(self._pending)
 
-    def step(self) -> None:
+    def step(self, *, scan: bool = True) -> None:
+        """Reap finished workers and fill their slots at once; then look for new jobs."""
         self.reap()
-        self.scan_once()
         self.fill()
+        # While enough known work waits, leave the job table alone: new jobs are newer and
+        # would queue behind it anyway, and every query loads the emulator the workers use.
+        if scan and len(self._pending) < 2 * max(1, self._parallel()):
+            self.scan_once()
+            self.fill()
+        self.top_up_spares()
 
     def run(self) -> None:
+        last_scan = 0.0
         while not self._stop.is_set():
+            now = time.monotonic()
+            woken = self._wake.is_set()
+            scan = woken or now - last_scan >= SCAN_INTERVAL_SECONDS
+            if woken:
+                self._wake.clear()
             try:
-                self.step()
+                self.step(scan=scan)
+                if scan:
+                    last_scan = now
             except ClientError as exc:
                 log.warning("executor: %s; retrying in 2 s", exc)
                 self._stop.wait(2)
             except Exception:
                 log.exception("executor: looking for jobs failed; retrying in 2 s")
                 self._stop.wait(2)
-            self._wake.wait(SCAN_INTERVAL_SECONDS)
-            self._wake.clear()
+            # Short naps while workers run (a finished one frees its slot at once).
+            self._wake.wait(REAP_INTERVAL_SECONDS if self._running else SCAN_INTERVAL_SECONDS)
 
     def shutdown(self, grace_seconds: float = 10.0) -> None:
         """Stop every worker: SIGTERM (the worker marks its job interrupted), then SIGKILL."""
+        for spare in self._spares:
+            if spare.stdin is not None and not spare.stdin.closed:
+                spare.stdin.close()  # EOF: a spare with no job exits at once
+        for spare in self._spares:
+            try:
+                spare.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                spare.kill()
+                spare.wait(timeout=5)
+        self._spares.clear()
         for running in self._running.values():
             if running.process.poll() is None:
                 running.process.send_signal(signal.SIGTERM)

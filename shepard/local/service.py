@@ -127,6 +127,7 @@ class Service:
             payload=self._payload,
             stop=self.stop_event,
             base_env=dict(os.environ),
+            warm=True,
         )
         self.dispatcher = Dispatcher(
             session.client("sqs"),

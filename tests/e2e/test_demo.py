@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import os
 import re
 import socket
 import sys
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,6 +67,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoResult,
             timeout=240,
             out=out,
         )
+        quick = _quick_deploy_job(result, out)
         load = _bench().run_load(result.state_dir, 20, timeout=240)
     finally:
         if result is not None:
@@ -74,7 +77,56 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoResult,
             from shepard import deploy
 
             shepard.local.stop(deploy.load_flock(SETUP / "flock.yaml", env).state_dir)
+    result.extra = {"quick": quick}
     yield result, out.getvalue(), load
+
+
+QUICK_RUN_SH = """#!/bin/bash
+set -euo pipefail
+echo "quick deploy ran in $(pwd) for $UUID" > "$ROOT_OUTPUT_NAME/quick.txt"
+"""
+
+
+def _quick_deploy_job(result: DemoResult, out: Any) -> dict[str, Any]:
+    """A job whose QUICK_DEPLOY_DIRECTORY names a folder with run.sh in the quick-deploy bucket."""
+    import boto3
+
+    import shepard.local
+
+    flock = shepard.local.require_running(result.state_dir)
+    outputs = json.loads((result.state_dir / "outputs.json").read_text())
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=flock.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    s3.put_object(
+        Bucket=outputs["quick_deploy_bucket"], Key="hello/run.sh", Body=QUICK_RUN_SH.encode()
+    )
+    tour = Tour(result.env, out)
+    answer = tour.run_json(
+        "batch_via_api", "--json_payload", json.dumps({"QUICK_DEPLOY_DIRECTORY": "hello"}), "--json"
+    )
+    job_id = str(answer["job_id"])
+    deadline = time.monotonic() + 120
+    record: dict[str, Any] = {}
+    while time.monotonic() < deadline and record.get("PHASE") != "finished":
+        records = tour.run_json("query", "--json")
+        record = next((r for r in records if r.get("UUID") == job_id), {})
+        time.sleep(0.5)
+    keys = [
+        obj["Key"]
+        for obj in s3.list_objects_v2(Bucket=outputs["outputs_bucket"]).get("Contents", [])
+        if job_id in obj["Key"]
+    ]
+    body = b""
+    if keys:
+        data = s3.get_object(Bucket=outputs["outputs_bucket"], Key=keys[0])["Body"].read()
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            body = archive.read("quick.txt")
+    return {"job_id": job_id, "record": record, "keys": keys, "quick_txt": body}
 
 
 def _bench() -> Any:
@@ -165,3 +217,13 @@ def test_twenty_jobs_dropped_at_once_each_ran_once_with_one_result(
     assert all(len(keys) == 1 for keys in load.result_keys.values())
     assert load.workers_started == 21  # 20 + the baseline job: nobody ran twice
     assert load.baseline_drop_to_running < 3.0  # target 1 s; slack for a loaded test machine
+
+
+def test_a_quick_deploy_job_runs_run_sh_from_the_bucket(
+    demo: tuple[DemoResult, str, Any],
+) -> None:
+    result, _, _ = demo
+    quick = result.extra["quick"]
+    assert quick["record"].get("RESULT") == "succeeded", quick["record"]
+    assert len(quick["keys"]) == 1
+    assert f"for {quick['job_id']}".encode() in quick["quick_txt"]
