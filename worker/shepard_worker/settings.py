@@ -12,6 +12,16 @@ from shepard.errors import BadInput
 from shepard.joblayer.ids import child_job_id, is_job_id
 
 RUNNERS = ("docker", "process")
+REQUIRED = (
+    "SHEPARD_JOB_ID",
+    "SHEPARD_TABLE_NAME",
+    "INPUTS_BUCKET",
+    "OUTPUTS_BUCKET",
+    "ERROR_BUCKET",
+    "SHEPARD_QUICK_DEPLOY_BUCKET",
+    "SHEPARD_SECRET_NAME",
+    "SHEPARD_WORK_ROOT",
+)
 _ARRAY_INDEX = re.compile(r"^[0-9]{1,5}$")
 _FIX = "Set it in the job definition's environment (docs/contracts.md, section 4)"
 
@@ -95,10 +105,17 @@ class Settings:
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         uses_efs = _flag(env, "USES_EFS")
         uses_lustre = _flag(env, "USES_LUSTRE")
+        runner = (env.get("SHEPARD_RUNNER", "docker").strip() or "docker").lower()
+        wanted = [*REQUIRED]
+        wanted += ["SHEPARD_EFS_ROOT"] if uses_efs else []
+        wanted += ["SHEPARD_LUSTRE_ROOT"] if uses_lustre else []
+        wanted += ["SHEPARD_PAYLOAD_IMAGE"] if runner == "docker" else []
+        missing = [name for name in wanted if not env.get(name, "").strip()]
+        if len(missing) > 1:
+            raise _fail(f"{', '.join(missing)} are not set", _FIX.replace("Set it", "Set them"))
         efs_root = Path(_required(env, "SHEPARD_EFS_ROOT")) if uses_efs else None
         lustre_root = Path(_required(env, "SHEPARD_LUSTRE_ROOT")) if uses_lustre else None
 
-        runner = (env.get("SHEPARD_RUNNER", "docker").strip() or "docker").lower()
         if runner not in RUNNERS:
             raise _fail(f'SHEPARD_RUNNER is "{runner}"', 'Set it to "docker" or "process"')
         image = env.get("SHEPARD_PAYLOAD_IMAGE", "").strip() or None

@@ -78,3 +78,26 @@ def test_process_runner_takes_a_command_list_and_needs_no_image() -> None:
     settings = Settings.from_env(env)
     assert settings.payload_command == ("python", "a b.py")
     assert settings.payload_image is None
+
+
+def test_python_m_shepard_worker_without_its_environment_says_what_is_missing() -> None:
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[3]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.pathsep.join([str(root), str(root / "worker")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "shepard_worker"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == ExitStatus.BAD_INPUT
+    assert done.stderr == (
+        "shepard: while reading the worker's environment: SHEPARD_JOB_ID, SHEPARD_TABLE_NAME, "
+        "INPUTS_BUCKET, OUTPUTS_BUCKET, ERROR_BUCKET, SHEPARD_QUICK_DEPLOY_BUCKET, "
+        "SHEPARD_SECRET_NAME, SHEPARD_WORK_ROOT, SHEPARD_PAYLOAD_IMAGE are not set. "
+        "Set them in the job definition's environment (docs/contracts.md, section 4).\n"
+    )
+    assert done.stdout == ""
