@@ -111,3 +111,20 @@ def test_deploy_needs_a_flock_yaml(tmp_path: Path) -> None:
     env = {"SHEPARD_CONFIG_DIR": str(tmp_path / "config"), "NO_COLOR": "1"}
     result = run(["deploy", "--path_to_deployment_folder", str(tmp_path)], env)
     assert result.code == 2 and "has no flock.yaml" in result.err
+
+
+def test_local_flock_without_an_engine_applies_without_images(
+    recorded: tuple[list[tuple[str, Any]], FakeDocker],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls, docker = recorded
+    monkeypatch.setattr(images, "flock_target", lambda flock_file: "local")
+    monkeypatch.setattr(images, "docker_client", lambda env, required: None)
+    env = {"SHEPARD_CONFIG_DIR": str(tmp_path / "config"), "NO_COLOR": "1"}
+    result = run(
+        ["deploy", "--path_to_deployment_folder", str(_folder(tmp_path)), "--auto-approve"], env
+    )
+    assert result.code == 0, result.err
+    assert calls == [("apply", None)] and docker.images.builds == []
+    assert "runs jobs as processes" in result.err
