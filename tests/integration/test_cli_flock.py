@@ -123,4 +123,3 @@ def test_seed_destroy_by_stack_name_asks_first(
     assert "Only 'yes' will be accepted" in result.err
     unknown = run(["destroy", "--cloudformation_stack_name", "nope"], configured)
     assert unknown.code == 2 and "no profile knows the flock file of 'nope'" in unknown.err
-
