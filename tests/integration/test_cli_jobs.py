@@ -6,12 +6,13 @@ import io
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import pytest
 
-from shepard.emulator import InProcessEmulator
+from shepard.emulator import InProcessEmulator, emulator_environment
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.settings import FlockSettings
 from shepard.joblayer.store import JobRecord, JobStore
@@ -21,9 +22,30 @@ from tests.unit.cli.helpers import cli_env, run, write_flock_profile
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def module_flock(emulator: InProcessEmulator) -> Iterator[FlockSettings]:
+    """One set of buckets and table for the module: making them is the slow part."""
+    with pytest.MonkeyPatch.context() as patch:
+        emulator.reset()
+        for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            patch.delenv(key, raising=False)
+        for key, value in emulator_environment(emulator.endpoint_url, "us-east-1").items():
+            patch.setenv(key, value)
+        yield make_test_flock("clitest", batch=False).settings
+
+
 @pytest.fixture
-def flock(aws: InProcessEmulator) -> FlockSettings:
-    return make_test_flock("clitest", batch=False).settings
+def flock(module_flock: FlockSettings) -> FlockSettings:
+    """The module's flock, emptied: no objects, no job records."""
+    s3 = boto3.resource("s3")
+    for bucket in (module_flock.inputs_bucket, module_flock.outputs_bucket):
+        s3.Bucket(bucket).objects.all().delete()
+    table = boto3.resource("dynamodb").Table(module_flock.table_name)
+    for item in table.scan(ProjectionExpression="#u", ExpressionAttributeNames={"#u": "UUID"})[
+        "Items"
+    ]:
+        table.delete_item(Key={"UUID": item["UUID"]})
+    return module_flock
 
 
 @pytest.fixture
