@@ -205,3 +205,22 @@ def test_missing_credentials_message(tmp_path: Path, flock: FlockSettings) -> No
     assert result.code == 1
     assert "no AWS credentials were found" in result.err
     assert "aws configure" in result.err and "aws sso login" in result.err
+
+
+def test_aws_profile_flag_picks_shared_credentials(
+    env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        "[flockdev]\naws_access_key_id = AKIAFLOCKDEV0000\naws_secret_access_key = x\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    from shepard.aws.flock import Aws
+    from shepard.aws.session import AwsSettings
+
+    config = Path(env["SHEPARD_CONFIG_DIR"])
+    aws = Aws(AwsSettings(config_dir=config, env=env, aws_profile="flockdev"))
+    assert aws._client("sts")._request_signer._credentials.access_key == "AKIAFLOCKDEV0000"
+    assert run(["query", "--aws_profile", "flockdev"], env).code == 0
+    result = run(["query", "--aws-profile", "nope"], env)
+    assert result.code == 2 and "nope" in result.err and "list-profiles" in result.err
