@@ -116,3 +116,8 @@ def test_no_docker_engine_is_a_clear_message(tmp_path: Path) -> None:
         " Start Docker, or set DOCKER_HOST"
     )
     assert images.docker_client({"DOCKER_HOST": socket}, required=False) is None
+
+
+def test_flock_target_reads_the_flock_file() -> None:
+    root = Path(__file__).resolve().parents[3]
+    assert images.flock_target(root / "examples" / "testing-setup" / "flock.yaml") == "local"
