@@ -20,10 +20,6 @@ from typing import Any
 from shepard.errors import BackendError, BadInput, ShepardError
 
 ROLE_CACHE = "role_credentials.json"
-_CREDENTIAL_HELP = (
-    "Configure credentials with `aws configure`, log in with `aws sso login`"
-    " (add --profile NAME for a named AWS profile), or assume a role with `shepard-tf set_role`"
-)
 
 
 @dataclass(frozen=True)
@@ -65,6 +61,19 @@ def load_role(config_dir: Path) -> RoleCredentials | None:
             f"while reading the cached role: {path} is damaged ({exc})."
             " Run `shepard-tf release_role` and `shepard-tf set_role` again."
         ) from None
+
+
+def active_role(config_dir: Path, now: datetime | None = None) -> RoleCredentials | None:
+    """The role set by ``set_role``; an error once it has expired (never a silent fallback to
+    other credentials, which could reach another account)."""
+    cached = load_role(config_dir)
+    if cached is not None and cached.expired(now):
+        raise ShepardError(
+            f"while using the role set by set_role: the credentials for {cached.role_arn}"
+            f" expired at {cached.expiration}. Run `shepard-tf set_role` again, or"
+            " `shepard-tf release_role` to use your own credentials."
+        )
+    return cached
 
 
 def save_role(config_dir: Path, role: RoleCredentials) -> Path:
@@ -150,15 +159,9 @@ def session(settings: AwsSettings, *, now: datetime | None = None) -> Any:
     """The session every command uses: cached role > per-command role > the standard chain."""
     import boto3
 
-    cached = load_role(settings.config_dir)
+    cached = active_role(settings.config_dir, now)
     base = base_session(settings)
     if cached is not None:
-        if cached.expired(now):
-            raise ShepardError(
-                f"while using the role set by set_role: the credentials for {cached.role_arn}"
-                f" expired at {cached.expiration}. Run `shepard-tf set_role` again, or"
-                " `shepard-tf release_role` to use your own credentials."
-            )
         return boto3.Session(
             aws_access_key_id=cached.access_key_id,
             aws_secret_access_key=cached.secret_access_key,

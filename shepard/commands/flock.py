@@ -49,7 +49,7 @@ def flock_file_of(ctx: Context, doing: str) -> Path:
 
 def terraform_env(ctx: Context) -> dict[str, str]:
     """The environment Terraform runs with: ours, plus the chosen AWS profile, region, role."""
-    from shepard.aws.session import load_role
+    from shepard.aws.session import active_role
 
     env = dict(ctx.env)
     aws_profile = ctx.flag("aws_profile")
@@ -59,8 +59,8 @@ def terraform_env(ctx: Context) -> dict[str, str]:
     if region:
         env["AWS_REGION"] = region
         env["AWS_DEFAULT_REGION"] = region
-    role = load_role(ctx.store.root)
-    if role is not None and not role.expired():
+    role = active_role(ctx.store.root)
+    if role is not None:
         env.pop("AWS_PROFILE", None)
         env["AWS_ACCESS_KEY_ID"] = role.access_key_id
         env["AWS_SECRET_ACCESS_KEY"] = role.secret_access_key

@@ -317,7 +317,8 @@ def query(ctx: Context) -> int:
             ctx.console.json(records)
         else:
             now = datetime.now(UTC)
-            ctx.console.clear()
+            if watch is not None:
+                ctx.console.clear()
             title = f"jobs in {table}" + (f" ({status})" if status else "")
             ctx.console.table(COLUMNS, [job_row(r, now) for r in records], title=title)
             ctx.console.note(f"{len(records)} job(s)")

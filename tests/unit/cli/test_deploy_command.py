@@ -128,3 +128,34 @@ def test_local_flock_without_an_engine_applies_without_images(
     assert result.code == 0, result.err
     assert calls == [("apply", None)] and docker.images.builds == []
     assert "runs jobs as processes" in result.err
+
+
+def test_terraform_gets_the_role_and_refuses_an_expired_one(tmp_path: Path) -> None:
+    import argparse
+    from datetime import UTC, datetime, timedelta
+
+    from shepard.aws.session import RoleCredentials, save_role
+    from shepard.cli import build_parser
+    from shepard.commands import Context
+    from shepard.commands.flock import terraform_env
+    from shepard.errors import ShepardError
+
+    config = tmp_path / "config"
+    env = {"SHEPARD_CONFIG_DIR": str(config), "AWS_PROFILE": "mine", "AWS_ACCESS_KEY_ID": "own"}
+    args = build_parser().parse_args(["plan", "flock.yaml", "--region", "eu-west-1"])
+    ctx = Context.create(args, env=env, parser=argparse.ArgumentParser())
+    assert terraform_env(ctx)["AWS_REGION"] == "eu-west-1"
+    assert terraform_env(ctx)["AWS_ACCESS_KEY_ID"] == "own"
+
+    def role(minutes: int) -> RoleCredentials:
+        expiry = (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+        return RoleCredentials("123456789012", "R", "arn:aws:iam::123456789012:role/R",
+                               "AKROLE", "SK", "TOKEN", expiry)  # fmt: skip
+
+    save_role(config, role(30))
+    tf_env = terraform_env(ctx)
+    assert tf_env["AWS_ACCESS_KEY_ID"] == "AKROLE" and tf_env["AWS_SESSION_TOKEN"] == "TOKEN"
+    assert "AWS_PROFILE" not in tf_env
+    save_role(config, role(-1))
+    with pytest.raises(ShepardError, match="expired"):
+        terraform_env(ctx)
