@@ -65,6 +65,7 @@ class JobRecord:
     start_time: str | None = None  # START_TIME
     end_time: str | None = None  # END_TIME
     attempt: int = 0  # ATTEMPT
+    batch_attempt: int | None = None  # BATCH_ATTEMPT (AWS_BATCH_JOB_ATTEMPT of the claimer)
     outputs: tuple[str, ...] = ()  # OUTPUTS
     error_zip: str | None = None  # ERROR_ZIP
     expires_at: int | None = None  # EXPIRES_AT
@@ -105,6 +106,7 @@ class JobRecord:
             start_time=s("START_TIME"),
             end_time=s("END_TIME"),
             attempt=n("ATTEMPT") or 0,
+            batch_attempt=n("BATCH_ATTEMPT"),
             outputs=tuple(str(v["S"]) for v in item.get("OUTPUTS", {}).get("L", [])),
             error_zip=s("ERROR_ZIP"),
             expires_at=n("EXPIRES_AT"),
@@ -140,6 +142,7 @@ class JobRecord:
             "EXIT_CODE": self.exit_code,
             "ARRAY_INDEX": self.array_index,
             "EXPIRES_AT": self.expires_at,
+            "BATCH_ATTEMPT": self.batch_attempt,
         }
         for name, number in numbers.items():
             if number is not None:
@@ -278,11 +281,21 @@ class JobStore:
 
     # -- writes made by the worker -------------------------------------------------------------
 
-    def claim(self, job_id: str, *, batch_job_id: str | None = None) -> JobRecord | None:
+    def claim(
+        self,
+        job_id: str,
+        *,
+        batch_job_id: str | None = None,
+        batch_attempt: int | None = None,
+    ) -> JobRecord | None:
         """Take a queued (or interrupted) job for this worker; None if it is not claimable.
 
         ``batch_job_id`` (the worker's ``AWS_BATCH_JOB_ID``) is recorded when given: array
-        children learn theirs only here.
+        children learn theirs only here. ``batch_attempt`` (``AWS_BATCH_JOB_ATTEMPT``) lets a
+        later Batch attempt take over a job left ``running`` by a host that died without a
+        SIGTERM (a Spot reclaim can do that): the record remembers the attempt that claimed it,
+        and only a strictly later attempt of Batch's retry strategy may claim it again. A second
+        worker of the same attempt still cannot, so no job runs twice at once.
         """
         now = self.clock()
         names = {
@@ -304,10 +317,16 @@ class JobStore:
             ":one": {"N": "1"},
         }
         extra = ""
+        takeover = ""
         if batch_job_id:
             extra = ", #batch = :batch"
             names["#batch"] = "BATCH_JOB_ID"
             values[":batch"] = {"S": batch_job_id}
+        if batch_attempt is not None:
+            extra += ", #battempt = :battempt"
+            takeover = " OR (#phase = :running AND #battempt < :battempt)"
+            names["#battempt"] = "BATCH_ATTEMPT"
+            values[":battempt"] = {"N": str(batch_attempt)}
         try:
             answer = self.client.update_item(
                 TableName=self.table_name,
@@ -318,7 +337,8 @@ class JobStore:
                     "REMOVE #result, #reason"
                 ),
                 ConditionExpression=(
-                    "attribute_exists(#id) AND (#phase = :queued OR #result = :interrupted)"
+                    "attribute_exists(#id) AND "
+                    f"(#phase = :queued OR #result = :interrupted{takeover})"
                 ),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,

@@ -101,6 +101,24 @@ def test_interrupted_job_is_claimed_again_by_the_retry(store: JobStore) -> None:
     assert final is not None and final.outputs == ("a.zip", "b.zip") and final.succeeded
 
 
+def test_a_later_batch_attempt_takes_over_a_job_whose_host_died(store: JobStore) -> None:
+    # A Spot host can vanish without a SIGTERM: the record stays running. Batch's retry
+    # strategy starts attempt 2, which may take the job over; attempt 1 (or a duplicate
+    # worker of attempt 2) may not.
+    job_id = new_job_id()
+    store.create(JobRecord(job_id=job_id))
+    first = store.claim(job_id, batch_job_id="batch-1", batch_attempt=1)
+    assert first is not None and first.batch_attempt == 1
+    assert store.claim(job_id, batch_job_id="batch-1", batch_attempt=1) is None
+    assert store.claim(job_id) is None  # no attempt number: never a takeover
+    second = store.claim(job_id, batch_job_id="batch-1", batch_attempt=2)
+    assert second is not None
+    assert (second.phase, second.attempt, second.batch_attempt) == (Phase.RUNNING, 2, 2)
+    assert store.claim(job_id, batch_job_id="batch-1", batch_attempt=2) is None
+    store.finish(job_id, Result.SUCCEEDED, exit_code=0)
+    assert store.claim(job_id, batch_job_id="batch-1", batch_attempt=3) is None
+
+
 def test_updates_to_a_missing_job_say_so(store: JobStore) -> None:
     with pytest.raises(JobNotFound, match="no record with that id"):
         store.set_status(new_job_id(), Status.IN_PROGRESS)

@@ -136,7 +136,11 @@ class Worker:
         job_id = self.settings.job_id
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
-            record = self.store.claim(job_id)
+            record = self.store.claim(
+                job_id,
+                batch_job_id=self.settings.batch_job_id,
+                batch_attempt=self.settings.batch_attempt,
+            )
             if record is None:
                 self._explain_unclaimable(job_id)
                 return 0

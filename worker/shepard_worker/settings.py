@@ -100,6 +100,9 @@ class Settings:
     # which leaves the worker time to mark the job interrupted and clean up.
     stop_grace_seconds: float = 10.0
     days_to_keep_finished_jobs: int = 30
+    # Set by Batch: the job's id and which attempt of its retry strategy this is (1, 2, ...).
+    batch_job_id: str | None = None
+    batch_attempt: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -149,6 +152,8 @@ class Settings:
             instance_tags=_instance_tags(env.get("INSTANCE_TAGS")),
             stop_grace_seconds=max(grace, 0.0),
             days_to_keep_finished_jobs=_whole(env, "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS", 30),
+            batch_job_id=env.get("AWS_BATCH_JOB_ID", "").strip() or None,
+            batch_attempt=_whole(env, "AWS_BATCH_JOB_ATTEMPT", 0) or None,
         )
 
 
