@@ -37,10 +37,10 @@ def local(ctx: Context) -> int:
         ctx.console.json(asdict(status))
         return 0
     rows = [
-        [key, "" if value is None else str(value)]
+        [key, str(value)]
         for key, value in asdict(status).items()
-        if key not in ("log_tail", "stats")
+        if key not in ("log_tail", "stats") and value not in (None, "")
     ]
     rows += [[f"jobs {k}", str(v)] for k, v in sorted(status.stats.items())]
-    ctx.console.table(["", ""], rows, title=f"local flock in {state_dir}")
+    ctx.console.table(["local flock", str(state_dir)], rows)
     return 0 if status.running else 1
