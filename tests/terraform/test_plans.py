@@ -348,3 +348,10 @@ def test_bad_input_is_refused_with_a_clear_message(planner: FlockPlanner) -> Non
         'efs.throughput_mode = "provisioned" needs efs.provisioned_mibps',
     ):
         assert message in text
+
+
+def test_gpu_jobs_need_a_gpu_compute_environment(planner: FlockPlanner) -> None:
+    with pytest.raises(tftest.TerraformTestError) as failure:
+        planner.plan("minimal", job={"gpus": 1})
+    text = " ".join(str(failure.value).split())
+    assert "job.gpus is 1 but no compute environment has gpu = true" in text

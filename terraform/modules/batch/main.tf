@@ -169,6 +169,13 @@ resource "aws_batch_job_definition" "this" {
     attempt_duration_seconds = var.job.timeout_seconds
   }
 
+  lifecycle {
+    precondition {
+      condition     = var.job.gpus == 0 || anytrue([for ce in values(var.compute_environments) : ce.gpu])
+      error_message = "job.gpus is ${var.job.gpus} but no compute environment has gpu = true: jobs would wait forever. Add a GPU compute environment or set job.gpus = 0."
+    }
+  }
+
   retry_strategy {
     attempts = var.job.retry_attempts
 

@@ -1,6 +1,7 @@
 output "key_arn" {
-  description = "ARN of the flock's KMS key."
+  description = "ARN of the flock's KMS key, known once its key policy is in place (CloudWatch Logs and S3 notifications need the policy's grants when the resources using the key are created)."
   value       = aws_kms_key.this.arn
+  depends_on  = [aws_kms_key_policy.this]
 }
 
 output "key_id" {
