@@ -207,6 +207,8 @@ class Service:
         )
         if payload is not None:
             log.info("payload command (%s): %s", payload.source, list(payload.argv))
+        if not force and self.invoke is not None and self.paths.service_json.exists():
+            self._write_service_json(self.invoke.url)  # parallelism may have changed
 
     def _load_outputs(self) -> None:
         mtime = _mtime(self.paths.outputs_json)

@@ -61,8 +61,13 @@ def test_service_lifecycle(tmp_path: Path) -> None:
         assert current.running and current.pid == flock.pid
         assert current.parallel_jobs == 2 and current.runner == "process"
 
-        # calling it again finds the same service
-        assert ensure_running_with(settings, state).pid == flock.pid
+        # calling it again finds the same service, which picks up changed settings
+        one_at_a_time = LocalSettings("life", "us-east-1", str(CODE), vcpus=1, max_parallel_jobs=1)
+        assert ensure_running_with(one_at_a_time, state).pid == flock.pid
+        deadline = time.monotonic() + 5
+        while status(state).parallel_jobs != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status(state).parallel_jobs == 1
 
         # killed behind our back: the next command says so, with the log and a way out
         os.kill(flock.pid, signal.SIGKILL)
