@@ -1,7 +1,6 @@
 # A flock: the modules of terraform/modules composed into one deployable unit.
 
 locals {
-  name             = var.name
   environment_name = coalesce(var.network.environment_name, var.name)
   # No aws_availability_zones lookup: an offline plan needs no AWS.
   availability_zones = var.availability_zones != null ? var.availability_zones : ["${var.region}a", "${var.region}b"]

@@ -1,5 +1,3 @@
-data "aws_partition" "current" {}
-
 locals {
   # bucket_prefix may be at most 37 characters: shorten the flock name, never the role, so the
   # generated name still says what the bucket is for.
