@@ -305,11 +305,15 @@ class Executor:
         return None
 
     def top_up_spares(self) -> None:
-        """Keep one started worker waiting per free job slot (warm mode only)."""
+        """Keep one started worker waiting per job slot (warm mode only).
+
+        One per slot, busy or not: a spare does its imports while the slot's current job runs,
+        so the next job starts without them.
+        """
         if not self._warm or self._outputs() is None:
             return
         self._spares = [s for s in self._spares if s.poll() is None]
-        wanted = max(0, self._parallel() - len(self._running))
+        wanted = self._parallel()
         self._paths.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._paths.work_root.mkdir(parents=True, exist_ok=True)
         while len(self._spares) < wanted:
