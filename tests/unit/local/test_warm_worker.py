@@ -33,8 +33,11 @@ def test_a_spare_runs_the_worker_with_the_orders_env_cwd_and_log(tmp_path: Path)
     assert spare.returncode == 2
     assert out == b""
     assert "while reading the worker's environment" in log.read_text()
-    # SHEPARD_RUNNER=process from the order got it past the runner check (default: docker)
-    assert "SHEPARD_JOB_ID is not set" in log.read_text()
+    text = log.read_text()
+    assert "SHEPARD_JOB_ID" in text and "not set" in text
+    # SHEPARD_RUNNER=process came from the order: the docker runner (the default) would also
+    # have asked for the payload image
+    assert "SHEPARD_PAYLOAD_IMAGE" not in text
 
 
 def test_a_spare_with_no_job_exits_quietly(tmp_path: Path) -> None:
