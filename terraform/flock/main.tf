@@ -171,6 +171,7 @@ module "iam" {
   bucket_arns               = module.storage.bucket_arns
   table_arn                 = module.job_table.table_arn
   secret_arn                = module.secrets.secret_arn
+  secret_name               = module.secrets.secret_name
   repository_arn            = module.registry.repository_arn
   sqs_queue_arn             = module.scheduler.queue_arn
   job_queue_arn             = module.batch.job_queue_arn
@@ -184,6 +185,7 @@ module "iam" {
 module "batch" {
   source = "../modules/batch"
 
+  emulator              = var.emulator.enabled
   name                  = var.name
   instance_name         = var.batch.instance_name
   launch_template_name  = var.batch.launch_template_name

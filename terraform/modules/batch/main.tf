@@ -119,9 +119,13 @@ resource "aws_batch_compute_environment" "this" {
       image_type = each.value.gpu ? "ECS_AL2_NVIDIA" : "ECS_AL2"
     }
 
+    # A pinned version, so that a changed launch template rolls the environment's instances.
+    # moto echoes the provider's default tags back as a "launch-template" tag specification,
+    # so every plan against it updates the template; pinning would then make each re-apply fail
+    # with "inconsistent final plan". Against the emulator the default version is used instead.
     launch_template {
       launch_template_id = aws_launch_template.sheep.id
-      version            = aws_launch_template.sheep.latest_version
+      version            = var.emulator ? "$Default" : aws_launch_template.sheep.latest_version
     }
   }
 

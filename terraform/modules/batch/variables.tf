@@ -3,6 +3,12 @@ variable "name" {
   description = "Flock name: default names are <name>-sheep, <name>-queue, <name>-job, <name>-<key>-."
 }
 
+variable "emulator" {
+  type        = bool
+  description = "True when applying to the moto emulator (local flock, tests): see launch_template in main.tf."
+  default     = false
+}
+
 variable "instance_name" {
   type        = string
   description = "Name tag of the sheep; null gives <name>-sheep."

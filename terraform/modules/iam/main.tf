@@ -158,9 +158,13 @@ data "aws_iam_policy_document" "job" {
     resources = [var.table_arn]
   }
   statement {
-    sid       = "ReadFlockSecret"
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [var.secret_arn]
+    sid     = "ReadFlockSecret"
+    actions = ["secretsmanager:GetSecretValue"]
+    # The secret, and the parts secretify makes when the files exceed one secret's 64 KiB.
+    resources = [
+      var.secret_arn,
+      "arn:${local.partition}:secretsmanager:${var.region}:${var.account_id}:secret:${var.secret_name}-part-*",
+    ]
   }
   statement {
     sid       = "RegistryLogin"
@@ -168,8 +172,9 @@ data "aws_iam_policy_document" "job" {
     resources = ["*"]
   }
   statement {
-    sid       = "PullFlockImages"
-    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    sid = "PullFlockImages"
+    # DescribeImages lets the worker see that a moving tag (payload-latest) has a new digest.
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"]
     resources = [var.repository_arn]
   }
   statement {

@@ -33,6 +33,11 @@ variable "table_arn" {
   description = "ARN of the job table."
 }
 
+variable "secret_name" {
+  type        = string
+  description = "Name of the flock's secret: secretify splits more than 64 KiB into <name>-part-N secrets."
+}
+
 variable "secret_arn" {
   type        = string
   description = "ARN of the flock's secret."
