@@ -216,7 +216,10 @@ def destroy_flock(tour: Tour, result: DemoResult) -> None:
     """The last step: ``shepard-tf destroy``, and the service stopped even if destroy failed."""
     import shepard.local
 
-    tour.say("Destroy the flock: every emulated resource, then the local flock service.")
+    tour.say(
+        "Destroy the flock. On AWS that is a Terraform destroy; a local flock's resources all "
+        "live in its emulator, so its service is stopped and its state removed."
+    )
     mark = time.monotonic()
     try:
         tour.run("destroy", str(result.flock_file), "--auto-approve")
