@@ -10,7 +10,6 @@ takes the environment as a parameter, so tests run it in-process against an emul
 from __future__ import annotations
 
 import importlib
-import ipaddress
 import json
 import sys
 import time
@@ -18,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
 
+from shepard.emulator import is_loopback_url
 from shepard.errors import BadInput, ShepardError
 from shepard.tf.binary import find_terraform
 from shepard.tf.events import ChangeSummary, Event, PlannedChange
@@ -156,18 +155,7 @@ def load_flock(flock_file: Path, env: Mapping[str, str]) -> Flock:
 
 def is_emulator(target: str, env: Mapping[str, str]) -> bool:
     """True for ``target: local`` or when ``AWS_ENDPOINT_URL`` is a loopback address."""
-    if target == "local":
-        return True
-    endpoint = env.get("AWS_ENDPOINT_URL", "")
-    if not endpoint:
-        return False
-    host = urlsplit(endpoint if "://" in endpoint else f"http://{endpoint}").hostname or ""
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return target == "local" or is_loopback_url(env.get("AWS_ENDPOINT_URL"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -7,26 +7,44 @@ start Docker, AWS-managed IAM policies are loaded so that roles can attach them.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 MOTO_ACCOUNT_ID = "123456789012"
 EMULATOR_CONFIG = {"batch": {"use_docker": False}, "lambda": {"use_docker": False}}
+
+
+# The emulator takes any key; these are moto's customary ones.
+EMULATOR_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
 def emulator_environment(endpoint_url: str, region: str = "us-east-1") -> dict[str, str]:
     """The environment that points boto3 and Terraform's AWS provider at the emulator."""
     return {
         "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **EMULATOR_CREDENTIALS,
         "AWS_SESSION_TOKEN": "testing",
         "AWS_REGION": region,
         "AWS_DEFAULT_REGION": region,
     }
+
+
+def is_loopback_url(url: str | None) -> bool:
+    """True when ``url`` names this machine (127.0.0.0/8, ::1, localhost): an emulator."""
+    if not url:
+        return False
+    host = urlsplit(url if "://" in url else f"http://{url}").hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _post(url: str, body: dict[str, Any] | None = None) -> bytes:

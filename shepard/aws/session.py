@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shepard.emulator import EMULATOR_CREDENTIALS, is_loopback_url
 from shepard.errors import BackendError, BadInput, ShepardError
 
 ROLE_CACHE = "role_credentials.json"
@@ -139,6 +140,13 @@ def base_session(settings: AwsSettings) -> Any:
     kwargs: dict[str, Any] = {"region_name": region}
     if settings.aws_profile:
         kwargs["profile_name"] = settings.aws_profile
+    elif is_loopback_url(settings.endpoint_url):
+        # A local flock's emulator: it takes any key, and a newcomer has none. Real keys are
+        # never needed there, so none are looked up (or sent).
+        kwargs.update(
+            aws_access_key_id=EMULATOR_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=EMULATOR_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
     elif env is not os.environ and _from_env(env, "AWS_ACCESS_KEY_ID"):
         # main(env=...) in tests and embedding: take keys from that mapping, not os.environ.
         kwargs["aws_access_key_id"] = env["AWS_ACCESS_KEY_ID"]

@@ -310,3 +310,40 @@ def test_console_script_against_the_emulator(
     )
     assert refused.returncode == 2 and "JSON object" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_local_flock_profile_needs_no_aws_credentials(
+    flock: FlockSettings,
+    emulator: InProcessEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A newcomer running the local flock has no AWS account: the profile's loopback endpoint is
+    # enough, whatever (or nothing) the AWS credential chain holds.
+    env = {
+        k: v
+        for k, v in cli_env(tmp_path / "config").items()
+        if not k.startswith("AWS_") or k in ("AWS_REGION", "AWS_DEFAULT_REGION")
+    }
+    empty = tmp_path / "no-aws"
+    empty.mkdir()
+    env.update(
+        {
+            "HOME": str(empty),
+            "AWS_CONFIG_FILE": str(empty / "config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(empty / "credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
+    write_flock_profile(env, flock, shepard_endpoint_url=emulator.endpoint_url)
+    store = JobStore(flock.table_name)
+    store.create(JobRecord(job_id="a" * 32, variables={"x": "1"}))
+    # boto3 also reads this process's environment: leave no key there either.
+    for key in [k for k in os.environ if k.startswith("AWS_") and k not in env]:
+        monkeypatch.delenv(key)
+    for key in ("HOME", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    result = run(["query", "--json"], env)
+    assert result.code == 0, result.err
+    assert [job["UUID"] for job in json.loads(result.out)] == ["a" * 32]
