@@ -459,6 +459,18 @@ def apply(
     )
 
 
+def _confirm_destroy(flock: Flock, confirm: Confirm | None) -> None:
+    ask = confirm or _confirm_on_terminal
+    question = (
+        f"Destroy flock {flock.name} ({flock.region}) and everything in it: buckets, job "
+        "table, queues, compute environments?"
+    )
+    if not ask(question):
+        raise ShepardError(
+            f"while destroying flock {flock.name}: not confirmed. Nothing was destroyed"
+        )
+
+
 def destroy_flock(
     flock: Flock,
     tf: FlockTerraform,
@@ -470,15 +482,7 @@ def destroy_flock(
 ) -> None:
     """Plan the destruction to a file, confirm naming the flock, apply it."""
     if not auto_approve:
-        ask = confirm or _confirm_on_terminal
-        question = (
-            f"Destroy flock {flock.name} ({flock.region}) and everything in it: buckets, job "
-            "table, queues, compute environments?"
-        )
-        if not ask(question):
-            raise ShepardError(
-                f"while destroying flock {flock.name}: not confirmed. Nothing was destroyed"
-            )
+        _confirm_destroy(flock, confirm)
     plan_file = tf.root / PLAN_FILE
     try:
         summary = tf.plan(destroy=True, out_file=plan_file)
@@ -512,10 +516,13 @@ def destroy(
     if flock.target == "local" and flock.backend.kind == "local":
         destroy_local_flock(flock, auto_approve=auto_approve, confirm=confirm, stream=stream)
         return
+    if not auto_approve:
+        # Asked before anything is rendered or started: a declined destroy changes nothing.
+        _confirm_destroy(flock, confirm)
     run_env = _local_env(flock, env)
     render_flock(flock, run_env)
     tf = _terraform(flock, run_env)
-    destroy_flock(flock, tf, env=run_env, auto_approve=auto_approve, confirm=confirm, stream=stream)
+    destroy_flock(flock, tf, env=run_env, auto_approve=True, confirm=None, stream=stream)
     if flock.target == "local":
         _module("shepard.local", f"stopping the local flock {flock.name}").stop(flock.state_dir)
 

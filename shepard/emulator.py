@@ -10,8 +10,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -96,3 +101,72 @@ class InProcessEmulator:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+
+@dataclass
+class SubprocessEmulator:
+    """moto's server in a process of its own.
+
+    moto keeps its resources in module globals, so every server thread of one Python process
+    shares them: a reset of one in-process server wipes the others. A flock that must outlive
+    the resets of other tests runs its emulator here instead.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_path: Path | None = None
+    _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> SubprocessEmulator:
+        if self.port == 0:
+            self.port = free_port(self.host)
+        env = dict(os.environ, MOTO_IAM_LOAD_MANAGED_POLICIES="true")
+        command = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
+        if self.log_path is None:
+            self._process = subprocess.Popen(
+                command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, env=env
+            )
+        else:
+            with open(self.log_path, "ab") as log:
+                self._process = subprocess.Popen(
+                    command, stdout=log, stderr=subprocess.STDOUT, env=env
+                )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto's server exited at start ({self._process.returncode})")
+            try:
+                configure(self.endpoint_url)
+                return self
+            except OSError as error:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(
+                        f"moto's server did not answer on {self.endpoint_url}"
+                    ) from error
+                time.sleep(0.1)
+
+    def reset(self) -> None:
+        reset(self.endpoint_url)
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            self._process = None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -50,6 +50,7 @@ def flock_file_of(ctx: Context, doing: str) -> Path:
 def terraform_env(ctx: Context) -> dict[str, str]:
     """The environment Terraform runs with: ours, plus the chosen AWS profile, region, role."""
     from shepard.aws.session import active_role
+    from shepard.emulator import EMULATOR_CREDENTIALS, is_loopback_url
 
     env = dict(ctx.env)
     aws_profile = ctx.flag("aws_profile")
@@ -59,6 +60,13 @@ def terraform_env(ctx: Context) -> dict[str, str]:
     if region:
         env["AWS_REGION"] = region
         env["AWS_DEFAULT_REGION"] = region
+    endpoint = ctx.settings.get("endpoint_url")
+    if endpoint and not env.get("AWS_ENDPOINT_URL"):
+        # A flock applied to an emulator: its profile remembers where (a local flock's service
+        # may have moved since; shepard.deploy asks the service itself for those).
+        env["AWS_ENDPOINT_URL"] = endpoint
+        if is_loopback_url(endpoint):
+            env.update(EMULATOR_CREDENTIALS)
     role = active_role(ctx.store.root)
     if role is not None:
         env.pop("AWS_PROFILE", None)

@@ -69,6 +69,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoResult,
         )
         quick = _quick_deploy_job(result, out)
         load = _bench().run_load(result.state_dir, 20, timeout=240)
+    except BaseException:
+        print(out.getvalue())  # what the demo said, in pytest's report of the failure
+        raise
     finally:
         if result is not None:
             destroy_flock(Tour(result.env, out), result)

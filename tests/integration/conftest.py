@@ -16,8 +16,9 @@ Interface (kept stable: other suites use it)::
         applied_flock.lambda_zips   # dict[str, str]: sha256 of each Lambda zip as applied
         applied_flock.activate(monkeypatch)  # point this process's boto3 at its emulator
 
-The flock runs on its OWN moto server (an ``InProcessEmulator`` started here), not the session
-``emulator`` that the ``aws`` fixture resets before every test, so it survives the whole session.
+The flock runs on its OWN moto server, in a process of its own (a ``SubprocessEmulator``): moto
+keeps its resources in module globals, so a server thread in this process would be wiped by every
+reset of the session ``emulator`` that the ``aws`` fixture does before each test.
 Treat it as shared: add objects and jobs, never delete its resources. Its buckets are
 ``force_destroy`` so the teardown can empty them. At session end it is destroyed through
 ``shepard.deploy.destroy`` and the teardown checks that nothing is left (the Terraform state is
@@ -30,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 import time
 from collections.abc import Iterator
@@ -40,9 +40,8 @@ from typing import Any
 
 import pytest
 
-from shepard.emulator import InProcessEmulator, emulator_environment
+from shepard.emulator import SubprocessEmulator, emulator_environment
 
-REPO = Path(__file__).resolve().parents[2]
 FLOCK_NAME = "itest-flock"
 REGION = "us-east-1"
 FLOCK_YAML = f"""\
@@ -83,17 +82,6 @@ def flock_environment(endpoint_url: str) -> dict[str, str]:
     return env
 
 
-def _missing_parts() -> list[str]:
-    """Parts another engineer writes that the real flock needs (none, once they have landed)."""
-    needed = [
-        REPO / "lambdas" / "scheduler" / "handler.py",
-        REPO / "lambdas" / "api" / "handler.py",
-        REPO / "terraform" / "flock" / "main.tf",
-        REPO / "shepard" / "render.py",
-    ]
-    return [str(p.relative_to(REPO)) for p in needed if not p.is_file()]
-
-
 def _report(config: pytest.Config, line: str) -> None:
     reporter = config.pluginmanager.getplugin("terminalreporter")
     if reporter is not None:
@@ -114,14 +102,10 @@ def _state_resources(state_dir: Path) -> list[str]:
 def applied_flock(
     tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
 ) -> Iterator[AppliedFlock]:
-    missing = _missing_parts()
-    if missing:
-        pytest.skip(f"the real flock needs parts that have not landed yet: {', '.join(missing)}")
     from shepard import deploy
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's request log
-    server = InProcessEmulator().start()
     folder = tmp_path_factory.mktemp("applied-flock")
+    server = SubprocessEmulator(log_path=folder / "moto.log").start()
     flock_file = folder / "flock.yaml"
     flock_file.write_text(FLOCK_YAML)
     env = flock_environment(server.endpoint_url)

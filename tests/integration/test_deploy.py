@@ -203,8 +203,14 @@ def test_declined_destroy_changes_nothing(applied_flock: AppliedFlock) -> None:
         questions.append(question)
         return False
 
+    tfvars = applied_flock.state_dir / "flock.auto.tfvars.json"
+    rendered = tfvars.read_bytes()
+    # Without the emulator's endpoint the flock would render for AWS: a declined destroy must
+    # not get that far (it asks before rendering anything).
+    env = {k: v for k, v in applied_flock.env.items() if k != "AWS_ENDPOINT_URL"}
     with pytest.raises(ShepardError, match=r"not confirmed\. Nothing was destroyed"):
-        deploy.destroy(applied_flock.flock_file, env=applied_flock.env, confirm=decline)
+        deploy.destroy(applied_flock.flock_file, env=env, confirm=decline)
+    assert tfvars.read_bytes() == rendered
     assert len(questions) == 1 and f"Destroy flock {applied_flock.name}" in questions[0]
     state = json.loads((applied_flock.state_dir / "terraform.tfstate").read_text())
     assert len(state["resources"]) > 40
