@@ -123,8 +123,11 @@ class InvokeServer:
         port: int = 0,
         *,
         timeout_seconds: float = 60.0,
+        on_unknown_function: Callable[[], None] | None = None,
     ) -> None:
         self.functions: dict[str, Handler] = dict(functions)
+        # Called once before answering "function not found", to load functions just deployed.
+        self.on_unknown_function = on_unknown_function
         self.host = host
         self.port = port
         self.timeout_seconds = timeout_seconds
@@ -225,6 +228,8 @@ class InvokeServer:
             )
             return
         name = function_name_from_path(path[len(INVOKE_PREFIX) : -len(INVOKE_SUFFIX)])
+        if name not in self.functions and self.on_unknown_function is not None:
+            self.on_unknown_function()
         if name not in self.functions:
             _send_json(
                 request,

@@ -69,11 +69,14 @@ def choose_runner(setting: str, engine_answers: bool) -> str:
     return "docker" if engine_answers else "process"
 
 
-def _mtime(path: Path) -> float | None:
+def _mtime(path: Path) -> tuple[int, int, int] | None:
+    """What says a watched file changed: file timestamps tick coarsely (a few ms), so two
+    writes within one tick share an mtime; the inode (a rename) and size tell them apart."""
     try:
-        return path.stat().st_mtime_ns / 1e9
+        stat = path.stat()
     except FileNotFoundError:
         return None
+    return (stat.st_mtime_ns, stat.st_ino, stat.st_size)
 
 
 @dataclass
@@ -98,8 +101,9 @@ class Service:
         self.executor: Executor | None = None
         self.dispatcher: Dispatcher | None = None
         self._threads: list[threading.Thread] = []
-        self._outputs_mtime: float | None = None
-        self._settings_mtime: float | None = None
+        self._outputs_mtime: tuple[int, int, int] | None = None
+        self._settings_mtime: tuple[int, int, int] | None = None
+        self._outputs_lock = threading.Lock()
         self._applied_lambda_env: dict[str, str] = {}
 
     # -- start ------------------------------------------------------------------------------
@@ -109,7 +113,8 @@ class Service:
         os.environ.update(
             emulator_environment(self.emulator.endpoint_url, self.state.settings.region)
         )
-        self.invoke = InvokeServer({})
+        # An Invoke right after an apply may come before the watcher saw the new outputs.
+        self.invoke = InvokeServer({}, on_unknown_function=self._load_outputs)
         lambda_url = self.invoke.start()
         self.state.runner = choose_runner(self.state.settings.runner, docker_engine_answers())
         self._load_settings(force=True)
@@ -211,6 +216,10 @@ class Service:
             self._write_service_json(self.invoke.url)  # parallelism may have changed
 
     def _load_outputs(self) -> None:
+        with self._outputs_lock:  # the watcher and the Invoke server's threads
+            self._load_outputs_locked()
+
+    def _load_outputs_locked(self) -> None:
         mtime = _mtime(self.paths.outputs_json)
         if mtime == self._outputs_mtime:
             return

@@ -154,3 +154,26 @@ def test_stop_frees_the_port_and_restores_the_environment(monkeypatch: pytest.Mo
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind(("127.0.0.1", port))  # raises while a listener still holds the port
+
+
+def test_an_unknown_function_is_looked_up_once_more_before_not_found() -> None:
+    # Right after an apply the service may not have loaded the new function names yet: the
+    # server asks it to look again before it answers ResourceNotFound.
+    looked: list[int] = []
+    srv = InvokeServer({})
+
+    def deployed_meanwhile() -> None:
+        looked.append(1)
+        srv.functions["flock-api"] = _echo
+
+    srv.on_unknown_function = deployed_meanwhile
+    srv.start()
+    try:
+        answer = _client(srv.url).invoke(FunctionName="flock-api", Payload=b'{"x": 1}')
+        assert json.loads(answer["Payload"].read())["event"] == {"x": 1}
+        assert looked == [1]
+        with pytest.raises(ClientError, match="Function not found: nope"):
+            _client(srv.url).invoke(FunctionName="nope", Payload=b"{}")
+        assert looked == [1, 1]
+    finally:
+        srv.stop()
