@@ -41,22 +41,8 @@ resource "aws_iam_role" "scheduler" {
   assume_role_policy = data.aws_iam_policy_document.trust["lambda"].json
 }
 
-data "aws_iam_policy_document" "scheduler" {
-  statement {
-    sid       = "ConsumeOwnQueue"
-    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
-    resources = [var.sqs_queue_arn]
-  }
-  statement {
-    sid       = "ReadInputZips"
-    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
-    resources = ["${var.bucket_arns.inputs}/*"]
-  }
-  statement {
-    sid       = "WriteRejectionReports"
-    actions   = ["s3:PutObject"]
-    resources = ["${var.bucket_arns.errors}/*"]
-  }
+# What both Lambdas do through the shared job layer: write job records, submit Batch jobs.
+data "aws_iam_policy_document" "submit_jobs" {
   statement {
     sid       = "JobRecords"
     actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
@@ -71,6 +57,25 @@ data "aws_iam_policy_document" "scheduler" {
     sid       = "FlockKey"
     actions   = local.kms_use
     resources = [var.kms_key_arn]
+  }
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  source_policy_documents = [data.aws_iam_policy_document.submit_jobs.json]
+  statement {
+    sid       = "ConsumeOwnQueue"
+    actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+    resources = [var.sqs_queue_arn]
+  }
+  statement {
+    sid       = "ReadInputZips"
+    actions   = ["s3:GetObject", "s3:GetObjectVersion"]
+    resources = ["${var.bucket_arns.inputs}/*"]
+  }
+  statement {
+    sid       = "WriteRejectionReports"
+    actions   = ["s3:PutObject"]
+    resources = ["${var.bucket_arns.errors}/*"]
   }
   statement {
     sid       = "OwnLogGroup"
@@ -96,21 +101,7 @@ resource "aws_iam_role" "api" {
 }
 
 data "aws_iam_policy_document" "api" {
-  statement {
-    sid       = "JobRecords"
-    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
-    resources = [var.table_arn]
-  }
-  statement {
-    sid       = "SubmitJobs"
-    actions   = ["batch:SubmitJob"]
-    resources = local.submit_job_resources
-  }
-  statement {
-    sid       = "FlockKey"
-    actions   = local.kms_use
-    resources = [var.kms_key_arn]
-  }
+  source_policy_documents = [data.aws_iam_policy_document.submit_jobs.json]
   statement {
     sid       = "OwnLogGroup"
     actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
