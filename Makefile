@@ -7,7 +7,7 @@ CHECKOV_VENV ?= .venv-checkov
 FLOCK ?= examples/testing-setup/flock.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help install test test-fast lint fmt typecheck man bench demo plan apply destroy checkov-install clean
+.PHONY: help install system-tools test test-fast lint fmt typecheck man bench demo plan apply destroy checkov-install clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -27,7 +27,17 @@ $(CHECKOV_VENV)/bin/checkov:
 
 checkov-install: $(CHECKOV_VENV)/bin/checkov  ## checkov in its own venv (it pins an older boto3)
 
-test: install checkov-install  ## run every test (unit, terraform, emulator, local flock)
+# System tools the tests use: shellcheck for the sheep's user data. Installed with apt-get when
+# missing and this is a Debian machine we are root on; otherwise the tests that need it say so.
+system-tools:  ## install shellcheck (apt-get) if it is missing
+	@command -v shellcheck >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get install -y -qq shellcheck >/dev/null 2>&1 || \
+	     (apt-get update -qq >/dev/null && apt-get install -y -qq shellcheck >/dev/null)) \
+	    && echo "installed shellcheck"; \
+	  else echo "note: shellcheck is missing; the user-data lint test will be skipped"; fi; }
+
+test: install checkov-install system-tools  ## run every test (unit, terraform, emulator, local flock)
 	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest $(PYTEST_ARGS)
 
 test-fast: install  ## unit tests only
