@@ -12,68 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from shepard.commands import Context
+from shepard.core import flock_file_of, flock_outputs, terraform_env, write_profile_from_outputs
 from shepard.errors import BadInput
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
-
-
-def flock_file_of(ctx: Context, doing: str) -> Path:
-    """The flock file: the argument, else the profile of ``--cloudformation_stack_name``, else
-    the current profile's ``shepard_flock_file``."""
-    given = ctx.flag("flock_file")
-    if given:
-        path = Path(given).expanduser()
-    else:
-        stack = ctx.flag("cloudformation_stack_name")
-        found: str | None = None
-        if stack:
-            for name in ctx.store.names():
-                values = ctx.store.load(name)
-                if name == stack or values.get("shepard_cloudformation_stack_name") == stack:
-                    found = values.get("shepard_flock_file") or found
-                    if found:
-                        break
-            if not found:
-                raise BadInput(
-                    f"while {doing}: no profile knows the flock file of {stack!r}. Pass the"
-                    " flock file (`shepard-tf destroy path/to/flock.yaml`), or write the profile"
-                    " with `shepard-tf auto_configure path/to/flock.yaml`."
-                )
-        else:
-            found = ctx.settings.require("flock_file", doing)
-        path = Path(found).expanduser()
-    if not path.is_file():
-        raise BadInput(f"while {doing}: the flock file {path} does not exist. Check the path.")
-    return path
-
-
-def terraform_env(ctx: Context) -> dict[str, str]:
-    """The environment Terraform runs with: ours, plus the chosen AWS profile, region, role."""
-    from shepard.aws.session import active_role
-    from shepard.emulator import EMULATOR_CREDENTIALS, is_loopback_url
-
-    env = dict(ctx.env)
-    aws_profile = ctx.flag("aws_profile")
-    if aws_profile:
-        env["AWS_PROFILE"] = aws_profile
-    region = ctx.settings.get("region")
-    if region:
-        env["AWS_REGION"] = region
-        env["AWS_DEFAULT_REGION"] = region
-    endpoint = ctx.settings.get("endpoint_url")
-    if endpoint and not env.get("AWS_ENDPOINT_URL"):
-        # A flock applied to an emulator: its profile remembers where (a local flock's service
-        # may have moved since; shepard.deploy asks the service itself for those).
-        env["AWS_ENDPOINT_URL"] = endpoint
-        if is_loopback_url(endpoint):
-            env.update(EMULATOR_CREDENTIALS)
-    role = active_role(ctx.store.root)
-    if role is not None:
-        env.pop("AWS_PROFILE", None)
-        env["AWS_ACCESS_KEY_ID"] = role.access_key_id
-        env["AWS_SECRET_ACCESS_KEY"] = role.secret_access_key
-        env["AWS_SESSION_TOKEN"] = role.session_token
-    return env
 
 
 def _confirm(ctx: Context) -> Callable[[str], bool]:
@@ -82,13 +24,6 @@ def _confirm(ctx: Context) -> Callable[[str], bool]:
         return answer.strip().lower() == "yes"
 
     return confirm
-
-
-def flock_outputs(ctx: Context, flock_file: Path) -> dict[str, Any]:
-    from shepard import deploy
-
-    outputs: dict[str, Any] = dict(deploy.outputs(flock_file, env=terraform_env(ctx)))
-    return outputs
 
 
 def _print_mapping(ctx: Context, values: Mapping[str, Any], title: str) -> None:
@@ -122,7 +57,6 @@ def plan(ctx: Context) -> int:
 
 def apply(ctx: Context) -> int:
     from shepard import deploy
-    from shepard.commands.profile_cmds import write_profile_from_outputs
 
     flock_file = flock_file_of(ctx, "applying the flock")
     outputs = deploy.apply(
@@ -206,7 +140,6 @@ def deployment_folder(value: str) -> Path:
 def deploy(ctx: Context) -> int:
     """Build and push the images, apply the flock with them, write the profile."""
     from shepard import deploy as tf
-    from shepard.commands.profile_cmds import write_profile_from_outputs
 
     folder = deployment_folder(
         ctx.settings.require("path_to_deployment_folder", "deploying a flock")

@@ -13,7 +13,7 @@ def state_dir_of(ctx: Context) -> Path:
     if given:
         return Path(given).expanduser()
     from shepard import deploy
-    from shepard.commands.flock import flock_file_of
+    from shepard.core import flock_file_of
 
     flock_file = flock_file_of(ctx, "finding the local flock")
     return deploy.load_flock(flock_file, ctx.env).state_dir

@@ -3,12 +3,10 @@ delete_profile, where_am_i."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from shepard.commands import Context
+from shepard.core import flock_file_of, flock_outputs, write_profile_from_outputs
 from shepard.errors import BadInput
-from shepard.profiles import ALL_FIELDS, SEED_FIELDS, check_name, profile_from_outputs
+from shepard.profiles import ALL_FIELDS, SEED_FIELDS, check_name
 
 
 def _name_arg(ctx: Context, doing: str) -> str:
@@ -87,47 +85,7 @@ def check_profile(ctx: Context) -> int:
     return 0
 
 
-def local_endpoints(ctx: Context, flock_file: Path | None, name: str | None) -> dict[str, str]:
-    """A running local flock's endpoints (its service), else a loopback AWS_ENDPOINT_URL."""
-    found: dict[str, str] = {}
-    if flock_file is not None and name:
-        from shepard import deploy
-        from shepard.local import status
-
-        state = status(deploy.state_dir_for(flock_file, name, ctx.env))
-        if state.running and state.endpoint_url:
-            found["shepard_endpoint_url"] = state.endpoint_url
-            if state.lambda_endpoint_url:
-                found["shepard_lambda_endpoint_url"] = state.lambda_endpoint_url
-            return found
-    url = ctx.env.get("AWS_ENDPOINT_URL", "")
-    if url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]")):
-        found["shepard_endpoint_url"] = url
-        lambda_url = ctx.env.get("AWS_ENDPOINT_URL_LAMBDA")
-        if lambda_url:
-            found["shepard_lambda_endpoint_url"] = lambda_url
-    return found
-
-
-def write_profile_from_outputs(
-    ctx: Context, outputs: dict[str, Any], flock_file: Path | None, name: str | None
-) -> str:
-    values = profile_from_outputs(outputs, flock_file=flock_file, endpoint_url=None)
-    flock_name = outputs.get("flock_name")
-    for key, value in local_endpoints(ctx, flock_file, str(flock_name or "")).items():
-        values.setdefault(key, value)
-    profile_name = check_name(name or values.get("shepard_cloudformation_stack_name") or "default")
-    old = ctx.store.load(profile_name) if ctx.store.exists(profile_name) else {}
-    merged = {**old, **values}
-    path = ctx.store.save(profile_name, merged)
-    ctx.store.set_current(profile_name)
-    ctx.console.note(f"profile {profile_name} written to {path} and made current")
-    return profile_name
-
-
 def auto_configure(ctx: Context) -> int:
-    from shepard.commands.flock import flock_file_of, flock_outputs
-
     flock_file = flock_file_of(ctx, "auto-configuring a profile")
     outputs = flock_outputs(ctx, flock_file)
     name = ctx.flag("profile_name") or ctx.flag("cloudformation_stack_name")

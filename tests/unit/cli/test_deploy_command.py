@@ -137,7 +137,7 @@ def test_terraform_gets_the_role_and_refuses_an_expired_one(tmp_path: Path) -> N
     from shepard.aws.session import RoleCredentials, save_role
     from shepard.cli import build_parser
     from shepard.commands import Context
-    from shepard.commands.flock import terraform_env
+    from shepard.core import terraform_env
     from shepard.errors import ShepardError
 
     config = tmp_path / "config"
