@@ -1,27 +1,25 @@
-"""local status|logs|stop: the local flock service (``shepard.local``, imported lazily)."""
+"""local status|logs|stop: the local flock service (:mod:`shepard.local`)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
 
+import shepard.local
+from shepard import deploy
 from shepard.commands import Context
+from shepard.core import flock_file_of
 
 
 def state_dir_of(ctx: Context) -> Path:
     given = ctx.flag("state_dir")
     if given:
         return Path(given).expanduser()
-    from shepard import deploy
-    from shepard.core import flock_file_of
-
     flock_file = flock_file_of(ctx, "finding the local flock")
     return deploy.load_flock(flock_file, ctx.env).state_dir
 
 
 def local(ctx: Context) -> int:
-    import shepard.local
-
     state_dir = state_dir_of(ctx)
     action = ctx.flag("action")
     if action == "logs":

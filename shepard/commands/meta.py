@@ -1,44 +1,31 @@
-"""help and completion."""
+"""help and completion, both made from the command declarations of :mod:`shepard.cli`."""
 
 from __future__ import annotations
 
-import argparse
-
+from shepard.cli import BY_NAME, COMMANDS, command_parser
 from shepard.commands import Context
 from shepard.errors import BadInput
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return dict(action.choices)
-    return {}
-
-
 def help_command(ctx: Context) -> int:
     topic = ctx.flag("topic")
-    commands = _subparsers(ctx.parser)
     if topic is None:
         ctx.console.print(ctx.parser.format_help())
         return 0
-    if topic not in commands:
+    command = BY_NAME.get(topic)
+    if command is None:
         raise BadInput(
             f"while showing help: there is no command {topic!r}. Commands: "
-            f"{', '.join(sorted(commands))}."
+            f"{', '.join(sorted(BY_NAME))}."
         )
-    ctx.console.print(commands[topic].format_help())
+    ctx.console.print(command_parser(command).format_help())
     return 0
 
 
-def _options(parser: argparse.ArgumentParser) -> list[str]:
-    return sorted(o for a in parser._actions for o in a.option_strings if o.startswith("--"))
-
-
-def bash_script(parser: argparse.ArgumentParser) -> str:
-    commands = _subparsers(parser)
+def bash_script() -> str:
     cases = "\n".join(
-        f'        {name}) opts="{" ".join(_options(sub))}" ;;'
-        for name, sub in sorted(commands.items())
+        f'        {command.name}) opts="{" ".join(command.option_strings())}" ;;'
+        for command in sorted(COMMANDS, key=lambda c: c.name)
     )
     return f"""# shepard-tf bash completion: eval "$(shepard-tf completion bash)"
 _shepard_tf() {{
@@ -46,7 +33,7 @@ _shepard_tf() {{
     cur="${{COMP_WORDS[COMP_CWORD]}}"
     cmd="${{COMP_WORDS[1]}}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=($(compgen -W "{" ".join(sorted(commands))}" -- "$cur"))
+        COMPREPLY=($(compgen -W "{" ".join(sorted(BY_NAME))}" -- "$cur"))
         return
     fi
     case "$cmd" in
@@ -63,15 +50,14 @@ complete -o filenames -F _shepard_tf shepard-tf
 """
 
 
-def zsh_script(parser: argparse.ArgumentParser) -> str:
+def zsh_script() -> str:
     return (
         '# shepard-tf zsh completion: eval "$(shepard-tf completion zsh)"\n'
-        "autoload -U +X bashcompinit && bashcompinit\n" + bash_script(parser)
+        "autoload -U +X bashcompinit && bashcompinit\n" + bash_script()
     )
 
 
 def completion(ctx: Context) -> int:
-    shell = ctx.flag("shell")
-    script = bash_script(ctx.parser) if shell == "bash" else zsh_script(ctx.parser)
+    script = bash_script() if ctx.flag("shell") == "bash" else zsh_script()
     ctx.console.print(script)
     return 0

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from shepard.cli import COMMANDS, build_parser, main
+from shepard.cli import BY_NAME, COMMANDS, Command, build_parser, load_handler, main
 from tests.unit.cli.helpers import run
 
 ROOT = Path(__file__).resolve().parents[3]
+NAMES = [command.name for command in COMMANDS]
 
 
 @pytest.fixture
@@ -24,12 +25,77 @@ def test_every_command_is_in_the_parser_and_has_an_example(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     parser = build_parser()
-    for name in COMMANDS:
+    for name in NAMES:
         with pytest.raises(SystemExit) as exit_info:
             parser.parse_args([name, "--help"])
         assert exit_info.value.code == 0
         text = capsys.readouterr().out
         assert "example:" in text and "shepard-tf " in text, name
+
+
+def test_each_command_is_declared_once_with_a_handler_under_shepard_commands() -> None:
+    assert len(NAMES) == len(set(NAMES)) == len(BY_NAME)
+    for command in COMMANDS:
+        assert command.module.startswith("shepard.commands.") and command.function, command
+        assert command.summary and command.example.startswith(("shepard-tf ", "eval ")), command
+        dests = [arg.dest for arg in command.args]
+        assert len(dests) == len(set(dests)), command.name
+
+
+def test_every_handler_is_a_function_of_its_module() -> None:
+    for name in NAMES:
+        assert callable(load_handler(name)), name
+
+
+def test_completion_offers_each_declared_option(env: dict[str, str]) -> None:
+    script = run(["completion", "bash"], env).out
+    for command in COMMANDS:
+        line = next(x for x in script.splitlines() if x.strip().startswith(f"{command.name})"))
+        for arg in command.args:
+            for option in arg.option_strings:
+                assert f" {option} " in line.replace('"', " "), (command.name, option)
+
+
+def test_a_command_whose_module_is_missing_is_a_clear_error(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = Command("where_am_i", "no_such_module:run", "x", "shepard-tf where_am_i")
+    monkeypatch.setitem(BY_NAME, "where_am_i", missing)  # type: ignore[index]
+    result = run(["where_am_i"], env)
+    assert result.code == 1 and "Traceback" not in result.err
+    assert "no shepard.commands.no_such_module module" in result.err
+    assert "Reinstall shepard-tf" in result.err
+
+
+def test_plan_apply_and_check_flags() -> None:
+    parser = build_parser()
+    plan = parser.parse_args(["plan", "flock.yaml", "--out", "flock.tfplan", "--json"])
+    assert (plan.flock_file, plan.out, plan.json) == ("flock.yaml", "flock.tfplan", True)
+    plain = parser.parse_args(["plan", "flock.yaml"])
+    assert (plain.out, plain.json) == (None, False)
+    apply = parser.parse_args(["apply", "flock.yaml", "flock.tfplan", "--auto-approve"])
+    assert (apply.flock_file, apply.plan_file, apply.auto_approve) == (
+        "flock.yaml",
+        "flock.tfplan",
+        True,
+    )
+    assert parser.parse_args(["apply", "flock.yaml"]).plan_file is None
+    check = parser.parse_args(["check"])
+    assert (check.flock_file, check.no_canary, check.timeout, check.json) == (
+        None,
+        False,
+        120.0,
+        False,
+    )
+    given = parser.parse_args(["check", "f.yaml", "--no-canary", "--timeout", "5", "--json"])
+    assert (given.flock_file, given.no_canary, given.timeout, given.json) == (
+        "f.yaml",
+        True,
+        5.0,
+        True,
+    )
+    assert parser.parse_args(["check", "--no_canary"]).no_canary is True
+    assert BY_NAME["check"].handler == "check:check"
 
 
 @pytest.mark.parametrize(
@@ -173,9 +239,7 @@ def test_main_returns_int_for_version(capsys: pytest.CaptureFixture[str]) -> Non
 
 
 def test_man_page_builds_from_build_parser(tmp_path: Path) -> None:
-    tool = ROOT / ".venv" / "bin" / "argparse-manpage"
-    if not tool.exists():
-        pytest.skip("argparse-manpage is not installed (pip install -e '.[dev]')")
+    tool = ROOT / ".venv" / "bin" / "argparse-manpage"  # a dev dependency: make install
     page = tmp_path / "shepard-tf.1"
     subprocess.run(
         [
@@ -195,7 +259,7 @@ def test_man_page_builds_from_build_parser(tmp_path: Path) -> None:
         capture_output=True,
     )
     text = page.read_text().replace("\\-", "-")
-    for name in COMMANDS:
+    for name in NAMES:
         assert f"shepard-tf\\fR \\fI\\,{name}" in text.replace("\\_", "_") or name in text, name
     assert "--path_to_local_folder_to_batch" in text.replace("\\_", "_")
 
