@@ -19,6 +19,7 @@ from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.variables import find_quick_deploy, find_tag
 
 from . import instance as ec2_instance
+from . import mounts
 from .aws import AWS_ERRORS, Aws
 from .environment import payload_environment
 from .fetch import fetch_input_zip, fetch_quick_deploy, rebuild_secrets
@@ -74,6 +75,7 @@ class Worker:
         find_instance: Callable[
             [Mapping[str, str]], ec2_instance.Instance | None
         ] = ec2_instance.current_instance,
+        filesystem_type: mounts.FilesystemType | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -83,6 +85,8 @@ class Worker:
         self.log = log
         self.environ = environ
         self.find_instance = find_instance
+        # None: the EFS/Lustre roots are not checked (the local flock's are plain folders).
+        self.filesystem_type = filesystem_type
         self.workspace = Workspace.plan(
             settings.job_id, settings.work_root, settings.efs_root, settings.lustre_root
         )
@@ -170,9 +174,17 @@ class Worker:
         start_time = record.start_time or ""
         try:
             try:
+                unmounted = self._unmounted()
+                if unmounted:
+                    # Nothing may be written where the file system should be: only the root
+                    # folders are made, for the log and the error zip.
+                    s = self.settings
+                    self.workspace = Workspace.plan(job_id, s.work_root, None, None)
                 with self._interruptible():
                     self.workspace.create()
                     self.log.open(self.workspace.log_path)
+                    if unmounted:
+                        raise _Failed(" ".join(unmounted))
                     self._tag_instance()
                     prepared = self._prepare(record, start_time)
                 self._status(Status.CALLING_PAYLOAD_CODE)
@@ -269,6 +281,20 @@ class Worker:
 
     # -- steps ------------------------------------------------------------------------------
 
+    def _unmounted(self) -> list[str]:
+        """Why the job cannot run here: an EFS or Lustre root that is not that file system."""
+        if self.filesystem_type is None:
+            return []
+        roots = {"efs": self.settings.efs_root, "lustre": self.settings.lustre_root}
+        reasons = []
+        for location, root in roots.items():
+            if root is None:
+                continue
+            reason = mounts.missing_mount(location, root, self.filesystem_type(root))
+            if reason is not None:
+                reasons.append(reason)
+        return reasons
+
     def _tag_instance(self) -> ec2_instance.Instance | None:
         found = self.find_instance(self.environ)
         self._instance = found
@@ -327,6 +353,7 @@ class Worker:
             ulimit_nofile=s.ulimit_nofile,
             # The image keeps its own PATH; a process inherits the worker's.
             path=self.environ.get("PATH", os.defpath) if s.runner == "process" else None,
+            worker_environ=self.environ,
         )
         return Prepared(env, command, workdir)
 
@@ -391,8 +418,18 @@ def make_runner(settings: Settings, aws: Aws, environ: Mapping[str, str]) -> Run
     )
 
 
-def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
-    """``python -m shepard_worker``: run the job named by the environment."""
+def main(
+    argv: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    *,
+    filesystem_type: mounts.FilesystemType | None = None,
+) -> int:
+    """``python -m shepard_worker``: run the job named by the environment.
+
+    On Batch (the docker runner) the EFS and Lustre roots must be those file systems
+    (``mounts.filesystem_type``); the process runner's (local flock) are plain folders, checked
+    only when a test passes ``filesystem_type``.
+    """
     environ = os.environ if env is None else env
     log = JobLog()
     try:
@@ -410,6 +447,8 @@ def main(argv: list[str] | None = None, env: Mapping[str, str] | None = None) ->
             make_runner=lambda: make_runner(settings, aws, environ),
             log=log,
             environ=environ,
+            filesystem_type=filesystem_type
+            or (mounts.filesystem_type if settings.runner == "docker" else None),
         )
         return worker.run()
     except ShepardError as error:

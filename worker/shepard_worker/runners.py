@@ -211,6 +211,11 @@ def container_spec(spec: RunSpec, *, gpus: bool) -> dict[str, Any]:
         "ulimits": [Ulimit(name="nofile", soft=spec.ulimit_nofile, hard=spec.ulimit_nofile)],
         "privileged": spec.allow_docker_daemon,
         "init": True,  # signals reach the payload, zombies are reaped
+        # Docker's default bridge, never the host's network (where Batch runs the worker): with
+        # the launch template's IMDS hop limit of 1 a bridge container cannot reach the instance
+        # metadata service (the instance role), while the ECS agent's NAT rule for 169.254.170.2
+        # (PREROUTING, docker0) still takes it to the job role's credentials endpoint.
+        "network_mode": "bridge",
         "labels": {"shepard": "payload", **spec.labels},
     }
     if spec.command is not None:

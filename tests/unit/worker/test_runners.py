@@ -303,6 +303,9 @@ def test_container_spec_is_what_the_docker_sdk_accepts() -> None:
     assert host["DeviceRequests"][0]["Capabilities"] == [["gpu"]]
     assert "Privileged" not in host  # the SDK leaves it out when False
     assert host["Init"] is True
+    # The default bridge: the ECS agent's NAT reaches the job role's credentials from there,
+    # and the IMDS hop limit of 1 keeps the instance role out of reach.
+    assert host["NetworkMode"] == "bridge"
     assert request["user"] == "10001:10001"
 
 
