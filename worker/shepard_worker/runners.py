@@ -18,7 +18,7 @@ import shutil
 import signal
 import subprocess
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -31,6 +31,9 @@ _ECR = re.compile(
     r"(?P<repository>[a-z0-9][a-z0-9._/-]*?)(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?$"
 )
 _MAX_LINE = 64 * 1024
+# `shepard-tf deploy` tags the payload images it pushes `payload-<hash>` (shepard/images.py) in
+# the flock's repository, which also holds the worker's `worker-<hash>` images.
+PAYLOAD_TAG_PREFIX = "payload-"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 LogSink = Callable[[str], None]
@@ -263,6 +266,51 @@ def ecr_tagged_image(image: str) -> EcrImage | None:
     )
 
 
+def split_reference(image: str) -> tuple[str, str | None]:
+    """``(repository, tag)`` of an image reference (tag None when pinned by digest or absent)."""
+    if "@" in image:
+        return image.split("@", 1)[0], None
+    repository, colon, tag = image.rpartition(":")
+    if not colon or "/" in tag:  # "host:5000/name" has a port, not a tag
+        return image, None
+    return repository, tag
+
+
+@dataclass(frozen=True)
+class LocalImage:
+    """An image on this instance: its id and its ``repository:tag`` names."""
+
+    id: str
+    tags: tuple[str, ...]
+
+
+def images_to_prune(
+    current: str,
+    current_id: str,
+    images: Iterable[LocalImage],
+    in_use: Collection[str],
+    replaced: Collection[str] = (),
+) -> list[LocalImage]:
+    """The old payload images of the current image's repository that may go (pure).
+
+    An image goes when it is not the current payload image, no container (running, stopped or
+    just created by another job) uses it, and every name it has is ``<repository>:payload-*``
+    (so the worker's images and any other repository's are never touched); an image with no
+    name goes only when this worker replaced it because its tag moved (``replaced``).
+    """
+    repository, _ = split_reference(current)
+    prefix = f"{repository}:{PAYLOAD_TAG_PREFIX}"
+    chosen = []
+    for image in images:
+        if image.id == current_id or image.id in in_use:
+            continue
+        if not all(tag.startswith(prefix) for tag in image.tags):
+            continue
+        if image.tags or image.id in replaced:
+            chosen.append(image)
+    return chosen
+
+
 class DockerRunner:
     """Starts the payload image as a sibling container through the host's Docker socket."""
 
@@ -283,6 +331,7 @@ class DockerRunner:
         self._container: Any = None
         self._stopped = False
         self._guard = threading.Lock()
+        self._replaced: set[str] = set()  # ids of images whose tag moved to a newer image
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **kwargs: Any) -> DockerRunner:
@@ -319,32 +368,81 @@ class DockerRunner:
         if digest is None or any(str(d).endswith(f"@{digest}") for d in repo_digests):
             return True
         log(f"shepard: {image} now names {digest}; the cached image is older")
+        if getattr(local, "id", None):
+            self._replaced.add(str(local.id))
         return False
+
+    @contextlib.contextmanager
+    def _images_locked(self) -> Iterator[None]:
+        """The instance's image lock (a file in /mnt/root, shared by every job's worker): pulls,
+        container creation and pruning never overlap, so no image is removed between another
+        job's pull and the creation of its container."""
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def ensure_image(self, image: str, log: LogSink) -> None:
         """Pull the image once per instance (and again when its ECR tag moved): under a lock
         file, so that jobs starting together on one instance pull it once."""
+        with self._images_locked():
+            self._ensure_image(image, log)
+
+    def _ensure_image(self, image: str, log: LogSink) -> None:
         import docker
 
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with self._lock_path.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if self._is_current(image, log):
-                log(f"shepard: image {image} is cached on this instance")
-                return
-            auth: dict[str, str] | None = None
-            registry = ecr_registry_id(image)
-            if registry is not None and self._ecr_login is not None:
-                username, password, _ = self._ecr_login(registry)
-                auth = {"username": username, "password": password}
-            log(f"shepard: pulling {image}")
-            try:
-                self._client.images.pull(image, auth_config=auth)
-            except docker.errors.APIError as error:
-                raise BackendError(
-                    f"while pulling the payload image {image}: {error}. Check that `shepard-tf "
-                    "deploy` pushed it and that the instance role may pull from ECR."
-                ) from error
+        if self._is_current(image, log):
+            log(f"shepard: image {image} is cached on this instance")
+            return
+        auth: dict[str, str] | None = None
+        registry = ecr_registry_id(image)
+        if registry is not None and self._ecr_login is not None:
+            username, password, _ = self._ecr_login(registry)
+            auth = {"username": username, "password": password}
+        log(f"shepard: pulling {image}")
+        try:
+            self._client.images.pull(image, auth_config=auth)
+        except docker.errors.APIError as error:
+            raise BackendError(
+                f"while pulling the payload image {image}: {error}. Check that `shepard-tf "
+                "deploy` pushed it and that the instance role may pull from ECR."
+            ) from error
+
+    def prune_images(self, image: str, log: LogSink) -> list[str]:
+        """Remove the old payload images of ``image``'s repository (``images_to_prune``) and
+        return their names. Best effort: an image Docker refuses to remove stays, and no error
+        reaches the job."""
+        import docker
+
+        removed: list[str] = []
+        try:
+            with self._images_locked():
+                repository, _ = split_reference(image)
+                current_id = str(self._client.images.get(image).id)
+                local = [
+                    LocalImage(str(found.id), tuple(found.tags))
+                    for found in self._client.images.list(name=repository)
+                ]
+                in_use = {
+                    str(c.attrs.get("ImageID") or c.attrs.get("Image") or "")
+                    for c in self._client.containers.list(all=True, sparse=True)
+                }
+                for old in images_to_prune(image, current_id, local, in_use, self._replaced):
+                    try:
+                        # By name: the last name removed deletes the image (removing by id
+                        # would need force for an image with several names).
+                        for name in old.tags or (old.id,):
+                            self._client.images.remove(name)
+                    except docker.errors.APIError as error:
+                        log(f"shepard: kept the old payload image {old.id[:19]}: {error}")
+                        continue
+                    self._replaced.discard(old.id)
+                    removed.append(", ".join(old.tags) or old.id)
+        except Exception as error:  # best effort: pruning must never fail a finished job
+            log(f"shepard: could not prune old payload images (the job is not affected): {error}")
+        if removed:
+            log(f"shepard: removed old payload images: {'; '.join(removed)}")
+        return removed
 
     def run(self, spec: RunSpec) -> RunResult:
         import docker
@@ -354,15 +452,16 @@ class DockerRunner:
                 "while starting the payload: the docker runner has no image. "
                 "Set SHEPARD_PAYLOAD_IMAGE in the job definition."
             )
-        self.ensure_image(spec.image, spec.log)
         kwargs = container_spec(spec, gpus=self._gpus)
-        try:
-            container = self._client.containers.create(**kwargs)
-        except docker.errors.APIError as error:
-            raise BackendError(
-                f"while creating the payload container from {spec.image}: {error}. "
-                "Check the image and the Docker engine's log."
-            ) from error
+        with self._images_locked():
+            self._ensure_image(spec.image, spec.log)
+            try:
+                container = self._client.containers.create(**kwargs)
+            except docker.errors.APIError as error:
+                raise BackendError(
+                    f"while creating the payload container from {spec.image}: {error}. "
+                    "Check the image and the Docker engine's log."
+                ) from error
         with self._guard:
             self._container = container
             stopped_early = self._stopped
@@ -383,6 +482,8 @@ class DockerRunner:
                 self._container = None
             with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
+            if not self._stopped:  # a stopping worker has seconds left, not time to prune
+                self.prune_images(spec.image, spec.log)
 
     def stop(self, grace_seconds: float) -> None:
         with self._guard:

@@ -19,13 +19,16 @@ from docker.types import DeviceRequest, Ulimit
 from shepard_worker.runners import (
     DockerRunner,
     EcrImage,
+    LocalImage,
     Mount,
     ProcessRunner,
     RunSpec,
     container_spec,
     ecr_registry_id,
     ecr_tagged_image,
+    images_to_prune,
     nofile_limit,
+    split_reference,
 )
 
 from shepard.errors import BackendError
@@ -146,13 +149,31 @@ class FakeClient:
         self.code = code
         self.created: list[FakeContainer] = []
         self.images = self
-        self.containers = self
+        self.containers = SimpleNamespace(create=self.create, list=self.list_containers)
+        self.local: dict[str, list[str]] = {}  # image id -> names, for images.list
+        self.in_use: list[str] = []  # image ids of the engine's containers
+        self.removed: list[str] = []
 
     def get(self, image: str) -> Any:
         if not self.cached:
             raise docker.errors.ImageNotFound(image)
         repository = image.rsplit(":", 1)[0]
-        return SimpleNamespace(attrs={"RepoDigests": [f"{repository}@{self.digest}"]})
+        image_id = self.digest if self.digest.startswith("sha256:") else f"sha256:{self.digest}"
+        return SimpleNamespace(id=image_id, attrs={"RepoDigests": [f"{repository}@{self.digest}"]})
+
+    def list(self, name: str) -> list[Any]:
+        return [
+            SimpleNamespace(id=image_id, tags=names)
+            for image_id, names in self.local.items()
+            if any(n.rpartition(":")[0] == name for n in names) or not names
+        ]
+
+    def list_containers(self, *, all: bool, sparse: bool) -> list[Any]:
+        assert all and sparse
+        return [SimpleNamespace(attrs={"ImageID": image_id}) for image_id in self.in_use]
+
+    def remove(self, name: str) -> None:
+        self.removed.append(name)
 
     def pull(self, image: str, auth_config: Any = None) -> object:
         self.pulls.append((image, auth_config))
@@ -317,3 +338,93 @@ def test_container_spec_gives_the_payload_the_jobs_limits_and_gpus() -> None:
         DeviceRequest(device_ids=["GPU-a", "GPU-b"], capabilities=[["gpu"]])
     ]
     assert "nano_cpus" not in container_spec(_spec(), gpus=False)
+
+
+# -- pruning old payload images (issue 8.6). The selection is pure and tested as such; the
+# Docker calls around it run against the fake client only (no engine on the test machine).
+
+REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/flock"
+
+
+def test_split_reference() -> None:
+    assert split_reference(f"{REPO}:payload-abc") == (REPO, "payload-abc")
+    assert split_reference(f"{REPO}@sha256:abc") == (REPO, None)
+    assert split_reference("registry:5000/team/app") == ("registry:5000/team/app", None)
+    assert split_reference("python") == ("python", None)
+
+
+def test_images_to_prune_takes_only_unused_old_payload_images_of_the_repository() -> None:
+    images = [
+        LocalImage("sha256:new", (f"{REPO}:payload-new",)),  # the current payload image
+        LocalImage("sha256:old", (f"{REPO}:payload-old",)),  # goes
+        LocalImage("sha256:two", (f"{REPO}:payload-a", f"{REPO}:payload-b")),  # goes
+        LocalImage("sha256:busy", (f"{REPO}:payload-busy",)),  # another job's container
+        LocalImage("sha256:worker", (f"{REPO}:worker-abc",)),  # the worker's image
+        LocalImage("sha256:mixed", (f"{REPO}:payload-m", "python:3.12")),  # also another repo's
+        LocalImage("sha256:other", ("other/flock:payload-x",)),  # another repository
+        LocalImage("sha256:bare", ()),  # no name, not known to be a payload
+        LocalImage("sha256:moved", ()),  # its tag moved to sha256:new on this worker's pull
+    ]
+    chosen = images_to_prune(
+        f"{REPO}:payload-new",
+        "sha256:new",
+        images,
+        in_use={"sha256:busy", "sha256:worker-running"},
+        replaced={"sha256:moved"},
+    )
+    assert [image.id for image in chosen] == ["sha256:old", "sha256:two", "sha256:moved"]
+
+
+def test_images_to_prune_keeps_the_current_image_under_any_name() -> None:
+    # The same image id under an old tag is the current image: it stays.
+    images = [LocalImage("sha256:new", (f"{REPO}:payload-old",))]
+    assert images_to_prune(f"{REPO}:payload-new", "sha256:new", images, in_use=()) == []
+
+
+def test_docker_runner_prunes_old_payload_images_after_a_job(tmp_path: Path) -> None:
+    client = FakeClient(cached=True, output=[], digest="new")
+    client.local = {
+        "sha256:new": [IMAGE],
+        "sha256:old": [f"{REPO}:payload-0123"],
+        "sha256:busy": [f"{REPO}:payload-4567"],
+        "sha256:worker": [f"{REPO}:worker-89ab"],
+    }
+    client.in_use = ["sha256:busy", "sha256:worker"]
+    runner = DockerRunner(client, lock_path=tmp_path / "pull.lock", gpus=False)
+    lines: list[str] = []
+
+    result = runner.run(_spec(log=lines.append))
+
+    assert result.exit_code == 0
+    assert client.removed == [f"{REPO}:payload-0123"]
+    assert f"shepard: removed old payload images: {REPO}:payload-0123" in lines
+
+
+def test_docker_runner_prunes_the_image_its_moved_tag_replaced(tmp_path: Path) -> None:
+    client = FakeClient(cached=True, output=[], digest="old")
+    runner = DockerRunner(
+        client, lock_path=tmp_path / "pull.lock", ecr_digest=lambda _: "new", gpus=False
+    )
+    client.local = {"sha256:new": [IMAGE], "sha256:old": []}  # the pull left the old one bare
+
+    runner.run(_spec())
+
+    assert client.pulls == [(IMAGE, None)]
+    assert client.removed == ["sha256:old"]
+
+
+def test_pruning_never_fails_the_job(tmp_path: Path) -> None:
+    client = FakeClient(cached=True, output=[b"done\n"], code=0)
+
+    def broken(name: str) -> list[Any]:
+        raise docker.errors.APIError("engine busy")
+
+    client.list = broken  # type: ignore[method-assign]
+    runner = DockerRunner(client, lock_path=tmp_path / "pull.lock", gpus=False)
+    lines: list[str] = []
+
+    result = runner.run(_spec(log=lines.append))
+
+    assert result.exit_code == 0 and not result.stopped
+    assert any("could not prune old payload images" in line for line in lines)
+    assert client.removed == []
