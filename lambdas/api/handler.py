@@ -13,14 +13,13 @@ import base64
 import binascii
 import json
 import logging
-import os
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from shepard.joblayer.batch import TransientFailure, is_transient
 from shepard.joblayer.service import JobOutcome, JobService, Outcome
-from shepard.joblayer.settings import FlockSettings
+from shepard.joblayer.settings import PerEnvironment
 from shepard.joblayer.variables import JobRejected, parse_json
 
 log = logging.getLogger("shepard.api")
@@ -28,17 +27,12 @@ log.setLevel(logging.INFO)
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 
-_SERVICE: tuple[tuple[FlockSettings, str], JobService] | None = None
+_SERVICE: PerEnvironment[JobService] = PerEnvironment(JobService.from_settings)
 
 
 def service() -> JobService:
     """The container's job service (boto3 clients made once, again if the environment moved)."""
-    global _SERVICE
-    settings = FlockSettings.from_env(os.environ)
-    key = (settings, os.environ.get("AWS_ENDPOINT_URL", ""))
-    if _SERVICE is None or _SERVICE[0] != key:
-        _SERVICE = (key, JobService.from_settings(settings))
-    return _SERVICE[1]
+    return _SERVICE.get()
 
 
 def _answer(outcome: JobOutcome) -> tuple[int, dict[str, Any]]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,13 +23,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-import boto3
-
-from shepard.joblayer.batch import BatchSubmitter, is_transient
+from shepard.joblayer import clients
+from shepard.joblayer.batch import is_transient
 from shepard.joblayer.ids import job_id_for
 from shepard.joblayer.service import JobOutcome, JobService, Outcome
-from shepard.joblayer.settings import FlockSettings
-from shepard.joblayer.store import JobStore
+from shepard.joblayer.settings import FlockSettings, PerEnvironment
 from shepard.joblayer.variables import JobRejected, parse_json
 from shepard.joblayer.zipread import read_inputs_json
 
@@ -54,28 +51,16 @@ class Runtime:
         batch_client: Any = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> Runtime:
-        store = JobStore(
-            settings.table_name,
-            boto3.client("dynamodb"),
-            days_to_keep_finished_jobs=settings.days_to_keep_finished_jobs,
-        )
-        submitter = BatchSubmitter(
-            settings.job_queue, settings.job_definition, batch_client, sleep=sleep
-        )
-        return cls(settings, JobService(settings, store, submitter), boto3.client("s3"))
+        service = JobService.from_settings(settings, batch_client=batch_client, sleep=sleep)
+        return cls(settings, service, clients.client("s3"))
 
 
-_RUNTIME: tuple[tuple[FlockSettings, str], Runtime] | None = None
+_RUNTIME: PerEnvironment[Runtime] = PerEnvironment(Runtime.from_settings)
 
 
 def runtime() -> Runtime:
     """The container's runtime, made on first use (and again if the environment changed)."""
-    global _RUNTIME
-    settings = FlockSettings.from_env(os.environ)
-    key = (settings, os.environ.get("AWS_ENDPOINT_URL", ""))
-    if _RUNTIME is None or _RUNTIME[0] != key:
-        _RUNTIME = (key, Runtime.from_settings(settings))
-    return _RUNTIME[1]
+    return _RUNTIME.get()
 
 
 def idempotency_key(bucket: str, key: str, s3_object: dict[str, Any], event_time: str) -> str:

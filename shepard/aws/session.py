@@ -200,15 +200,14 @@ def endpoint_for(settings: AwsSettings, service: str) -> str | None:
 
 
 def client(session_: Any, settings: AwsSettings, service: str) -> Any:
-    from botocore.config import Config
+    from shepard.joblayer import clients
 
     if session_.region_name is None:
         raise BadInput(
             f"while connecting to AWS {service}: no region is set. Pass --region, set"
             " shepard_region in the profile, or run `aws configure set region REGION`."
         )
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=10)
-    return session_.client(service, endpoint_url=endpoint_for(settings, service), config=config)
+    return clients.client(service, session=session_, endpoint_url=endpoint_for(settings, service))
 
 
 def assume(

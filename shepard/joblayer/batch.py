@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError, ReadTimeoutError
+
+from shepard.joblayer import clients
 
 MAX_ARRAY_SIZE = 10_000
 MAX_JOB_NAME = 128
@@ -35,7 +35,7 @@ THROTTLING_CODES = frozenset(
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 # Retries are ours (counted and tested), so the botocore client does not retry on its own.
-NO_SDK_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
+NO_SDK_RETRIES = clients.CALLER_RETRIES
 
 
 class TransientFailure(Exception):
@@ -86,7 +86,7 @@ class BatchSubmitter:
         self.job_queue = job_queue
         self.job_definition = job_definition
         self.client: Any = (
-            client if client is not None else boto3.client("batch", config=NO_SDK_RETRIES)
+            client if client is not None else clients.client("batch", config=NO_SDK_RETRIES)
         )
         self.sleep = sleep
         self.max_attempts = max_attempts

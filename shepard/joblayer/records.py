@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from shepard.joblayer import contract
+
 
 class Status(StrEnum):
     """The seed's ``JOB_STATUS`` strings, exactly as the original wrote them."""
@@ -24,9 +26,9 @@ class Status(StrEnum):
 class Phase(StrEnum):
     """Where a job is in its life: the hash key of the table's ``phase-index``."""
 
-    QUEUED = "queued"
-    RUNNING = "running"
-    FINISHED = "finished"
+    QUEUED = contract.QUEUED
+    RUNNING = contract.RUNNING
+    FINISHED = contract.FINISHED
 
 
 class Result(StrEnum):
@@ -38,7 +40,7 @@ class Result(StrEnum):
     INTERRUPTED = "interrupted"
 
 
-STATUS_INDEX = "phase-index"
+STATUS_INDEX = contract.PHASE_INDEX  # the name callers of records knew it by
 
 # The seed's reserved environment variables ("Reserved Environment Variables"). A job whose
 # variables name one of these, in any letter case, is rejected.

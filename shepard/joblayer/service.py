@@ -8,10 +8,12 @@ becomes a finished record with RESULT ``rejected`` and the reason, so nothing is
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -86,13 +88,20 @@ class JobService:
         self.clock = clock
 
     @classmethod
-    def from_settings(cls, settings: FlockSettings) -> JobService:
+    def from_settings(
+        cls,
+        settings: FlockSettings,
+        *,
+        batch_client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> JobService:
+        """The service of a Lambda container: clients from the factory, one retry policy."""
         return cls(
             settings,
             JobStore(
                 settings.table_name, days_to_keep_finished_jobs=settings.days_to_keep_finished_jobs
             ),
-            BatchSubmitter(settings.job_queue, settings.job_definition),
+            BatchSubmitter(settings.job_queue, settings.job_definition, batch_client, sleep=sleep),
         )
 
     # -- one job --------------------------------------------------------------------------------

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeVar
+
+from shepard.joblayer.contract import LAMBDA_ENVIRONMENT_FIELDS
 
 
 class SettingsError(Exception):
@@ -54,36 +58,45 @@ class FlockSettings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FlockSettings:
-        return cls(
-            flock=_required(env, "SHEPARD_FLOCK"),
-            table_name=_required(env, "SHEPARD_TABLE_NAME"),
-            job_queue=_required(env, "SHEPARD_JOB_QUEUE"),
-            job_definition=_required(env, "SHEPARD_JOB_DEFINITION"),
-            inputs_bucket=_required(env, "SHEPARD_INPUTS_BUCKET"),
-            outputs_bucket=_required(env, "SHEPARD_OUTPUTS_BUCKET"),
-            errors_bucket=_required(env, "SHEPARD_ERRORS_BUCKET"),
-            quick_deploy_bucket=_required(env, "SHEPARD_QUICK_DEPLOY_BUCKET"),
-            days_to_keep_failed_launch_indexes=_number(
-                env, "SHEPARD_DAYS_TO_KEEP_FAILED_LAUNCH_INDEXES", 2
-            ),
-            days_to_keep_finished_jobs=_number(env, "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS", 30),
-            job_timeout_seconds=_number(env, "SHEPARD_JOB_TIMEOUT_SECONDS", 86400),
-        )
+        values: dict[str, Any] = {}
+        for name, variable in LAMBDA_ENVIRONMENT_FIELDS.items():
+            default = _DEFAULTS.get(name)
+            if default is None:
+                values[name] = _required(env, variable)
+            else:
+                values[name] = _number(env, variable, default)
+        return cls(**values)
 
     def to_env(self) -> dict[str, str]:
         """The environment that ``from_env`` reads back (tests and the local flock)."""
         return {
-            "SHEPARD_FLOCK": self.flock,
-            "SHEPARD_TABLE_NAME": self.table_name,
-            "SHEPARD_JOB_QUEUE": self.job_queue,
-            "SHEPARD_JOB_DEFINITION": self.job_definition,
-            "SHEPARD_INPUTS_BUCKET": self.inputs_bucket,
-            "SHEPARD_OUTPUTS_BUCKET": self.outputs_bucket,
-            "SHEPARD_ERRORS_BUCKET": self.errors_bucket,
-            "SHEPARD_QUICK_DEPLOY_BUCKET": self.quick_deploy_bucket,
-            "SHEPARD_DAYS_TO_KEEP_FAILED_LAUNCH_INDEXES": str(
-                self.days_to_keep_failed_launch_indexes
-            ),
-            "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS": str(self.days_to_keep_finished_jobs),
-            "SHEPARD_JOB_TIMEOUT_SECONDS": str(self.job_timeout_seconds),
+            variable: str(getattr(self, name))
+            for name, variable in LAMBDA_ENVIRONMENT_FIELDS.items()
         }
+
+
+# The numbers the Lambdas' environment may leave out (the job definition always sets them).
+_DEFAULTS: dict[str, int] = {
+    field.name: int(field.default)
+    for field in fields(FlockSettings)
+    if isinstance(field.default, int)
+}
+
+
+T = TypeVar("T")
+
+
+class PerEnvironment(Generic[T]):
+    """What a Lambda container keeps between invocations, made from the flock settings on first
+    use and again whenever the environment (or the endpoint) changes."""
+
+    def __init__(self, make: Callable[[FlockSettings], T]) -> None:
+        self._make = make
+        self._made: tuple[tuple[FlockSettings, str], T] | None = None
+
+    def get(self, env: Mapping[str, str] = os.environ) -> T:
+        settings = FlockSettings.from_env(env)
+        key = (settings, env.get("AWS_ENDPOINT_URL", ""))
+        if self._made is None or self._made[0] != key:
+            self._made = (key, self._make(settings))
+        return self._made[1]

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
-from shepard.joblayer.records import STATUS_INDEX, Phase, Result, Status
+from shepard.joblayer import clients
+from shepard.joblayer.contract import PHASE_INDEX
+from shepard.joblayer.records import Phase, Result, Status
 
 Item = dict[str, Any]
 Clock = Callable[[], datetime]
@@ -112,6 +113,10 @@ class JobRecord:
             expires_at=n("EXPIRES_AT"),
         )
 
+    def to_plain(self) -> dict[str, Any]:
+        """The record as JSON-ready values under the table's attribute names (``query --json``)."""
+        return {name: _plain(value) for name, value in self.to_item().items()}
+
     def to_item(self) -> Item:
         """The DynamoDB item (low-level attribute values); absent fields are left out."""
         item: Item = {
@@ -152,23 +157,40 @@ class JobRecord:
         return item
 
 
+def _plain(value: Mapping[str, Any]) -> Any:
+    """One low-level attribute value (S, N, M, L) as a plain Python value."""
+    if "S" in value:
+        return value["S"]
+    if "N" in value:
+        return int(value["N"])
+    if "M" in value:
+        return {k: _plain(v) for k, v in value["M"].items()}
+    return [_plain(v) for v in value["L"]]
+
+
 def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
 class JobStore:
-    """Typed access to the job table through a low-level boto3 DynamoDB client."""
+    """Typed access to the job table through a low-level boto3 DynamoDB client.
+
+    The only code that reads or writes the table: the Lambdas, the worker, the CLI's ``query``
+    and the local flock's executor all go through it.
+    """
 
     def __init__(
         self,
         table_name: str,
         client: Any = None,
         *,
+        index: str = PHASE_INDEX,
         days_to_keep_finished_jobs: int = 30,
         clock: Clock = utc_now,
     ) -> None:
         self.table_name = table_name
-        self.client: Any = client if client is not None else boto3.client("dynamodb")
+        self.index = index
+        self.client: Any = client if client is not None else clients.client("dynamodb")
         self.days_to_keep_finished_jobs = days_to_keep_finished_jobs
         self.clock = clock
 
@@ -243,26 +265,49 @@ class JobStore:
         item = answer.get("Item")
         return JobRecord.from_item(item) if item else None
 
-    def query_phase(self, phase: Phase, *, limit: int | None = None) -> list[JobRecord]:
-        """Records in one phase, newest first, through the ``phase-index`` GSI."""
+    def query_phase(
+        self,
+        phase: Phase,
+        *,
+        result: Result | None = None,
+        limit: int | None = None,
+        newest_first: bool = True,
+    ) -> list[JobRecord]:
+        """Records in one phase (with that result, if given), newest first unless told, through
+        the phase index: a Query, never a Scan."""
         records: list[JobRecord] = []
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
-            "IndexName": STATUS_INDEX,
+            "IndexName": self.index,
             "KeyConditionExpression": "#p = :p",
             "ExpressionAttributeNames": {"#p": "PHASE"},
             "ExpressionAttributeValues": {":p": {"S": phase.value}},
-            "ScanIndexForward": False,
+            "ScanIndexForward": not newest_first,
         }
+        if result is not None:
+            kwargs["FilterExpression"] = "#r = :r"
+            kwargs["ExpressionAttributeNames"]["#r"] = "RESULT"
+            kwargs["ExpressionAttributeValues"][":r"] = {"S": result.value}
         while True:
             if limit is not None:
                 kwargs["Limit"] = limit - len(records)
             answer = self.client.query(**kwargs)
-            records.extend(JobRecord.from_item(item) for item in answer.get("Items", []))
+            for item in answer.get("Items", []):
+                record = self._whole(item, phase)
+                if record is not None:
+                    records.append(record)
             last = answer.get("LastEvaluatedKey")
             if not last or (limit is not None and len(records) >= limit):
                 return records
             kwargs["ExclusiveStartKey"] = last
+
+    def _whole(self, item: Item, phase: Phase) -> JobRecord | None:
+        """The record of an index item; read from the table when the index projects keys only
+        (None if it left ``phase`` meanwhile)."""
+        if "JOB_STATUS" in item:
+            return JobRecord.from_item(item)
+        record = self.get(str(item["UUID"]["S"]))
+        return record if record is not None and record.phase is phase else None
 
     def iter_all(self) -> Iterator[JobRecord]:
         kwargs: dict[str, Any] = {"TableName": self.table_name}

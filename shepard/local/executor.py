@@ -1,11 +1,11 @@
 """The local stand-in for AWS Batch: it runs the worker for every submitted job.
 
-moto's Batch runs nothing, so the executor finds submitted jobs itself: the job table's
-``phase-index`` for ``PHASE = queued`` records that carry a ``BATCH_JOB_ID``, and the Batch job's
-own environment overrides from ``DescribeJobs``. Each job runs ``python -m shepard_worker`` with
-the job definition's environment (the ``job_environment`` output), as many at once as this
-machine's CPUs allow for the flock's ``vcpus``. The worker claims the record, so a job is never
-run twice even if the executor sees it twice.
+moto's Batch runs nothing, so the executor finds submitted jobs itself: the queued records
+(read through ``JobStore``, the only reader of the job table) that carry a ``BATCH_JOB_ID``, and
+the Batch job's own environment overrides from ``DescribeJobs``. Each job runs
+``python -m shepard_worker`` with the job definition's environment (the ``job_environment``
+output), as many at once as this machine's CPUs allow for the flock's ``vcpus``. The worker
+claims the record, so a job is never run twice even if the executor sees it twice.
 """
 
 from __future__ import annotations
@@ -26,13 +26,15 @@ from typing import IO, Any
 from botocore.exceptions import ClientError
 
 from shepard.errors import ShepardError
+from shepard.joblayer import contract as c
+from shepard.joblayer.records import Phase
+from shepard.joblayer.store import JobRecord, JobStore
 from shepard.local.dockerfile import PayloadCommand
 from shepard.local.outputs import FlockOutputs
 from shepard.local.settings import Paths
 
 log = logging.getLogger(__name__)
 
-QUEUED = "queued"
 SCAN_INTERVAL_SECONDS = 0.5
 REAP_INTERVAL_SECONDS = 0.05
 # Passed through from the service's environment to every worker; everything else is explicit.
@@ -80,24 +82,22 @@ def worker_environment(
     env.update({k: v for k, v in base.items() if k.startswith("AWS_")})
     env.update(outputs.job_environment)
     env.update(run.environment)
-    env["SHEPARD_JOB_ID"] = (
-        run.job_id.split("-", 1)[0] if run.array_index is not None else run.job_id
-    )
-    env["AWS_BATCH_JOB_ID"] = run.batch_job_id
-    env["AWS_BATCH_JOB_ATTEMPT"] = "1"
+    env[c.JOB_ID] = run.job_id.split("-", 1)[0] if run.array_index is not None else run.job_id
+    env[c.BATCH_JOB_ID] = run.batch_job_id
+    env[c.BATCH_JOB_ATTEMPT] = "1"
     if outputs.job_queue_arn:
-        env["AWS_BATCH_JQ_NAME"] = outputs.job_queue_arn.rsplit("/", 1)[-1]
+        env[c.BATCH_QUEUE_NAME] = outputs.job_queue_arn.rsplit("/", 1)[-1]
     if run.array_index is not None:
-        env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(run.array_index)
+        env[c.BATCH_JOB_ARRAY_INDEX] = str(run.array_index)
     # The host paths of the sheep, moved under the state folder.
-    env["SHEPARD_WORK_ROOT"] = str(paths.work_root)
-    if "SHEPARD_EFS_ROOT" in env:
-        env["SHEPARD_EFS_ROOT"] = str(paths.root / "efs")
-    if "SHEPARD_LUSTRE_ROOT" in env:
-        env["SHEPARD_LUSTRE_ROOT"] = str(paths.root / "fsx")
-    env["SHEPARD_RUNNER"] = runner
+    env[c.WORK_ROOT] = str(paths.work_root)
+    if c.EFS_ROOT in env:
+        env[c.EFS_ROOT] = str(paths.root / "efs")
+    if c.LUSTRE_ROOT in env:
+        env[c.LUSTRE_ROOT] = str(paths.root / "fsx")
+    env[c.RUNNER] = runner
     if runner == "process" and payload is not None:
-        env["SHEPARD_PAYLOAD_COMMAND"] = json.dumps(list(payload.argv))
+        env[c.PAYLOAD_COMMAND] = json.dumps(list(payload.argv))
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -148,32 +148,9 @@ class Executor:
         """Look for new jobs now (the dispatcher calls this after each batch)."""
         self._wake.set()
 
-    def _queued_records(self, outputs: FlockOutputs) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": outputs.table_name,
-            "IndexName": outputs.table_status_index,
-            "KeyConditionExpression": "#p = :q",
-            "ExpressionAttributeNames": {"#p": "PHASE"},
-            "ExpressionAttributeValues": {":q": {"S": QUEUED}},
-        }
-        while True:
-            page = self._dynamodb.query(**kwargs)
-            items.extend(page.get("Items", []))
-            if "LastEvaluatedKey" not in page:
-                return items
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-    def _full(self, outputs: FlockOutputs, item: dict[str, Any]) -> dict[str, Any] | None:
-        """The whole record: the index may project keys only."""
-        if "JOB_STATUS" in item:
-            return item
-        full: dict[str, Any] | None = self._dynamodb.get_item(
-            TableName=outputs.table_name, Key={"UUID": item["UUID"]}, ConsistentRead=True
-        ).get("Item")
-        if full is None or full.get("PHASE", {}).get("S") != QUEUED:
-            return None
-        return full
+    def _queued_records(self, outputs: FlockOutputs) -> list[JobRecord]:
+        store = JobStore(outputs.table_name, self._dynamodb, index=outputs.table_status_index)
+        return store.query_phase(Phase.QUEUED, newest_first=False)
 
     def _describe(self, batch_ids: list[str]) -> dict[str, dict[str, Any]]:
         described: dict[str, dict[str, Any]] = {}
@@ -216,19 +193,13 @@ class Executor:
             return []
         singles: list[tuple[str, str]] = []
         children: list[tuple[str, str, int]] = []
-        for item in self._queued_records(outputs):
-            job_id = str(item["UUID"]["S"])
-            if job_id in self._seen:
+        for record in self._queued_records(outputs):
+            if record.job_id in self._seen:
                 continue
-            record = self._full(outputs, item)
-            if record is None:
-                continue
-            if "ARRAY_PARENT" in record:
-                children.append(
-                    (job_id, str(record["ARRAY_PARENT"]["S"]), int(record["ARRAY_INDEX"]["N"]))
-                )
-            elif "BATCH_JOB_ID" in record:
-                singles.append((job_id, str(record["BATCH_JOB_ID"]["S"])))
+            if record.array_parent is not None and record.array_index is not None:
+                children.append((record.job_id, record.array_parent, record.array_index))
+            elif record.batch_job_id:
+                singles.append((record.job_id, record.batch_job_id))
             # else: written but not submitted yet; Batch would not run it either
         runs: list[JobRun] = []
         if singles:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from shepard.joblayer.contract import PHASE_INDEX
+
 
 @dataclass(frozen=True)
 class FlockOutputs:
@@ -38,7 +40,7 @@ class FlockOutputs:
             sqs_queue_url=queue_url,
             sqs_queue_arn=str(arn),
             table_name=str(values["table_name"]),
-            table_status_index=str(values.get("table_status_index") or "phase-index"),
+            table_status_index=str(values.get("table_status_index") or PHASE_INDEX),
             job_queue_arn=_opt(values.get("job_queue_arn")),
             scheduler_function_name=_opt(values.get("scheduler_function_name")),
             api_function_name=_opt(values.get("api_function_name")),

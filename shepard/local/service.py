@@ -119,12 +119,12 @@ class Service:
         self.state.runner = choose_runner(self.state.settings.runner, docker_engine_answers())
         self._load_settings(force=True)
 
-        import boto3
+        from shepard.joblayer.clients import client
 
-        session = boto3.session.Session(region_name=self.state.settings.region)
+        region = self.state.settings.region
         self.executor = Executor(
-            dynamodb=session.client("dynamodb"),
-            batch=session.client("batch"),
+            dynamodb=client("dynamodb", region=region),
+            batch=client("batch", region=region),
             outputs=lambda: self.state.outputs,
             paths=self.paths,
             parallel=lambda: self.state.settings.parallel_jobs,
@@ -135,7 +135,7 @@ class Service:
             warm=True,
         )
         self.dispatcher = Dispatcher(
-            session.client("sqs"),
+            client("sqs", region=region),
             scheduler=lambda: self.state.handlers.get("scheduler"),
             outputs=lambda: self.state.outputs,
             stop=self.stop_event,

@@ -9,18 +9,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shepard.errors import BadInput
+from shepard.joblayer import contract as c
 from shepard.joblayer.ids import child_job_id, is_job_id
 
 RUNNERS = ("docker", "process")
+# The names without a default (the job definition and SubmitJob set every one: contract).
 REQUIRED = (
-    "SHEPARD_JOB_ID",
-    "SHEPARD_TABLE_NAME",
-    "INPUTS_BUCKET",
-    "OUTPUTS_BUCKET",
-    "ERROR_BUCKET",
-    "SHEPARD_QUICK_DEPLOY_BUCKET",
-    "SHEPARD_SECRET_NAME",
-    "SHEPARD_WORK_ROOT",
+    c.JOB_ID,
+    c.TABLE_NAME,
+    c.INPUTS_BUCKET,
+    c.OUTPUTS_BUCKET,
+    c.ERROR_BUCKET,
+    c.QUICK_DEPLOY_BUCKET,
+    c.SECRET_NAME,
+    c.WORK_ROOT,
 )
 _ARRAY_INDEX = re.compile(r"^[0-9]{1,5}$")
 _FIX = "Set it in the job definition's environment (docs/contracts.md, section 4)"
@@ -59,8 +61,8 @@ def _whole(env: Mapping[str, str], name: str, default: int) -> int:
 
 def job_id_from(env: Mapping[str, str]) -> str:
     """The job's id: ``SHEPARD_JOB_ID``, or ``<parent>-<index>`` for an array child."""
-    parent = _required(env, "SHEPARD_JOB_ID")
-    index = env.get("AWS_BATCH_JOB_ARRAY_INDEX", "").strip()
+    parent = _required(env, c.JOB_ID)
+    index = env.get(c.BATCH_JOB_ARRAY_INDEX, "").strip()
     if index:
         if not _ARRAY_INDEX.match(index):
             raise _fail(f'AWS_BATCH_JOB_ARRAY_INDEX is "{index}", not a job index', "Batch sets it")
@@ -106,27 +108,27 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        uses_efs = _flag(env, "USES_EFS")
-        uses_lustre = _flag(env, "USES_LUSTRE")
-        runner = (env.get("SHEPARD_RUNNER", "docker").strip() or "docker").lower()
+        uses_efs = _flag(env, c.USES_EFS)
+        uses_lustre = _flag(env, c.USES_LUSTRE)
+        runner = (env.get(c.RUNNER, "docker").strip() or "docker").lower()
         wanted = [*REQUIRED]
-        wanted += ["SHEPARD_EFS_ROOT"] if uses_efs else []
-        wanted += ["SHEPARD_LUSTRE_ROOT"] if uses_lustre else []
-        wanted += ["SHEPARD_PAYLOAD_IMAGE"] if runner == "docker" else []
+        wanted += [c.EFS_ROOT] if uses_efs else []
+        wanted += [c.LUSTRE_ROOT] if uses_lustre else []
+        wanted += [c.PAYLOAD_IMAGE] if runner == "docker" else []
         missing = [name for name in wanted if not env.get(name, "").strip()]
         if len(missing) > 1:
             raise _fail(f"{', '.join(missing)} are not set", _FIX.replace("Set it", "Set them"))
-        efs_root = Path(_required(env, "SHEPARD_EFS_ROOT")) if uses_efs else None
-        lustre_root = Path(_required(env, "SHEPARD_LUSTRE_ROOT")) if uses_lustre else None
+        efs_root = Path(_required(env, c.EFS_ROOT)) if uses_efs else None
+        lustre_root = Path(_required(env, c.LUSTRE_ROOT)) if uses_lustre else None
 
         if runner not in RUNNERS:
             raise _fail(f'SHEPARD_RUNNER is "{runner}"', 'Set it to "docker" or "process"')
-        image = env.get("SHEPARD_PAYLOAD_IMAGE", "").strip() or None
+        image = env.get(c.PAYLOAD_IMAGE, "").strip() or None
         if runner == "docker" and image is None:
             raise _fail("SHEPARD_PAYLOAD_IMAGE is not set (the docker runner needs it)")
-        command = _payload_command(env.get("SHEPARD_PAYLOAD_COMMAND"))
+        command = _payload_command(env.get(c.PAYLOAD_COMMAND))
 
-        grace_text = env.get("SHEPARD_STOP_GRACE_SECONDS", "10").strip() or "10"
+        grace_text = env.get(c.STOP_GRACE_SECONDS, "10").strip() or "10"
         try:
             grace = float(grace_text)
         except ValueError:
@@ -134,26 +136,26 @@ class Settings:
 
         return cls(
             job_id=job_id_from(env),
-            flock=env.get("SHEPARD_FLOCK", "").strip(),
-            table_name=_required(env, "SHEPARD_TABLE_NAME"),
-            inputs_bucket=_required(env, "INPUTS_BUCKET"),
-            outputs_bucket=_required(env, "OUTPUTS_BUCKET"),
-            errors_bucket=_required(env, "ERROR_BUCKET"),
-            quick_deploy_bucket=_required(env, "SHEPARD_QUICK_DEPLOY_BUCKET"),
-            secret_name=_required(env, "SHEPARD_SECRET_NAME"),
-            work_root=Path(_required(env, "SHEPARD_WORK_ROOT")),
+            flock=env.get(c.FLOCK, "").strip(),
+            table_name=_required(env, c.TABLE_NAME),
+            inputs_bucket=_required(env, c.INPUTS_BUCKET),
+            outputs_bucket=_required(env, c.OUTPUTS_BUCKET),
+            errors_bucket=_required(env, c.ERROR_BUCKET),
+            quick_deploy_bucket=_required(env, c.QUICK_DEPLOY_BUCKET),
+            secret_name=_required(env, c.SECRET_NAME),
+            work_root=Path(_required(env, c.WORK_ROOT)),
             efs_root=efs_root,
             lustre_root=lustre_root,
-            ulimit_nofile=max(_whole(env, "ULIMIT_FILENO", 1048576), 1),
-            allow_docker_daemon=_flag(env, "SHEPARD_ALLOW_DOCKER_DAEMON"),
+            ulimit_nofile=max(_whole(env, c.ULIMIT_FILENO, 1048576), 1),
+            allow_docker_daemon=_flag(env, c.ALLOW_DOCKER_DAEMON),
             runner=runner,
             payload_image=image,
             payload_command=command,
-            instance_tags=_instance_tags(env.get("INSTANCE_TAGS")),
+            instance_tags=_instance_tags(env.get(c.INSTANCE_TAGS)),
             stop_grace_seconds=max(grace, 0.0),
-            days_to_keep_finished_jobs=_whole(env, "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS", 30),
-            batch_job_id=env.get("AWS_BATCH_JOB_ID", "").strip() or None,
-            batch_attempt=_whole(env, "AWS_BATCH_JOB_ATTEMPT", 0) or None,
+            days_to_keep_finished_jobs=_whole(env, c.DAYS_TO_KEEP_FINISHED_JOBS, 30),
+            batch_job_id=env.get(c.BATCH_JOB_ID, "").strip() or None,
+            batch_attempt=_whole(env, c.BATCH_JOB_ATTEMPT, 0) or None,
         )
 
 

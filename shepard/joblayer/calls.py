@@ -1,0 +1,117 @@
+"""The S3, Secrets Manager and ECR calls that both the CLI and the worker make, written once.
+
+Each takes a client from :mod:`shepard.joblayer.clients` and raises botocore's exceptions as they
+are: the caller wraps the call to say what it was doing (``shepard.aws.errors.aws_errors`` in the
+CLI, ``shepard_worker.aws`` in the worker).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shepard.joblayer.clients import error_code
+
+# Parts of 16 MiB, four at a time: a 50 GiB zip stays under S3's 10,000-part limit (boto3 raises
+# the part size itself past that) and memory stays at about 64 MiB.
+PART_SIZE = 16 * 1024 * 1024
+MAX_CONCURRENCY = 4
+
+OnBytes = Callable[[int], None]
+
+
+def transfer_config() -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(
+        multipart_threshold=PART_SIZE,
+        multipart_chunksize=PART_SIZE,
+        max_concurrency=MAX_CONCURRENCY,
+    )
+
+
+@dataclass(frozen=True)
+class S3Object:
+    key: str
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class RegistryLogin:
+    username: str
+    password: str
+    registry: str
+
+
+# -- S3 -----------------------------------------------------------------------------------------
+
+
+def list_objects(s3: Any, bucket: str, prefix: str = "") -> Iterator[S3Object]:
+    """Every object under ``prefix``, page by page."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            yield S3Object(str(item["Key"]), int(item["Size"]), str(item["ETag"]).strip('"'))
+
+
+def upload(s3: Any, path: Path, bucket: str, key: str, on_bytes: OnBytes | None = None) -> None:
+    """``path`` to ``s3://bucket/key`` (multipart past one part)."""
+    with path.open("rb") as source:
+        s3.upload_fileobj(source, bucket, key, Config=transfer_config(), Callback=on_bytes)
+
+
+def download(
+    s3: Any,
+    bucket: str,
+    key: str,
+    path: Path,
+    on_bytes: OnBytes | None = None,
+    *,
+    exclusive: bool = False,
+) -> None:
+    """``s3://bucket/key`` to ``path``; ``exclusive``: fail if ``path`` exists already."""
+    with path.open("xb" if exclusive else "wb") as sink:
+        s3.download_fileobj(bucket, key, sink, Config=transfer_config(), Callback=on_bytes)
+
+
+# -- Secrets Manager ----------------------------------------------------------------------------
+
+
+def secret_text(secretsmanager: Any, name: str) -> str | None:
+    """The secret's current value as text; None when it does not exist or has no value yet."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = secretsmanager.get_secret_value(SecretId=name)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    if "SecretString" in answer:
+        return str(answer["SecretString"])
+    return bytes(answer["SecretBinary"]).decode("utf-8")
+
+
+def put_secret(secretsmanager: Any, name: str, value: str) -> str:
+    """Store ``value`` as the secret's current version, creating the secret if needed; its ARN."""
+    try:
+        answer = secretsmanager.put_secret_value(SecretId=name, SecretString=value)
+    except secretsmanager.exceptions.ResourceNotFoundException:
+        answer = secretsmanager.create_secret(Name=name, SecretString=value)
+    return str(answer["ARN"])
+
+
+# -- ECR ----------------------------------------------------------------------------------------
+
+
+def registry_login(ecr: Any, registry_id: str | None = None) -> RegistryLogin | None:
+    """A ``docker login`` for the account's registry (or ``registry_id``'s); None without one."""
+    kwargs = {"registryIds": [registry_id]} if registry_id else {}
+    data = ecr.get_authorization_token(**kwargs).get("authorizationData") or []
+    if not data:
+        return None
+    user, _, password = base64.b64decode(data[0]["authorizationToken"]).decode().partition(":")
+    return RegistryLogin(user, password, str(data[0]["proxyEndpoint"]))
