@@ -1,7 +1,13 @@
-"""Fixtures shared by every suite.
+"""Fixtures shared by every suite, and the session's IAM conformance check.
 
 One moto server per test session (``emulator``); ``aws`` resets it before a test and points boto3
 (and Terraform, through the environment) at it. Offline Terraform runs use ``tf_env``.
+
+IAM conformance (tests/support/iam_check.py): every AWS call the flock's parts make during the
+session is recorded; when the session applied a flock (``applied_flock``), each call is evaluated
+against that flock's policies at the end, and a denied call fails the session. With
+``SHEPARD_IAM_WRITE_DOC=1`` (``make iam-doc``) the session writes docs/iam.md instead of checking
+the CLI's calls against it.
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,6 +24,47 @@ from shepard.tf.mirror import find_plugin_dir, write_cli_config
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
+WRITE_DOC_ENV = "SHEPARD_IAM_WRITE_DOC"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from tests.support import iam_record
+
+    iam_record.install()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tests.support import iam_check
+    from tests.support.iam_record import RECORDER
+
+    if iam_check.APPLIED is None:
+        return
+    write = os.environ.get(WRITE_DOC_ENV) == "1"
+    documented = None
+    if not write and iam_check.DOC.is_file():
+        documented = iam_check.documented_policies(iam_check.DOC.read_text())
+    report = iam_check.check(
+        RECORDER.all_calls(), RECORDER.all_names(), iam_check.APPLIED, documented
+    )
+    iam_check.LAST_REPORT = report
+    if write:
+        iam_check.DOC.write_text(iam_check.render_doc(report.cli))
+    if not report.ok and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    from tests.support import iam_check
+
+    report = iam_check.LAST_REPORT
+    if report is None:
+        return
+    terminalreporter.section("IAM conformance", red=not report.ok, green=report.ok)
+    for line in report.lines():
+        terminalreporter.write_line(line)
+    if os.environ.get(WRITE_DOC_ENV) == "1":
+        terminalreporter.write_line(f"wrote {iam_check.DOC.relative_to(ROOT)}")
 
 
 @pytest.fixture(scope="session")

@@ -41,6 +41,7 @@ from typing import Any
 import pytest
 
 from shepard.emulator import SubprocessEmulator, emulator_environment
+from tests.support import iam_check
 
 FLOCK_NAME = "itest-flock"
 REGION = "us-east-1"
@@ -113,14 +114,21 @@ def applied_flock(
     flock: AppliedFlock | None = None
     try:
         started = time.monotonic()
-        outputs = deploy.apply(flock_file, env=env, auto_approve=True, progress=log)
-        timings = dict(deploy.last_timings.seconds)
+        recorded = deploy.Timings()
+        outputs = deploy.apply(
+            flock_file, env=env, auto_approve=True, progress=log, timings=recorded
+        )
+        timings = dict(recorded.seconds)
         _report(
             pytestconfig,
             f"applied_flock: applied in {time.monotonic() - started:.1f}s "
             + " ".join(f"{k}={v:.1f}s" for k, v in timings.items()),
         )
         state_dir = deploy.state_dir_for(flock_file, FLOCK_NAME, env)
+        # The policies as applied, for the session's IAM conformance check (tests/conftest.py).
+        iam_check.APPLIED = iam_check.FlockPolicies.from_state_file(
+            state_dir / "terraform.tfstate", outputs
+        )
         flock = AppliedFlock(
             outputs=outputs,
             endpoint_url=server.endpoint_url,

@@ -1,0 +1,298 @@
+"""Record every AWS call the flock's parts make while the tests run, for the IAM check.
+
+``install()`` (tests/conftest.py calls it once per session) hooks botocore: every client any
+code makes gets two event handlers, ``before-parameter-build`` (the request's parameters) and
+``after-call`` / ``after-call-error`` (whether AWS, here moto, accepted it). A call is charged to
+the part whose code is on the calling thread's stack, innermost first:
+
+=====================  ====================================================
+``scheduler``          ``lambdas.scheduler``
+``api``                ``lambdas.api``
+``worker``             ``shepard_worker`` (the worker inside a Batch job)
+``payload``            a payload process (``SHEPARD_IAM_PART=payload``)
+``cli:<command>``      ``shepard.cli.main`` running ``<command>``
+=====================  ====================================================
+
+A thread with no part on its stack (the S3 transfer manager's) is charged to the part that made
+the client. Calls by the tests themselves (setting up tables, reading results) are not charged.
+
+Tests give their flocks names of their own; the check evaluates the calls against the applied
+flock's policies, so the recorder also notes every resource name a part is configured with
+(``FlockSettings``, the worker's ``Settings``, the CLI's profile values): ``translation()`` maps
+them onto the applied flock's names.
+
+Subprocesses (the worker signalled by a test, a payload) record too when they run with
+``SHEPARD_IAM_RECORD_DIR`` set and ``tests/support/iam_site`` on ``PYTHONPATH``: each appends
+JSON lines to a file in that folder, which ``calls()`` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+RECORD_DIR_ENV = "SHEPARD_IAM_RECORD_DIR"
+PART_ENV = "SHEPARD_IAM_PART"
+SITE_DIR = Path(__file__).resolve().parent / "iam_site"
+
+# The request parameters that name resources; nothing else is kept.
+_RESOURCE_PARAMS = (
+    "Bucket", "Key", "VersionId", "CopySource", "TableName", "IndexName", "QueueUrl",
+    "QueueName", "jobQueue", "jobDefinition", "jobId", "SecretId", "Name", "repositoryName",
+    "registryId", "FunctionName", "logGroupName", "logStreamName", "Resources", "KeyId",
+    "RoleName", "RoleArn",
+)  # fmt: skip
+
+_PART_MODULES = (
+    ("lambdas.scheduler", "scheduler"),
+    ("lambdas.api", "api"),
+    ("shepard_worker", "worker"),
+)
+
+
+@dataclass
+class Call:
+    part: str
+    service: str
+    operation: str
+    region: str
+    params: dict[str, Any]
+    status: int = 0  # HTTP status of the answer; 0 when none came
+    error: str = ""  # the error code of a refused call
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the service did the call, or refused it only for its own content (a failed
+        condition): either way AWS would have authorised it first."""
+        return 200 <= self.status < 300 or self.error in (
+            "ConditionalCheckFailedException",
+            "TransactionCanceledException",
+        )
+
+
+@dataclass
+class Recorder:
+    calls: list[Call] = field(default_factory=list)
+    # a resource name a part was configured with -> (where it came from, which field)
+    names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    sink: Path | None = None  # a subprocess appends its calls here
+
+    def add(self, call: Call) -> None:
+        with self.lock:
+            self.calls.append(call)
+            if self.sink is not None:
+                with self.sink.open("a") as out:
+                    out.write(json.dumps({"call": asdict(call)}) + "\n")
+
+    def name(self, value: Any, origin: str, field_name: str) -> None:
+        if isinstance(value, str) and value:
+            with self.lock:
+                self.names.setdefault(value, (origin, field_name))
+                if self.sink is not None:
+                    with self.sink.open("a") as out:
+                        out.write(json.dumps({"name": [value, origin, field_name]}) + "\n")
+
+    def all_calls(self) -> list[Call]:
+        """This process's calls and those the subprocesses wrote."""
+        found = list(self.calls)
+        for line in _subprocess_lines():
+            if "call" in line:
+                found.append(Call(**line["call"]))
+        return found
+
+    def all_names(self) -> dict[str, tuple[str, str]]:
+        found = dict(self.names)
+        for line in _subprocess_lines():
+            if "name" in line:
+                value, origin, field_name = line["name"]
+                found.setdefault(value, (origin, field_name))
+        return found
+
+
+RECORDER = Recorder()
+_installed = False
+
+
+def _subprocess_lines() -> Iterator[dict[str, Any]]:
+    folder = os.environ.get(RECORD_DIR_ENV)
+    if not folder or RECORDER.sink is not None:
+        return
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        for text in path.read_text().splitlines():
+            if text.strip():
+                yield json.loads(text)
+
+
+# ----------------------------------------------------------------------------------------------
+# Which part is calling
+# ----------------------------------------------------------------------------------------------
+
+
+def _cli_command(frame: FrameType) -> str | None:
+    args = frame.f_locals.get("args")
+    command = getattr(args, "command", None)
+    return str(command) if command else None
+
+
+def part_of_stack(frame: FrameType | None) -> str | None:
+    """The part whose code called, innermost frame first; None for the tests' own calls."""
+    forced = os.environ.get(PART_ENV)
+    if forced:
+        return forced
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__", ""))
+        for prefix, part in _PART_MODULES:
+            if module == prefix or module.startswith(prefix + "."):
+                return part
+        if module == "shepard.cli" and frame.f_code.co_name == "main":
+            command = _cli_command(frame)
+            if command:
+                return f"cli:{command}"
+        frame = frame.f_back
+    return None
+
+
+# ----------------------------------------------------------------------------------------------
+# botocore hooks
+# ----------------------------------------------------------------------------------------------
+
+
+def _resource_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    kept: dict[str, Any] = {k: params[k] for k in _RESOURCE_PARAMS if k in params}
+    if "RequestItems" in params:
+        kept["RequestItems"] = {table: None for table in params["RequestItems"]}
+    if "TransactItems" in params:
+        kept["TransactItems"] = [
+            {kind: {"TableName": body.get("TableName")} for kind, body in item.items()}
+            for item in params["TransactItems"]
+        ]
+    if isinstance(kept.get("CopySource"), Mapping):
+        kept["CopySource"] = {k: kept["CopySource"].get(k) for k in ("Bucket", "Key")}
+    return json.loads(json.dumps(kept, default=str))
+
+
+def _before(params: Mapping[str, Any], model: Any, context: dict[str, Any], **kwargs: Any) -> None:
+    client_part = context.get("iam_client_part")
+    part = part_of_stack(sys._getframe(1)) or client_part
+    if part is None:
+        return
+    service = model.service_model.service_name
+    context["iam_call"] = Call(
+        part=part,
+        service=service,
+        operation=model.name,
+        region=context.get("iam_region", ""),
+        params=_resource_params(params),
+    )
+
+
+def _after(
+    http_response: Any = None, parsed: Any = None, context: Any = None, **kwargs: Any
+) -> None:
+    call = (context or {}).pop("iam_call", None)
+    if call is None:
+        return
+    call.status = int(getattr(http_response, "status_code", 0) or 0)
+    if isinstance(parsed, Mapping):
+        call.error = str(parsed.get("Error", {}).get("Code", ""))
+    RECORDER.add(call)
+
+
+def _after_error(context: Any = None, **kwargs: Any) -> None:
+    call = (context or {}).pop("iam_call", None)
+    if call is not None:
+        call.error = "no answer"
+        RECORDER.add(call)
+
+
+def _hook_client(client: Any) -> None:
+    part = part_of_stack(sys._getframe(2))
+    region = client.meta.region_name or ""
+
+    def before(params: Mapping[str, Any], model: Any, context: dict[str, Any], **kw: Any) -> None:
+        context.setdefault("iam_client_part", part)
+        context.setdefault("iam_region", region)
+        _before(params, model, context)
+
+    client.meta.events.register("before-parameter-build", before)
+    client.meta.events.register("after-call", _after)
+    client.meta.events.register("after-call-error", _after_error)
+
+
+def _note_fields(origin: str, instance: Any, fields: Mapping[str, str]) -> None:
+    for attribute, role in fields.items():
+        RECORDER.name(getattr(instance, attribute, None), origin, role)
+
+
+def install() -> None:
+    """Hook botocore and the settings classes; idempotent."""
+    global _installed
+    if _installed:
+        return
+    _installed = True
+    import botocore.session
+
+    folder = os.environ.get(RECORD_DIR_ENV)
+    if folder and os.environ.get("SHEPARD_IAM_SUBPROCESS") == "1":
+        RECORDER.sink = Path(folder) / f"{os.getpid()}.jsonl"
+
+    create_client = botocore.session.Session.create_client
+
+    def recording_create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
+        client = create_client(self, *args, **kwargs)
+        _hook_client(client)
+        return client
+
+    botocore.session.Session.create_client = recording_create_client  # type: ignore[method-assign]
+    _hook_settings()
+
+
+_FLOCK_FIELDS = {
+    "table_name": "table_name",
+    "job_queue": "job_queue",
+    "job_definition": "job_definition",
+    "inputs_bucket": "inputs_bucket",
+    "outputs_bucket": "outputs_bucket",
+    "errors_bucket": "errors_bucket",
+    "quick_deploy_bucket": "quick_deploy_bucket",
+}
+
+
+def _wrap_init(cls: Any, origin: str, fields: Mapping[str, str]) -> None:
+    original = cls.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        _note_fields(origin, self, fields)
+
+    cls.__init__ = init
+
+
+def _hook_settings() -> None:
+    from shepard import profiles
+    from shepard.joblayer.settings import FlockSettings
+
+    _wrap_init(FlockSettings, "flock", _FLOCK_FIELDS)
+    try:
+        from shepard_worker.settings import Settings as WorkerSettings
+    except ImportError:  # the worker package is not on the path of this process
+        pass
+    else:
+        _wrap_init(WorkerSettings, "flock", {**_FLOCK_FIELDS, "secret_name": "secret_name"})
+
+    original_get = profiles.Settings.get
+
+    def get(self: Any, name: str) -> str | None:
+        value: str | None = original_get(self, name)
+        RECORDER.name(value, "profile", name)
+        return value
+
+    profiles.Settings.get = get  # type: ignore[method-assign]
