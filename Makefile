@@ -12,10 +12,12 @@ PYTEST_ARGS ?=
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
+# pip's progress and notes go to a log, shown only when the install fails.
 $(BIN)/shepard-tf: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "installing shepard-tf and its test and dev tools into $(VENV)/ (pip's log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e '.[dev]'; } >$(VENV)/install.log 2>&1 \
+		|| { tail -n 40 $(VENV)/install.log; echo "pip failed: the whole log is $(VENV)/install.log"; exit 1; }
 	@touch $@
 
 install: $(BIN)/shepard-tf  ## make .venv and install shepard-tf with its test and dev tools
@@ -64,7 +66,7 @@ bench: install  ## run the benchmarks under bench/ (ours, baseline, ratio)
 	@for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 demo: install  ## the local Hello World: deploy, run jobs, query, retrieve, destroy
-	$(BIN)/python -m shepard.demo
+	@$(BIN)/python examples/demo.py
 
 plan: install  ## terraform plan for FLOCK=path/to/flock.yaml
 	$(BIN)/shepard-tf plan $(FLOCK)

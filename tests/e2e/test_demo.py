@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from shepard.demo import DemoJob, DemoResult, Tour, destroy_flock, run_demo
+from examples.demo import DemoJob, DemoResult, Tour, destroy_flock, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "examples" / "testing-setup"

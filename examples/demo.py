@@ -1,4 +1,5 @@
-"""``make demo``: the seed's Hello World on a local flock, as a short guided tour.
+"""``make demo`` (``python examples/demo.py``): the seed's Hello World on a local flock, as a
+short guided tour.
 
 It deploys ``examples/testing-setup`` to this machine (an AWS emulator on 127.0.0.1, no AWS
 account), stores ``test_secrets`` as the flock's secret, runs the Hello World's two API jobs (one
@@ -372,7 +373,7 @@ def run_demo(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shepard.demo", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python examples/demo.py", description=__doc__)
     parser.add_argument("--flock", type=Path, default=SETUP / "flock.yaml")
     parser.add_argument("--results", type=Path, default=Path("build/demo/results"))
     parser.add_argument("--keep", action="store_true", help="leave the flock running")
