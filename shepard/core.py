@@ -6,6 +6,7 @@ Command modules import these from here and never from one another.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -74,9 +75,34 @@ def terraform_env(ctx: Context) -> dict[str, str]:
     return env
 
 
+def console_confirm(ctx: Context) -> deploy.Confirm:
+    """A yes/no question on the console; only 'yes' goes ahead."""
+
+    def confirm(question: str) -> bool:
+        answer = ctx.console.ask(f"{question} Only 'yes' will be accepted", "")
+        return answer.strip().lower() == "yes"
+
+    return confirm
+
+
+def deployer_of(
+    ctx: Context, flock_file: Path, *, images: Mapping[str, str] | None = None
+) -> deploy.Deployer:
+    """The flock file loaded (once) into a deployer with Terraform's environment, the console
+    for progress and questions, and the deploy stages (``images``: what ``deploy`` pushed)."""
+    env = terraform_env(ctx)
+    return deploy.Deployer(
+        deploy.load_flock(flock_file, env),
+        env=env,
+        stages=deploy.default_stages(images),
+        stream=ctx.console.err,
+        confirm=console_confirm(ctx),
+    )
+
+
 def flock_outputs(ctx: Context, flock_file: Path) -> dict[str, Any]:
     """The flock's Terraform outputs (``{}`` before its first apply)."""
-    return dict(deploy.outputs(flock_file, env=terraform_env(ctx)))
+    return deployer_of(ctx, flock_file).outputs()
 
 
 def local_endpoints(ctx: Context, flock_file: Path | None, name: str | None) -> dict[str, str]:

@@ -35,13 +35,6 @@ class ImageSpec:
     sources: tuple[Path, ...]
 
 
-def flock_target(flock_file: Path) -> str:
-    from shepard.config import load_flock
-
-    target: str = load_flock(flock_file).target
-    return target
-
-
 def docker_client(env: Mapping[str, str], *, required: bool) -> Any:
     """A client whose engine answers a ping; None (or an error if required) when none does."""
     import docker

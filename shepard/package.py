@@ -6,6 +6,11 @@ Each zip holds the Lambda's ``handler.py`` at its root (the function's handler i
 shared job layer (``shepard/__init__.py`` + ``shepard/joblayer/``). boto3 comes from the Lambda
 runtime. Entries are sorted, dated 1980-01-01, mode 0644, with no ``__pycache__`` or ``.pyc``, so
 Terraform's ``source_code_hash`` changes only when the code does.
+
+The root module keeps the packages of this checkout in ``terraform/flock/lambda/`` (decision
+0008), so ``terraform/flock`` plus a tfvars file is a whole configuration; rebuild them after
+editing ``lambdas/`` or ``shepard/joblayer/`` with ``python -m shepard.package`` (``make
+lambda-zips``). A test checks that they match their source byte for byte.
 """
 
 from __future__ import annotations
@@ -25,6 +30,12 @@ FILE_MODE = 0o100644  # regular file, rw-r--r--
 
 def _repo_root() -> Path:
     return Path(shepard.__file__).resolve().parent.parent
+
+
+def module_lambda_dir(terraform_dir: Path | None = None) -> Path:
+    """Where the root module keeps its Lambda packages: ``<terraform>/flock/lambda``."""
+    base = _repo_root() / "terraform" if terraform_dir is None else terraform_dir
+    return base / "flock" / "lambda"
 
 
 def _python_files(folder: Path) -> Iterator[Path]:
@@ -85,3 +96,30 @@ def build_lambda_zips(out_dir: Path, *, root: Path | None = None) -> dict[str, P
             partial.replace(path)
         zips[name] = path
     return zips
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Rebuild the packages kept in ``terraform/flock/lambda/``; print what changed."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    check_only = "--check" in args
+    folder = module_lambda_dir()
+    stale = [
+        name
+        for name in LAMBDAS
+        if not (folder / f"{name}.zip").is_file()
+        or (folder / f"{name}.zip").read_bytes() != zip_bytes(lambda_entries(name))
+    ]
+    if check_only:
+        for name in stale:
+            print(f"{folder / name}.zip does not match its source: run python -m shepard.package")
+        return 1 if stale else 0
+    build_lambda_zips(folder)
+    for name in LAMBDAS:
+        print(f"{folder / name}.zip {'rebuilt' if name in stale else 'unchanged'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,9 +1,13 @@
 """Render a validated flock config into the tfvars of ``terraform/flock``.
 
-Two steps, kept apart: :func:`tfvars_view` computes every variable (docs/contracts.md, section
-1) in Python from the resolved :class:`~shepard.config.FlockConfig`; the Jinja template
-``templates/flock.auto.tfvars.json.j2`` only lists the variables and writes each one through
-``tojson``, so no user string can break out of its JSON value.
+Two steps, kept apart: :func:`tfvars` computes every variable (docs/contracts.md, section 1)
+in Python from the resolved :class:`~shepard.config.FlockConfig`, as one mapping that the deploy
+stages add to (images, Lambda packages); :func:`tfvars_text` writes that mapping through the Jinja
+template ``templates/flock.auto.tfvars.json.j2``, which only lists the variables and writes each
+one through ``tojson``, so no user string can break out of its JSON value.
+
+Nothing here knows where the flock runs: an emulator's settings are the deploy target's overlay
+(:mod:`shepard.deploy.targets`).
 """
 
 from __future__ import annotations
@@ -17,14 +21,9 @@ from typing import Any
 import jinja2
 
 from shepard.config.model import FlockConfig
-from shepard.errors import ShepardError
 
 TEMPLATE = "flock.auto.tfvars.json.j2"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
-LAMBDA_ZIP_KEYS = ("scheduler", "api")
-# The emulator's (moto's) fixed account: a guard against an emulator run reaching real AWS.
-EMULATOR_ACCOUNT_ID = "123456789012"
-EMULATOR_MAX_RETRIES = 3  # moto answers 500 for actions it lacks; the default 25 retries hang
 
 
 @cache
@@ -39,17 +38,8 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def tfvars_view(
-    config: FlockConfig, lambda_zips: Mapping[str, Path], *, emulator: bool = False
-) -> dict[str, Any]:
+def tfvars(config: FlockConfig) -> dict[str, Any]:
     """Every variable of ``terraform/flock`` for ``config``, as plain JSON-able values."""
-    missing = [key for key in LAMBDA_ZIP_KEYS if key not in lambda_zips]
-    if missing:
-        raise ShepardError(
-            f"while rendering the tfvars of flock {config.name}: no Lambda package for "
-            f"{', '.join(missing)}. Build them first with shepard.package.build_lambda_zips."
-        )
-    emulated = emulator or config.target == "local"
     b = config.batch
     n = config.network
     efs_provisioned = isinstance(config.efs.throughput, int)
@@ -139,8 +129,6 @@ def tfvars_view(
         "lambda": {
             "memory_mib": config.lambda_.memory_size,
             "timeout_seconds": config.lambda_.timeout_seconds,
-            "scheduler_zip": str(Path(lambda_zips["scheduler"]).absolute()),
-            "api_zip": str(Path(lambda_zips["api"]).absolute()),
             "log_retention_days": config.lambda_.log_retention_days,
         },
         "extra_iam_policy_json": (
@@ -161,27 +149,12 @@ def tfvars_view(
             "existing_vpc_cidr": n.existing_vpc_cidr,
             "existing_subnet_ids": list(n.existing_subnet_ids),
         },
-        "emulator": {"enabled": emulated},
-        "aws_provider": (
-            {
-                "max_retries": EMULATOR_MAX_RETRIES,
-                "allowed_account_ids": [EMULATOR_ACCOUNT_ID],
-                "skip_credentials_validation": True,
-            }
-            if emulated
-            else {}
-        ),
-        "availability_zones": list(n.availability_zones),
+        "images": {},
+        # Not given: terraform/flock looks up the zones that exist in the account.
+        "availability_zones": list(n.availability_zones) or None,
     }
 
 
-def render_tfvars(
-    config: FlockConfig, lambda_zips: Mapping[str, Path], *, emulator: bool = False
-) -> str:
-    """The text of ``flock.auto.tfvars.json`` for ``config`` (JSON).
-
-    ``emulator`` (also implied by ``target: local``) turns on the emulator switches of
-    ``terraform/flock`` and the provider settings for moto.
-    """
-    view = tfvars_view(config, lambda_zips, emulator=emulator)
-    return _environment().get_template(TEMPLATE).render(tfvars=view)
+def tfvars_text(values: Mapping[str, Any]) -> str:
+    """The text of ``flock.auto.tfvars.json`` (JSON) for the variables ``values``."""
+    return _environment().get_template(TEMPLATE).render(tfvars=values)

@@ -1,37 +1,32 @@
 """The flock's infrastructure: render, plan, apply, output, describe, destroy, deploy.
 
 The Terraform work itself is :mod:`shepard.deploy` (docs/contracts.md, section 9); these commands
-find the flock file, pass the environment (credentials of a role set with ``set_role`` included),
-ask before changing anything unless ``--auto-approve``, and write the profile afterwards.
+find the flock file, load it once into a deployer (:func:`shepard.core.deployer_of`: the
+environment with a role set by ``set_role``, the console for progress and questions), and write
+the profile afterwards. ``plan --out PLAN`` then ``apply FLOCK PLAN`` is the CI way: the plan
+reviewed is the plan applied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from shepard import images as image_builder
 from shepard.commands import Context
-from shepard.core import flock_file_of, flock_outputs, terraform_env, write_profile_from_outputs
-from shepard.errors import BadInput
+from shepard.core import deployer_of, flock_file_of, flock_outputs, write_profile_from_outputs
+from shepard.deploy import Deployer, default_stages
+from shepard.errors import BadInput, ShepardError
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
-
-
-def _confirm(ctx: Context) -> Callable[[str], bool]:
-    def confirm(question: str) -> bool:
-        answer = ctx.console.ask(f"{question} Only 'yes' will be accepted", "")
-        return answer.strip().lower() == "yes"
-
-    return confirm
 
 
 def _print_mapping(ctx: Context, values: Mapping[str, Any], title: str) -> None:
     rows = []
     for key, value in sorted(values.items()):
         if isinstance(value, Mapping | list):
-            import json
-
             text = json.dumps(value, sort_keys=True)
         else:
             text = "" if value is None else str(value)
@@ -40,34 +35,44 @@ def _print_mapping(ctx: Context, values: Mapping[str, Any], title: str) -> None:
 
 
 def render(ctx: Context) -> int:
-    from shepard import deploy
-
-    path = deploy.render(flock_file_of(ctx, "rendering the flock"), env=ctx.env)
+    path = deployer_of(ctx, flock_file_of(ctx, "rendering the flock")).render()
     ctx.console.print(str(path))
     return 0
 
 
 def plan(ctx: Context) -> int:
-    from shepard import deploy
-
-    summary = deploy.plan(flock_file_of(ctx, "planning the flock"), env=terraform_env(ctx))
-    ctx.console.print(summary.describe())
+    """What an apply would change; ``--out PLAN`` keeps the plan for ``apply FLOCK PLAN``,
+    ``--json`` prints it as ``terraform show -json`` does (and nothing else on stdout)."""
+    flock_file = flock_file_of(ctx, "planning the flock")
+    out = ctx.flag("out")
+    as_json = bool(ctx.flag("json"))
+    result = deployer_of(ctx, flock_file).plan(
+        out_file=Path(out).expanduser() if out else None, show_json=as_json
+    )
+    if as_json:
+        ctx.console.print(json.dumps(result.shown))
+        return 0
+    if result.summary.has_changes:
+        ctx.console.print(result.summary.listing().rstrip("\n"))
+    ctx.console.print(result.summary.describe())
+    if out:
+        ctx.console.print(
+            f"plan saved to {out}; apply exactly this plan with"
+            f" `shepard-tf apply {flock_file} {out}`"
+        )
     return 0
 
 
 def apply(ctx: Context) -> int:
-    from shepard import deploy
-
+    """Plan, confirm and apply; with a saved plan (``apply FLOCK PLAN``), apply exactly that."""
     flock_file = flock_file_of(ctx, "applying the flock")
-    outputs = deploy.apply(
-        flock_file,
-        env=terraform_env(ctx),
+    plan_file = ctx.flag("plan_file")
+    result = deployer_of(ctx, flock_file).apply(
         auto_approve=bool(ctx.flag("auto_approve")),
-        confirm=_confirm(ctx),
-        progress=ctx.console.err,
+        plan_file=Path(plan_file).expanduser() if plan_file else None,
     )
-    write_profile_from_outputs(ctx, dict(outputs), flock_file, ctx.flag("profile_name"))
-    ctx.console.print(f"flock {outputs.get('flock_name', '')} applied")
+    write_profile_from_outputs(ctx, result.outputs, flock_file, ctx.flag("profile_name"))
+    ctx.console.print(f"flock {result.outputs.get('flock_name', '')} applied")
     return 0
 
 
@@ -104,16 +109,8 @@ def describe(ctx: Context) -> int:
 
 
 def destroy(ctx: Context) -> int:
-    from shepard import deploy
-
     flock_file = flock_file_of(ctx, "destroying the flock")
-    deploy.destroy(
-        flock_file,
-        env=terraform_env(ctx),
-        auto_approve=bool(ctx.flag("auto_approve")),
-        confirm=_confirm(ctx),
-        progress=ctx.console.err,
-    )
+    deployer_of(ctx, flock_file).destroy(auto_approve=bool(ctx.flag("auto_approve")))
     ctx.console.print(f"flock of {flock_file} destroyed")
     return 0
 
@@ -139,8 +136,6 @@ def deployment_folder(value: str) -> Path:
 
 def deploy(ctx: Context) -> int:
     """Build and push the images, apply the flock with them, write the profile."""
-    from shepard import deploy as tf
-
     folder = deployment_folder(
         ctx.settings.require("path_to_deployment_folder", "deploying a flock")
     )
@@ -150,43 +145,33 @@ def deploy(ctx: Context) -> int:
             f"while deploying {folder}: it has no flock.yaml. Add one (see"
             " examples/testing-setup/flock.yaml)."
         )
-    env = terraform_env(ctx)
-    apply_args: dict[str, Any] = {
-        "env": env,
-        "auto_approve": bool(ctx.flag("auto_approve")),
-        "confirm": _confirm(ctx),
-        "progress": ctx.console.err,
-    }
-    images: dict[str, str] | None = None
+    deployer = deployer_of(ctx, flock_file)
+    auto_approve = bool(ctx.flag("auto_approve"))
     if not ctx.flag("skip_images"):
-        from shepard import images as image_builder
-
-        target = image_builder.flock_target(flock_file)
-        docker_client = image_builder.docker_client(ctx.env, required=target != "local")
+        docker_client = image_builder.docker_client(ctx.env, required=deployer.where.needs_docker)
         if docker_client is None:
             ctx.console.note("no Docker engine answers: the local flock runs jobs as processes")
         else:
-            outputs = _known_outputs(ctx, flock_file, env)
+            outputs = _known_outputs(deployer)
             if not outputs.get("ecr_repository_url"):
-                outputs = dict(tf.apply(flock_file, **apply_args))  # creates the repository
-            images = image_builder.build_and_push(
+                # The repository the images go to is created by the first apply.
+                outputs = deployer.apply(auto_approve=auto_approve).outputs
+            pushed = image_builder.build_and_push(
                 docker_client,
                 code_dir=folder / "code",
                 repository_url=str(outputs["ecr_repository_url"]),
                 login=ctx.aws.registry_login(),
                 console=ctx.console,
             )
-    outputs = dict(tf.apply(flock_file, images=images, **apply_args))
+            deployer.stages = default_stages(pushed)
+    outputs = deployer.apply(auto_approve=auto_approve).outputs
     write_profile_from_outputs(ctx, outputs, flock_file, ctx.flag("cloudformation_stack_name"))
     ctx.console.print(f"flock {outputs.get('flock_name', '')} deployed")
     return 0
 
 
-def _known_outputs(ctx: Context, flock_file: Path, env: Mapping[str, str]) -> dict[str, Any]:
-    from shepard import deploy as tf
-    from shepard.errors import ShepardError
-
+def _known_outputs(deployer: Deployer) -> dict[str, Any]:
     try:
-        return dict(tf.outputs(flock_file, env=env))
+        return deployer.outputs()
     except ShepardError:
         return {}

@@ -499,7 +499,7 @@ class NetworkConfig:
         doc="Availability zones of the subnets, one per subnet.",
         pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9][a-z]$",
         pattern_hint="an availability zone name such as us-east-1a",
-        default_doc="`<region>a`, `<region>b`",
+        default_doc="the first 2 available zones of the region, looked up at plan time",
     )
     make_subnets_public: bool = spec(
         False,

@@ -265,7 +265,9 @@ class Rules:
                     "the existing VPC, or remove existing_vpc",
                 )
             create = False
-        zones = n.availability_zones or (f"{self.config.region}a", f"{self.config.region}b")
+        # Not given: terraform/flock looks up the first 2 zones that exist; one subnet per zone.
+        zones = n.availability_zones
+        zone_count = len(zones) or 2
         for index, zone in enumerate(n.availability_zones):
             if not zone.startswith(self.config.region):
                 self.error(
@@ -290,7 +292,7 @@ class Rules:
                 if self.is_given("network", key):
                     self.warn(("network", key), "ignored: the flock creates its own VPC")
         public, private = (
-            self.subnets(n, len(zones))
+            self.subnets(n, zone_count)
             if create
             else (n.public_subnet_cidrs, n.private_subnet_cidrs)
         )

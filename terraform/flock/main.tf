@@ -224,7 +224,7 @@ module "scheduler" {
   inputs_bucket_name         = module.storage.inputs_bucket
   inputs_bucket_arn          = module.storage.bucket_arns["inputs"]
   role_arn                   = module.iam.scheduler_role_arn
-  zip_path                   = var.lambda.scheduler_zip
+  zip_path                   = coalesce(var.lambda.scheduler_zip, "${path.module}/lambda/scheduler.zip")
   lambda_memory_mib          = var.lambda.memory_mib
   lambda_timeout_seconds     = var.lambda.timeout_seconds
   log_retention_days         = var.lambda.log_retention_days
@@ -237,7 +237,7 @@ module "api" {
 
   name                   = var.name
   role_arn               = module.iam.api_role_arn
-  zip_path               = var.lambda.api_zip
+  zip_path               = coalesce(var.lambda.api_zip, "${path.module}/lambda/api.zip")
   kms_key_arn            = module.kms.key_arn
   lambda_memory_mib      = var.lambda.memory_mib
   lambda_timeout_seconds = var.lambda.timeout_seconds

@@ -8,8 +8,8 @@ provider "aws" {
   skip_requesting_account_id  = var.aws_provider.skip_requesting_account_id
   allowed_account_ids         = var.aws_provider.allowed_account_ids
 
-  # The emulator may be reached as localhost, where virtual-hosted bucket names do not resolve.
-  s3_use_path_style = var.emulator.enabled
+  # An emulator may be reached as localhost, where virtual-hosted bucket names do not resolve.
+  s3_use_path_style = var.aws_provider.s3_use_path_style
 
   default_tags {
     tags = merge(var.resource_tags, { "shepard:flock" = var.name })

@@ -1,5 +1,6 @@
 # The variables of a flock: docs/contracts.md section 1. `shepard-tf render` writes them as
-# flock.auto.tfvars.json; a hand-written tfvars file only needs name, region, lambda and batch.
+# flock.auto.tfvars.json; a hand-written tfvars file only needs name, region and batch (the Lambda
+# packages are kept in lambda/, so this folder plus a tfvars file is a whole configuration).
 
 variable "name" {
   type        = string
@@ -122,6 +123,13 @@ variable "batch" {
     job_definition_name  = optional(string)
     ec2_key_pair         = optional(string)
     max_vcpus            = optional(number, 256)
+    # A job stuck RUNNABLE this long (no environment can run it, or no capacity) is cancelled;
+    # null never cancels.
+    runnable_timeout_seconds = optional(number, 3600)
+    # Minutes running jobs get to finish when an update replaces the sheep.
+    update_job_timeout_minutes = optional(number, 30)
+    # Retention of the jobs' log group /aws/batch/<name>.
+    log_retention_days = optional(number, 30)
     compute_environments = map(object({
       order          = number
       type           = string
@@ -133,7 +141,7 @@ variable "batch" {
       name           = optional(string)
     }))
   })
-  description = "Sheep, compute environments (by short name; the queue tries them in ascending order), queue and job definition."
+  description = "Sheep, compute environments (by short name; the queue tries them in ascending order; `name` is the prefix of the generated name), queue, job definition and the jobs' log group."
 
   validation {
     condition     = alltrue([for ce in values(var.batch.compute_environments) : contains(["EC2", "SPOT"], ce.type)])
@@ -203,11 +211,12 @@ variable "lambda" {
   type = object({
     memory_mib         = optional(number, 256)
     timeout_seconds    = optional(number, 60)
-    scheduler_zip      = string
-    api_zip            = string
+    scheduler_zip      = optional(string)
+    api_zip            = optional(string)
     log_retention_days = optional(number, 30)
   })
-  description = "The two Lambdas: memory, timeout, log retention and the zips built by shepard.package."
+  description = "The two Lambdas: memory, timeout, log retention; scheduler_zip and api_zip replace the packages kept in lambda/ (built by shepard.package)."
+  default     = {}
 }
 
 variable "extra_iam_policy_json" {
@@ -221,8 +230,8 @@ variable "network" {
     create_vpc           = optional(bool, true)
     environment_name     = optional(string)
     vpc_cidr             = optional(string, "10.0.0.0/16")
-    public_subnet_cidrs  = optional(list(string), ["10.0.0.0/28", "10.0.0.16/28"])
-    private_subnet_cidrs = optional(list(string), ["10.0.1.0/24", "10.0.2.0/24"])
+    public_subnet_cidrs  = optional(list(string))
+    private_subnet_cidrs = optional(list(string))
     make_subnets_public  = optional(bool, false)
     allow_ssh            = optional(bool, false)
     ssh_cidr             = optional(string)
@@ -249,27 +258,59 @@ variable "network" {
   }
 }
 
-variable "emulator" {
-  type = object({
-    enabled = optional(bool, false)
-  })
-  description = "Applied to the moto emulator: no TLS-only bucket policy, no lifecycle rules, no NAT gateway, event source mapping disabled."
-  default     = {}
-}
-
 variable "aws_provider" {
   type = object({
     max_retries                 = optional(number)
     skip_credentials_validation = optional(bool, false)
     skip_requesting_account_id  = optional(bool, false)
     allowed_account_ids         = optional(list(string))
+    s3_use_path_style           = optional(bool, false)
   })
-  description = "Settings of the AWS provider (the emulator and offline plans set them)."
+  description = "Settings of the AWS provider (an emulator and offline plans set them; an emulator reached as localhost needs s3_use_path_style)."
   default     = {}
 }
 
 variable "availability_zones" {
   type        = list(string)
-  description = "AZs of a new VPC's subnets; null gives [\"<region>a\", \"<region>b\"]. Not looked up, so plans run offline."
+  description = "AZs of a new VPC's subnets, one per subnet; null looks up the first 2 available zones of the region (an offline plan must give them)."
   default     = null
+}
+
+# What an emulator cannot do, each on by default (the secure AWS value). The local flock turns them
+# off in its own overlay (<state>/local.auto.tfvars.json); nothing else should.
+
+variable "enforce_tls" {
+  type        = bool
+  description = "Buckets deny every request not made over TLS (aws:SecureTransport)."
+  default     = true
+}
+
+variable "s3_lifecycle_rules" {
+  type        = bool
+  description = "Buckets expire old objects and incomplete uploads with lifecycle rules."
+  default     = true
+}
+
+variable "create_nat_gateway" {
+  type        = bool
+  description = "Private subnets reach the internet through a NAT gateway (never with public subnets or an existing VPC)."
+  default     = true
+}
+
+variable "enable_event_source_mapping" {
+  type        = bool
+  description = "The scheduler queue's event source mapping to the scheduler Lambda is enabled."
+  default     = true
+}
+
+variable "pin_launch_template_version" {
+  type        = bool
+  description = "Compute environments pin the launch template's latest version (false: $Default)."
+  default     = true
+}
+
+variable "create_batch_service_role" {
+  type        = bool
+  description = "Create a custom Batch service role for the compute environments; false uses Batch's service-linked role, which AWS needs for in-place updates (moto needs a custom one)."
+  default     = false
 }

@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from shepard import deploy
+from shepard.deploy import emulator_overlay
 from shepard.errors import BackendError, ExitStatus, ShepardError
 from tests.integration.conftest import AppliedFlock
+from tests.support.flock_checks import check_flock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -60,14 +62,14 @@ def test_outputs_are_complete(applied_flock: AppliedFlock) -> None:
                  "terraform.tfstate", "terraform/flock/backend_override.tf"):  # fmt: skip
         assert (applied_flock.state_dir / name).is_file(), name
     tfvars = json.loads((applied_flock.state_dir / "flock.auto.tfvars.json").read_text())
-    assert tfvars["emulator"] == {"enabled": True}
+    assert "emulator" not in tfvars and "aws_provider" not in tfvars  # rendered as for AWS
+    # What the emulator cannot do is switched off in the emulator's own overlay, nowhere else.
+    overlay = json.loads((applied_flock.state_dir / "local.auto.tfvars.json").read_text())
+    assert overlay == emulator_overlay(applied_flock.endpoint_url)
+    assert overlay["enforce_tls"] is False and overlay["create_nat_gateway"] is False
 
 
 def test_flock_checks_pass(applied_flock: AppliedFlock, monkeypatch: pytest.MonkeyPatch) -> None:
-    try:
-        from tests.support.flock_checks import check_flock
-    except ImportError:
-        pytest.skip("tests/support/flock_checks.py has not landed")
     applied_flock.activate(monkeypatch)
     check_flock(applied_flock.outputs, emulator=True)
 
@@ -146,28 +148,24 @@ def _describe(change: dict[str, Any]) -> str:
     return f"{change['address']} {change['change']['actions']}: " + "; ".join(parts)
 
 
-def test_second_plan_has_no_changes(applied_flock: AppliedFlock, tmp_path: Path) -> None:
+def test_second_plan_has_no_changes(applied_flock: AppliedFlock) -> None:
     started = time.monotonic()
-    summary = deploy.plan(applied_flock.flock_file, env=applied_flock.env)
+    deployer = deploy.Deployer(
+        deploy.load_flock(applied_flock.flock_file, applied_flock.env), env=applied_flock.env
+    )
+    # The plan as `plan --json` shows it, to look at what would change attribute by attribute.
+    planned = deployer.plan(show_json=True)
+    summary = planned.summary
     seconds = time.monotonic() - started
-    print(f"re-plan: {seconds:.1f}s {deploy.last_timings.seconds}")
-    assert "init" not in deploy.last_timings.seconds  # the working copy and init were reused
+    print(f"re-plan: {seconds:.1f}s {deployer.timings.seconds}")
+    assert "init" not in deployer.timings.seconds  # the working copy and init were reused
     assert summary.add == 0 and summary.destroy == 0, summary
     if not summary.has_changes:
         return
-    # Look at what would change, attribute by attribute.
-    tf = deploy.FlockTerraform(
-        name=applied_flock.name,
-        region=applied_flock.region,
-        state_dir=applied_flock.state_dir,
-        env=applied_flock.env,
-    )
-    plan_file = tmp_path / "replan.tfplan"
-    tf.plan(out_file=plan_file)
-    shown = tf.runner.run(["show", "-json", str(plan_file)], doing="showing the re-plan")
+    assert planned.shown is not None
     changes = [
         c
-        for c in json.loads(shown.stdout)["resource_changes"]
+        for c in planned.shown["resource_changes"]
         if c["change"]["actions"] not in (["no-op"], ["read"])
     ]
     code_changed = _sources_changed_since_apply(applied_flock)

@@ -11,21 +11,20 @@ import os
 import re
 import shutil
 import subprocess
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from shepard.config import load_flock, parse_flock
-from shepard.errors import ShepardError
-from shepard.render import LAMBDA_ZIP_KEYS, TEMPLATE, TEMPLATES_DIR, render_tfvars, tfvars_view
+from shepard.config.model import FlockConfig
+from shepard.render import TEMPLATE, TEMPLATES_DIR, tfvars, tfvars_text
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
-ZIPS = {"scheduler": Path("/state/lambda/scheduler.zip"), "api": Path("/state/lambda/api.zip")}
 MINIMAL = "name: demo\nregion: us-east-1\nbatch:\n  instance_types: [optimal]\n"
 
-# docs/contracts.md section 1 (`images` is written by deploy after it pushes the images).
+# docs/contracts.md section 1. `images` is set by deploy after it pushes the images; the
+# emulator's variables are the local overlay's (shepard.deploy.targets), never render's.
 CONTRACT_VARIABLES = {
     "name",
     "region",
@@ -38,6 +37,7 @@ CONTRACT_VARIABLES = {
     "table",
     "secret_name",
     "ecr",
+    "images",
     "batch",
     "ebs",
     "efs",
@@ -46,16 +46,18 @@ CONTRACT_VARIABLES = {
     "lambda",
     "extra_iam_policy_json",
     "network",
-    "emulator",
-    "aws_provider",
     "availability_zones",
 }
+
+
+def render_tfvars(config: FlockConfig) -> str:
+    return tfvars_text(tfvars(config))
 
 
 @pytest.mark.parametrize("example", ["minimal", "full"])
 def test_render_matches_the_golden_file(example: str) -> None:
     config = load_flock(ROOT / "examples" / "flocks" / f"{example}.yaml")
-    text = render_tfvars(config, ZIPS)
+    text = render_tfvars(config)
     golden = GOLDEN / f"{example}.json"
     if os.environ.get("SHEPARD_UPDATE_GOLDEN"):
         golden.write_text(text, encoding="utf-8")
@@ -63,7 +65,7 @@ def test_render_matches_the_golden_file(example: str) -> None:
 
 
 def test_rendered_text_is_json_with_every_contract_variable() -> None:
-    tfvars = json.loads(render_tfvars(parse_flock(MINIMAL), ZIPS))
+    tfvars = json.loads(render_tfvars(parse_flock(MINIMAL)))
     assert set(tfvars) == CONTRACT_VARIABLES
     assert tfvars["job"] == {
         "vcpus": 2,
@@ -74,15 +76,23 @@ def test_rendered_text_is_json_with_every_contract_variable() -> None:
         "ulimit_nofile": 1048576,
         "gpus": 0,
     }
-    assert tfvars["lambda"]["scheduler_zip"] == "/state/lambda/scheduler.zip"
-    assert tfvars["lambda"]["api_zip"] == "/state/lambda/api.zip"
-    assert tfvars["emulator"] == {"enabled": False}
-    assert tfvars["aws_provider"] == {}
-    assert tfvars["availability_zones"] == ["us-east-1a", "us-east-1b"]
+    # The Lambda packages are the root module's own (terraform/flock/lambda/).
+    assert tfvars["lambda"] == {"memory_mib": 256, "timeout_seconds": 60, "log_retention_days": 30}
+    assert tfvars["images"] == {}
+    # Not given: terraform/flock looks up the zones that exist; no "<region>a" guess.
+    assert tfvars["availability_zones"] is None
+
+
+def test_given_zones_are_rendered() -> None:
+    zones = "network:\n  availability_zones: [us-east-1c, us-east-1d]\n"
+    assert tfvars(parse_flock(MINIMAL + zones))["availability_zones"] == [
+        "us-east-1c",
+        "us-east-1d",
+    ]
 
 
 def test_full_example_renders_its_compute_environments_in_queue_order() -> None:
-    tfvars = json.loads(render_tfvars(load_flock(ROOT / "examples/flocks/full.yaml"), ZIPS))
+    tfvars = json.loads(render_tfvars(load_flock(ROOT / "examples/flocks/full.yaml")))
     envs = tfvars["batch"]["compute_environments"]
     assert [
         (k, v["order"], v["type"]) for k, v in sorted(envs.items(), key=lambda i: i[1]["order"])
@@ -101,23 +111,15 @@ def test_full_example_renders_its_compute_environments_in_queue_order() -> None:
     ]
 
 
-@pytest.mark.parametrize(
-    ("flock", "emulator"), [(MINIMAL, True), (MINIMAL + "target: local\n", False)]
-)
-def test_emulator_mode_sets_the_switch_and_the_moto_provider_settings(
-    flock: str, emulator: bool
-) -> None:
-    tfvars = json.loads(render_tfvars(parse_flock(flock), ZIPS, emulator=emulator))
-    assert tfvars["emulator"] == {"enabled": True}
-    assert tfvars["aws_provider"] == {
-        "max_retries": 3,
-        "allowed_account_ids": ["123456789012"],
-        "skip_credentials_validation": True,
-    }
+@pytest.mark.parametrize("flock", [MINIMAL, MINIMAL + "target: local\n"])
+def test_render_is_the_same_wherever_the_flock_runs(flock: str) -> None:
+    rendered = tfvars(parse_flock(flock))
+    assert not {"emulator", "aws_provider"} & set(rendered)
+    assert rendered == tfvars(parse_flock(MINIMAL))
 
 
 def test_provisioned_efs_throughput() -> None:
-    view = tfvars_view(parse_flock(MINIMAL + "efs:\n  create: true\n  throughput: 64\n"), ZIPS)
+    view = tfvars(parse_flock(MINIMAL + "efs:\n  create: true\n  throughput: 64\n"))
     assert view["efs"] == {
         "create": True,
         "name": None,
@@ -129,14 +131,9 @@ def test_provisioned_efs_throughput() -> None:
 def test_user_strings_cannot_break_out_of_their_json_value() -> None:
     nasty = 'x", "name": "pwned", "y": "}} {% raw %} </script> \\\\ \\n'
     config = parse_flock(MINIMAL + "resource_tags:\n  owner: " + json.dumps(nasty) + "\n")
-    tfvars = json.loads(render_tfvars(config, ZIPS))
+    tfvars = json.loads(render_tfvars(config))
     assert tfvars["name"] == "demo"
     assert tfvars["resource_tags"] == {"owner": nasty}
-
-
-def test_missing_lambda_package_is_a_clear_error() -> None:
-    with pytest.raises(ShepardError, match="no Lambda package for api"):
-        render_tfvars(parse_flock(MINIMAL), {"scheduler": ZIPS["scheduler"]})
 
 
 def test_template_holds_no_logic_and_writes_every_value_through_tojson() -> None:
@@ -156,7 +153,7 @@ def test_rendered_variables_are_declared_by_the_root_module() -> None:
     }
     if not declared:
         pytest.skip("terraform/flock declares no variables yet")
-    rendered = set(json.loads(render_tfvars(parse_flock(MINIMAL), ZIPS)))
+    rendered = set(json.loads(render_tfvars(parse_flock(MINIMAL))))
     assert rendered <= declared, f"not variables of terraform/flock: {rendered - declared}"
 
 
@@ -178,11 +175,6 @@ def test_rendered_full_example_plans_offline_with_the_root_module(
         ignore=shutil.ignore_patterns(".terraform", "*.tfstate*", ".terraform.lock.hcl"),
     )
     flock_dir = tmp_path / "terraform" / "flock"
-    zips = {}
-    for name in LAMBDA_ZIP_KEYS:
-        zips[name] = tmp_path / f"{name}.zip"
-        with zipfile.ZipFile(zips[name], "w") as archive:
-            archive.writestr("handler.py", "def handler(event, context):\n    return None\n")
 
     def terraform(*args: str) -> str:
         result = subprocess.run(
@@ -195,14 +187,14 @@ def test_rendered_full_example_plans_offline_with_the_root_module(
         assert result.returncode == 0, result.stderr[-3000:]
         return result.stdout
 
-    tfvars = json.loads(render_tfvars(load_flock(ROOT / "examples/flocks/full.yaml"), zips))
+    values = json.loads(render_tfvars(load_flock(ROOT / "examples/flocks/full.yaml")))
     # Offline: no STS call (docs/contracts.md section 1, aws_provider).
-    tfvars["aws_provider"] = {
+    values["aws_provider"] = {
         "skip_credentials_validation": True,
         "skip_requesting_account_id": True,
     }
     var_file = tmp_path / "full.tfvars.json"
-    var_file.write_text(json.dumps(tfvars))
+    var_file.write_text(json.dumps(values))
     terraform("init", "-input=false", "-backend=false")
     terraform("plan", "-input=false", "-refresh=false", f"-var-file={var_file}", "-out=full.tfplan")
     plan = json.loads(terraform("show", "-json", "full.tfplan"))

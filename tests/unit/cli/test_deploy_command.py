@@ -1,71 +1,86 @@
-"""deploy's sequence with a fake Docker engine: Terraform and ECR stand-ins record the calls.
+"""deploy and apply as a user runs them, with real Terraform on a root module of
+``terraform_data`` resources (tests/unit/tf/data/builtin, offline) and a fake Docker engine.
 
-The real Terraform path of deploy is run in tests/integration/test_cli_flock.py; this checks the
-order that only matters with an engine: the repository must exist before the push, and the
-flock is applied with the pushed image URIs, then the profile is written.
+What only the command shows: the repository must exist before the push, the flock is applied with
+the pushed image URIs, then the profile is written; and the flock file is read exactly once per
+command, however many stages and Terraform runs follow.
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shepard import deploy, images
+import shepard.config.loader
+from shepard import images
 from shepard.aws.flock import Aws, RegistryLogin
+from shepard.deploy import AwsTarget, LocalTarget
 from shepard.profiles import ProfileStore
 from tests.unit.cli.helpers import run
 from tests.unit.cli.test_images import FakeDocker
 
-REPO_URL = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo"
+pytestmark = pytest.mark.terraform
+
+REPO_URL = "123456789012.dkr.ecr.us-east-1.amazonaws.com/demo"  # the module's output
+BUILTIN = Path(__file__).resolve().parents[1] / "tf" / "data" / "builtin"
+FLOCK = "name: demo\nregion: us-east-1\nbatch:\n  instance_types: [c5.large]\n"
 
 
-def _folder(tmp_path: Path) -> Path:
+def _folder(tmp_path: Path, flock: str = FLOCK) -> Path:
     folder = tmp_path / "my-setup"
     (folder / "code").mkdir(parents=True)
     (folder / "code" / "Dockerfile.txt").write_text("FROM python:3.11-slim\n")
-    (folder / "flock.yaml").write_text("name: demo\nregion: us-east-1\n")
+    (folder / "flock.yaml").write_text(flock)
     return folder
 
 
-def _outputs() -> dict[str, Any]:
-    return {
-        "flock_name": "demo",
-        "region": "us-east-1",
-        "ecr_repository_url": REPO_URL,
-        "cli_profile": {"shepard_cloudformation_stack_name": "demo", "shepard_region": "us-east-1"},
-    }
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_", "SHEPARD_"))}
+    env.update(
+        {
+            "SHEPARD_CONFIG_DIR": str(tmp_path / "config"),
+            "SHEPARD_TERRAFORM_DIR": str(BUILTIN),
+            "NO_COLOR": "1",
+        }
+    )
+    return env
 
 
 @pytest.fixture
-def recorded(monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[str, Any]], FakeDocker]:
-    calls: list[tuple[str, Any]] = []
-    docker = FakeDocker()
-    state: dict[str, Any] = {"applied": False}
+def loads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every parse of a flock file, by whichever path it is loaded."""
+    read: list[str] = []
+    parse = shepard.config.loader.parse_flock
 
-    def outputs(flock_file: Path, *, env: Any) -> dict[str, Any]:
-        calls.append(("outputs", flock_file.name))
-        return _outputs() if state["applied"] else {}
+    def counting(text: str, source: str = "<string>") -> Any:
+        read.append(source)
+        return parse(text, source)
 
-    def apply(flock_file: Path, **kwargs: Any) -> dict[str, Any]:
-        calls.append(("apply", kwargs.get("images")))
-        state["applied"] = True
-        return _outputs()
+    monkeypatch.setattr(shepard.config.loader, "parse_flock", counting)
+    yield read
 
-    monkeypatch.setattr(deploy, "outputs", outputs)
-    monkeypatch.setattr(deploy, "apply", apply)
-    monkeypatch.setattr(images, "flock_target", lambda flock_file: "aws")
-    monkeypatch.setattr(images, "docker_client", lambda env, required: docker)
+
+@pytest.fixture
+def docker(monkeypatch: pytest.MonkeyPatch) -> FakeDocker:
+    engine = FakeDocker()
+    monkeypatch.setattr(images, "docker_client", lambda env, required: engine)
     monkeypatch.setattr(Aws, "registry_login", lambda self: RegistryLogin("AWS", "pw", REPO_URL))
-    return calls, docker
+    return engine
+
+
+def _state(folder: Path) -> Path:
+    return folder / ".shepard" / "demo"
 
 
 def test_first_deploy_creates_the_repository_then_pushes_then_applies_images(
-    recorded: tuple[list[tuple[str, Any]], FakeDocker], tmp_path: Path
+    docker: FakeDocker, loads: list[str], tmp_path: Path
 ) -> None:
-    calls, docker = recorded
-    env = {"SHEPARD_CONFIG_DIR": str(tmp_path / "config"), "NO_COLOR": "1"}
+    env = _env(tmp_path)
     folder = _folder(tmp_path)
     result = run(
         [
@@ -79,12 +94,16 @@ def test_first_deploy_creates_the_repository_then_pushes_then_applies_images(
         env,
     )
     assert result.code == 0, result.err
+    assert len(loads) == 1, loads  # one read of flock.yaml for outputs, two applies, the profile
     pushed = {b["tag"].split(":")[-1].split("-")[0]: b["tag"] for b in docker.images.builds}
-    assert calls == [
-        ("outputs", "flock.yaml"),
-        ("apply", None),  # creates the ECR repository
-        ("apply", {"payload": pushed["payload"], "worker": pushed["worker"]}),
-    ]
+    assert set(pushed) == {"payload", "worker"}
+    # First apply (no outputs yet): creates the repository; then the images go into the flock.
+    assert result.err.count("Planning flock demo...") == 2
+    assert result.err.index("Planning flock demo...") < result.err.rindex("Planning flock demo")
+    tfvars = json.loads((_state(folder) / "flock.auto.tfvars.json").read_text())
+    assert tfvars["images"] == {"payload": pushed["payload"], "worker": pushed["worker"]}
+    outputs = json.loads((_state(folder) / "outputs.json").read_text())
+    assert outputs["images"] == tfvars["images"]
     assert docker.images.builds[0]["dockerfile"] == "Dockerfile.txt"
     assert all(p["repository"] == REPO_URL for p in docker.images.pushes)
     store = ProfileStore.from_env(env)
@@ -93,18 +112,27 @@ def test_first_deploy_creates_the_repository_then_pushes_then_applies_images(
 
 
 def test_redeploy_pushes_before_the_only_apply(
-    recorded: tuple[list[tuple[str, Any]], FakeDocker], tmp_path: Path
+    docker: FakeDocker, loads: list[str], tmp_path: Path
 ) -> None:
-    calls, _ = recorded
-    env = {"SHEPARD_CONFIG_DIR": str(tmp_path / "config"), "NO_COLOR": "1"}
+    env = _env(tmp_path)
     folder = _folder(tmp_path)
     args = ["deploy", "--path-to-deployment-folder", str(folder), "--auto-approve"]
     assert run(args, env).code == 0
-    calls.clear()
-    assert run(args, env).code == 0
-    assert [name for name, _ in calls] == ["outputs", "apply"]
-    assert calls[1][1] is not None and set(calls[1][1]) == {"payload", "worker"}
+    loads.clear()
+    again = run(args, env)
+    assert again.code == 0, again.err
+    assert len(loads) == 1
+    assert again.err.count("Planning flock demo...") == 1  # the repository is known: one apply
     assert ProfileStore.from_env(env).current() == "demo"  # default profile name: the flock's
+
+
+def test_apply_reads_the_flock_file_once(loads: list[str], tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    folder = _folder(tmp_path)
+    result = run(["apply", str(folder / "flock.yaml"), "--auto-approve"], env)
+    assert result.code == 0, result.err
+    assert loads == [str(folder / "flock.yaml")]
+    assert "flock demo applied" in result.out
 
 
 def test_deploy_needs_a_flock_yaml(tmp_path: Path) -> None:
@@ -114,20 +142,29 @@ def test_deploy_needs_a_flock_yaml(tmp_path: Path) -> None:
 
 
 def test_local_flock_without_an_engine_applies_without_images(
-    recorded: tuple[list[tuple[str, Any]], FakeDocker],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls, docker = recorded
-    monkeypatch.setattr(images, "flock_target", lambda flock_file: "local")
-    monkeypatch.setattr(images, "docker_client", lambda env, required: None)
-    env = {"SHEPARD_CONFIG_DIR": str(tmp_path / "config"), "NO_COLOR": "1"}
+    asked: list[bool] = []
+
+    def no_engine(env: Any, required: bool) -> None:
+        asked.append(required)
+        return None
+
+    monkeypatch.setattr(images, "docker_client", no_engine)
+    # The local flock's service is not what this checks: Terraform runs as for AWS.
+    monkeypatch.setattr(LocalTarget, "environment", AwsTarget.environment)
+    folder = _folder(tmp_path, FLOCK + "target: local\n")
     result = run(
-        ["deploy", "--path_to_deployment_folder", str(_folder(tmp_path)), "--auto-approve"], env
+        ["deploy", "--path_to_deployment_folder", str(folder), "--auto-approve"], _env(tmp_path)
     )
     assert result.code == 0, result.err
-    assert calls == [("apply", None)] and docker.images.builds == []
+    assert asked == [False]  # a local flock does not require an engine
     assert "runs jobs as processes" in result.err
+    assert result.err.count("Planning flock demo...") == 1
+    tfvars = json.loads((_state(folder) / "flock.auto.tfvars.json").read_text())
+    assert tfvars["images"] == {}
+    overlay = json.loads((_state(folder) / "local.auto.tfvars.json").read_text())
+    assert overlay["create_nat_gateway"] is False
 
 
 def test_terraform_gets_the_role_and_refuses_an_expired_one(tmp_path: Path) -> None:

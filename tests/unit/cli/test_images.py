@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from shepard import images
 from shepard.aws.flock import RegistryLogin
 from shepard.console import Console
+from shepard.deploy import load_flock, target_for
 from shepard.errors import BackendError, BadInput, ShepardError
 
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/flock"
@@ -118,6 +120,9 @@ def test_no_docker_engine_is_a_clear_message(tmp_path: Path) -> None:
     assert images.docker_client({"DOCKER_HOST": socket}, required=False) is None
 
 
-def test_flock_target_reads_the_flock_file() -> None:
+def test_the_flock_target_decides_whether_images_need_an_engine() -> None:
     root = Path(__file__).resolve().parents[3]
-    assert images.flock_target(root / "examples" / "testing-setup" / "flock.yaml") == "local"
+    flock = load_flock(root / "examples" / "testing-setup" / "flock.yaml", {})
+    assert flock.target == "local"
+    assert target_for(flock, {}).needs_docker is False  # jobs run as processes without one
+    assert target_for(dataclasses.replace(flock, target="aws"), {}).needs_docker is True

@@ -1,4 +1,4 @@
-"""The pure stages of shepard.deploy: emulator mode, state folder, remembered images."""
+"""The pure parts of shepard.deploy: the target, the state folder, the stages' tfvars."""
 
 from __future__ import annotations
 
@@ -7,28 +7,87 @@ from pathlib import Path
 
 import pytest
 
-from shepard.deploy import PlanSummary, _merge_images, is_emulator, state_dir_for
+from shepard.config import parse_flock
+from shepard.deploy import (
+    OVERLAY_FILE,
+    AwsTarget,
+    EmulatorTarget,
+    Flock,
+    LocalTarget,
+    PackageLambdas,
+    RememberImages,
+    emulator_overlay,
+    state_dir_for,
+    target_for,
+)
+from shepard.package import build_lambda_zips, module_lambda_dir
 from shepard.tf.events import PlannedChange
+from shepard.tf.flock import PlanSummary
+
+# The root variables an emulator turns off (docs/contracts.md); each defaults to the AWS value.
+INTENT_VARIABLES = {
+    "enforce_tls",
+    "s3_lifecycle_rules",
+    "create_nat_gateway",
+    "enable_event_source_mapping",
+    "pin_launch_template_version",
+}
+
+
+def _flock(tmp_path: Path, target: str = "aws") -> Flock:
+    config = parse_flock(
+        f"name: demo\nregion: us-east-1\ntarget: {target}\nbatch:\n  instance_types: [optimal]\n"
+    )
+    return Flock(
+        name="demo",
+        region="us-east-1",
+        target=target,
+        flock_file=tmp_path / "flock.yaml",
+        state_dir=tmp_path / ".shepard" / "demo",
+        config=config,
+    )
 
 
 @pytest.mark.parametrize(
     ("target", "endpoint", "expected"),
     [
-        ("local", "", True),
-        ("aws", "", False),
-        ("aws", "http://127.0.0.1:5000", True),
-        ("aws", "http://127.3.4.5:5000", True),
-        ("aws", "http://localhost:4566", True),
-        ("aws", "http://[::1]:4566", True),
-        ("aws", "127.0.0.1:5000", True),
-        ("aws", "https://s3.eu-west-1.amazonaws.com", False),
-        ("aws", "http://10.0.0.5:5000", False),
-        ("aws", "http://localhost.example.com", False),
+        ("local", "", LocalTarget),
+        ("aws", "", AwsTarget),
+        ("aws", "http://127.0.0.1:5000", EmulatorTarget),
+        ("aws", "http://127.3.4.5:5000", EmulatorTarget),
+        ("aws", "http://localhost:4566", EmulatorTarget),
+        ("aws", "http://[::1]:4566", EmulatorTarget),
+        ("aws", "127.0.0.1:5000", EmulatorTarget),
+        ("aws", "https://s3.eu-west-1.amazonaws.com", AwsTarget),
+        ("aws", "http://10.0.0.5:5000", AwsTarget),
+        ("aws", "http://localhost.example.com", AwsTarget),
     ],
 )
-def test_emulator_mode(target: str, endpoint: str, expected: bool) -> None:
+def test_the_target_follows_the_flock_and_the_endpoint(
+    tmp_path: Path, target: str, endpoint: str, expected: type
+) -> None:
     env = {"AWS_ENDPOINT_URL": endpoint} if endpoint else {}
-    assert is_emulator(target, env) is expected
+    assert type(target_for(_flock(tmp_path, target), env)) is expected
+
+
+def test_only_an_emulator_gets_the_overlay(tmp_path: Path) -> None:
+    flock = _flock(tmp_path)
+    flock.state_dir.mkdir(parents=True)
+    overlay_file = flock.state_dir / OVERLAY_FILE
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}
+    assert EmulatorTarget().write_overlay(flock, env) == overlay_file
+    overlay = json.loads(overlay_file.read_text())
+    assert {k: overlay[k] for k in INTENT_VARIABLES} == dict.fromkeys(INTENT_VARIABLES, False)
+    assert overlay["aws_provider"]["s3_use_path_style"] is True
+    assert overlay["aws_provider"]["allowed_account_ids"] == ["123456789012"]
+    # The same state folder deployed to AWS afterwards: the overlay must not linger.
+    assert AwsTarget().write_overlay(flock, {}) is None
+    assert not overlay_file.exists()
+
+
+def test_an_emulator_served_over_https_keeps_the_tls_only_policy() -> None:
+    assert emulator_overlay("https://127.0.0.1:4566")["enforce_tls"] is True
+    assert emulator_overlay("http://127.0.0.1:4566")["enforce_tls"] is False
 
 
 def test_state_dir_beside_the_flock_file_or_under_the_variable(tmp_path: Path) -> None:
@@ -39,16 +98,44 @@ def test_state_dir_beside_the_flock_file_or_under_the_variable(tmp_path: Path) -
 
 
 def test_images_are_remembered_for_later_plans(tmp_path: Path) -> None:
-    rendered = json.dumps({"name": "demo", "images": {"payload": None, "worker": None}})
-    assert _merge_images(tmp_path, rendered, None) == rendered  # nothing pushed yet
+    flock = _flock(tmp_path)
+    flock.state_dir.mkdir(parents=True)
+
+    def images(pushed: dict[str, str] | None) -> object:
+        tfvars: dict[str, object] = {"name": "demo", "images": {}}
+        RememberImages(pushed).run(flock, tfvars, {})
+        return tfvars["images"]
+
+    assert images(None) == {}  # nothing pushed yet
     pushed = {"payload": "repo:payload-abc", "worker": "repo:worker-def"}
-    first = json.loads(_merge_images(tmp_path, rendered, pushed))
-    assert first["images"] == pushed
+    assert images(pushed) == pushed
     # A later plan without images keeps what deploy pushed instead of rolling back to defaults.
-    later = json.loads(_merge_images(tmp_path, rendered, None))
-    assert later["images"] == pushed
-    newer = json.loads(_merge_images(tmp_path, rendered, {"payload": "repo:payload-xyz"}))
-    assert newer["images"] == {"payload": "repo:payload-xyz", "worker": "repo:worker-def"}
+    assert images(None) == pushed
+    newer = images({"payload": "repo:payload-xyz"})
+    assert newer == {"payload": "repo:payload-xyz", "worker": "repo:worker-def"}
+
+
+def test_lambda_packages_are_named_only_when_they_differ_from_the_modules(
+    tmp_path: Path,
+) -> None:
+    flock = _flock(tmp_path)
+    terraform_dir = tmp_path / "terraform"
+    kept = module_lambda_dir(terraform_dir)
+    build_lambda_zips(kept)
+    env = {"SHEPARD_TERRAFORM_DIR": str(terraform_dir)}
+    (terraform_dir / "flock" / "main.tf").write_text("")
+
+    tfvars: dict[str, object] = {"lambda": {"memory_mib": 256}}
+    PackageLambdas().run(flock, tfvars, env)
+    assert tfvars["lambda"] == {"memory_mib": 256}  # the module's own packages are current
+    assert (flock.state_dir / "lambda" / "api.zip").read_bytes() == (kept / "api.zip").read_bytes()
+
+    (kept / "api.zip").write_bytes(b"older")
+    PackageLambdas().run(flock, tfvars, env)
+    assert tfvars["lambda"] == {
+        "memory_mib": 256,
+        "api_zip": str(flock.state_dir / "lambda" / "api.zip"),
+    }
 
 
 def test_plan_summary_words() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shepard.deploy import _summary
 from shepard.tf.events import (
     ApplyComplete,
     ApplyErrored,
@@ -17,6 +16,7 @@ from shepard.tf.events import (
     PlannedChange,
     parse_line,
 )
+from shepard.tf.flock import summarize
 from shepard.tf.progress import ApplyState
 
 DATA = Path(__file__).parent / "data"
@@ -27,14 +27,14 @@ def events(name: str) -> list[object]:
     return [e for e in (parse_line(line) for line in lines) if e is not None]
 
 
-def test_plan_stream_gives_planned_changes_and_summary() -> None:
+def test_plan_stream_gives_planned_changes_andsummarize() -> None:
     parsed = events("plan.jsonl")
     assert [e for e in parsed if isinstance(e, PlannedChange)] == [
         PlannedChange("aws_dynamodb_table.jobs", "create"),
         PlannedChange("aws_s3_bucket.inputs", "create"),
     ]
     assert ChangeSummary(add=2, change=0, remove=0, operation="plan") in parsed
-    summary = _summary(parsed)  # type: ignore[arg-type]
+    summary = summarize(parsed)  # type: ignore[arg-type]
     assert (summary.add, summary.change, summary.destroy, summary.total) == (2, 0, 0, 2)
     assert summary.describe() == "Plan: 2 to add, 0 to change, 0 to destroy."
 
@@ -88,7 +88,7 @@ def test_progress_line_and_unknown_lines() -> None:
 
 
 def test_summary_without_change_summary_counts_planned_changes() -> None:
-    summary = _summary(
+    summary = summarize(
         [
             PlannedChange("a.b", "create"),
             PlannedChange("a.c", "replace"),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shepard.errors import ShepardError
-from shepard.package import build_lambda_zips
+from shepard.package import build_lambda_zips, module_lambda_dir
 
 
 def make_tree(root: Path) -> Path:
@@ -114,3 +114,18 @@ def test_the_repository_lambdas_package_deterministically(tmp_path: Path) -> Non
         assert "handler.py" in archive.namelist()
         assert "shepard/joblayer/records.py" in archive.namelist()
         assert not [n for n in archive.namelist() if "__pycache__" in n or n.endswith(".pyc")]
+
+
+def test_the_root_modules_lambda_packages_match_their_source_byte_for_byte(
+    tmp_path: Path,
+) -> None:
+    """terraform/flock/lambda/*.zip are what Terraform alone deploys (decision 0008)."""
+    kept = module_lambda_dir()
+    built = build_lambda_zips(tmp_path / "now")
+    for name, path in built.items():
+        committed = kept / f"{name}.zip"
+        assert committed.is_file(), f"{committed} is missing: run python -m shepard.package"
+        assert committed.read_bytes() == path.read_bytes(), (
+            f"{committed} does not match lambdas/{name} and shepard/joblayer: "
+            "run python -m shepard.package (make lambda-zips) and commit the packages"
+        )

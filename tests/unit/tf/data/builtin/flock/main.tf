@@ -12,6 +12,16 @@ variable "fail" {
   default = false
 }
 
+variable "images" {
+  type    = map(string)
+  default = {}
+}
+
+resource "terraform_data" "images" {
+  count = length(var.images) > 0 ? 1 : 0
+  input = var.images
+}
+
 resource "terraform_data" "sheep" {
   count = 3
   input = "${var.name}-${count.index}"
@@ -37,4 +47,24 @@ output "names" {
 
 output "nothing" {
   value = null
+}
+
+# What the deploy commands read after an apply (docs/contracts.md section 2, in miniature).
+output "flock_name" {
+  value = var.name
+}
+
+output "ecr_repository_url" {
+  value = "123456789012.dkr.ecr.us-east-1.amazonaws.com/${var.name}"
+}
+
+output "cli_profile" {
+  value = {
+    shepard_cloudformation_stack_name = var.name
+    shepard_region                    = "us-east-1"
+  }
+}
+
+output "images" {
+  value = var.images
 }
