@@ -70,10 +70,13 @@ locals {
 }
 
 module "kms" {
-  source           = "../modules/kms"
-  name             = var.name
-  region           = var.region
-  log_group_prefix = "/aws/lambda/${var.name}-"
+  source = "../modules/kms"
+  name   = var.name
+  region = var.region
+  # The Lambdas' log groups and the Batch jobs' log group /aws/batch/<name>...
+  log_group_prefixes = ["/aws/lambda/${var.name}-", "/aws/batch/${var.name}"]
+  # S3 writes the inputs bucket's notifications to the encrypted scheduler queue.
+  s3_notification_bucket_arns = [module.storage.bucket_arns["inputs"]]
 }
 
 module "network" {
@@ -106,7 +109,8 @@ module "storage" {
   force_destroy        = var.force_destroy_buckets
   create_lustre_bucket = local.create_lustre_bucket
   lustre_bucket_name   = var.lustre.bucket_name
-  emulator             = var.emulator.enabled
+  enforce_tls          = var.enforce_tls
+  lifecycle_rules      = var.s3_lifecycle_rules
 }
 
 module "job_table" {
@@ -130,10 +134,16 @@ module "secrets" {
 module "registry" {
   source = "../modules/registry"
 
-  repository_name = local.repository_name
+  # ECR refuses a name ending in '-' (or with '--'), which the flock name allows.
+  repository_name = coalesce(var.ecr.repository_name, trim(replace(var.name, "/-+/", "-"), "-"))
   kms_key_arn     = module.kms.key_arn
   keep_images     = var.ecr.keep_images
   force_delete    = var.force_destroy_buckets
+  # Never expire what a job definition uses: the moving tags and the pinned tags deploy passes.
+  protected_tags = distinct(concat(["payload-latest", "worker-latest"], [
+    for image in compact([var.images.payload, var.images.worker]) :
+    regex("[^:/@]+$", image) if !strcontains(image, "@") && length(regexall(":[^:/@]+$", image)) > 0
+  ]))
 }
 
 module "efs" {
@@ -180,6 +190,7 @@ module "iam" {
   api_log_group_arn         = module.api.log_group_arn
   extra_iam_policy_json     = var.extra_iam_policy_json
   create_spot_fleet_role    = local.uses_spot
+  create_batch_service_role = var.create_batch_service_role
 }
 
 module "batch" {
@@ -216,20 +227,20 @@ module "batch" {
 module "scheduler" {
   source = "../modules/scheduler"
 
-  name                       = var.name
-  queue_name                 = var.sqs.name
-  max_receive_count          = var.sqs.max_receive_count
-  visibility_timeout_seconds = var.sqs.visibility_timeout_seconds
-  kms_key_arn                = module.kms.key_arn
-  inputs_bucket_name         = module.storage.inputs_bucket
-  inputs_bucket_arn          = module.storage.bucket_arns["inputs"]
-  role_arn                   = module.iam.scheduler_role_arn
-  zip_path                   = coalesce(var.lambda.scheduler_zip, "${path.module}/lambda/scheduler.zip")
-  lambda_memory_mib          = var.lambda.memory_mib
-  lambda_timeout_seconds     = var.lambda.timeout_seconds
-  log_retention_days         = var.lambda.log_retention_days
-  environment                = local.lambda_environment
-  emulator                   = var.emulator.enabled
+  name                        = var.name
+  queue_name                  = var.sqs.name
+  max_receive_count           = var.sqs.max_receive_count
+  visibility_timeout_seconds  = var.sqs.visibility_timeout_seconds
+  kms_key_arn                 = module.kms.key_arn
+  inputs_bucket_name          = module.storage.inputs_bucket
+  inputs_bucket_arn           = module.storage.bucket_arns["inputs"]
+  role_arn                    = module.iam.scheduler_role_arn
+  zip_path                    = coalesce(var.lambda.scheduler_zip, "${path.module}/lambda/scheduler.zip")
+  lambda_memory_mib           = var.lambda.memory_mib
+  lambda_timeout_seconds      = var.lambda.timeout_seconds
+  log_retention_days          = var.lambda.log_retention_days
+  environment                 = local.lambda_environment
+  enable_event_source_mapping = var.enable_event_source_mapping
 }
 
 module "api" {

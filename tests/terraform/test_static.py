@@ -62,12 +62,22 @@ def test_validate(root: str, tree: Path, tf_env: dict[str, str]) -> None:
 
 
 def test_no_data_source_needs_aws() -> None:
-    """Offline plans work only if no data source calls AWS (see emulator-notes)."""
+    """Offline plans work only if no data source calls AWS (see emulator-notes), except the zone
+    lookup, which exists only when count turns it on (no availability_zones given)."""
     offline_ok = ("aws_iam_policy_document", "aws_partition", "aws_region")
+    gated = ("aws_availability_zones",)
     for path in TERRAFORM_DIR.rglob("*.tf"):
-        for line in path.read_text().splitlines():
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
             if line.startswith("data "):
                 kind = line.split('"')[1]
+                if kind in gated:
+                    first = lines[number + 1].strip()
+                    assert first.startswith("count = var.availability_zones == null"), (
+                        f"{path}:{number + 1}: data source {kind} must exist only when"
+                        " availability_zones is null (count on its first line)"
+                    )
+                    continue
                 assert kind in offline_ok, f"{path}: data source {kind} needs AWS"
 
 

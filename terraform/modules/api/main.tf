@@ -1,42 +1,43 @@
-locals {
-  function_name = "${var.name}-api"
+module "function" {
+  source = "../lambda_function"
+
+  function_name        = "${var.name}-api"
+  description          = "Batches jobs sent as JSON to shepard flock ${var.name}"
+  role_arn             = var.role_arn
+  zip_path             = var.zip_path
+  kms_key_arn          = var.kms_key_arn
+  memory_mib           = var.lambda_memory_mib
+  timeout_seconds      = var.lambda_timeout_seconds
+  log_retention_days   = var.log_retention_days
+  reserved_concurrency = var.reserved_concurrency
+  environment          = var.environment
 }
 
-resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_338:Retention is the flock's lambda.log_retention_days (30 by default).
-  name              = "/aws/lambda/${local.function_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-}
-
-resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_117:The function only calls AWS APIs; a VPC would add NAT or endpoints and nothing else.
-  #checkov:skip=CKV_AWS_116:Invoked synchronously (CLI or function URL): the caller gets the error; there is no event to dead-letter.
-  #checkov:skip=CKV_AWS_50:X-Ray tracing is not part of the flock; logs carry each job's id.
-  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile outside the flock; the zip is built deterministically by shepard.package.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (reserved_concurrency); setting it by default fails in accounts with a low concurrency quota.
-  function_name                  = local.function_name
-  description                    = "Batches jobs sent as JSON to shepard flock ${var.name}"
-  role                           = var.role_arn
-  runtime                        = "python3.12"
-  handler                        = "handler.handler"
-  filename                       = var.zip_path
-  source_code_hash               = filebase64sha256(var.zip_path)
-  memory_size                    = var.lambda_memory_mib
-  timeout                        = var.lambda_timeout_seconds
-  reserved_concurrent_executions = var.reserved_concurrency
-  kms_key_arn                    = var.kms_key_arn
-
-  environment {
-    variables = var.environment
-  }
-
-  depends_on = [aws_cloudwatch_log_group.this]
-}
-
-# HTTPS endpoint for `batch_via_api` over the network; only SigV4-signed requests from
-# principals allowed lambda:InvokeFunctionUrl get through.
+# HTTPS endpoint for `batch_via_api` over the network; only SigV4-signed requests get through.
 resource "aws_lambda_function_url" "this" {
-  function_name      = aws_lambda_function.this.function_name
+  function_name      = module.function.function_name
   authorization_type = "AWS_IAM"
+}
+
+# What a caller of the API needs in its identity policy. Function URLs created since October
+# 2025 need both lambda:InvokeFunctionUrl and lambda:InvokeFunction (AWS Lambda developer
+# guide, "Control access to Lambda function URLs"); the CLI's direct Invoke needs the second.
+data "aws_iam_policy_document" "caller" {
+  statement {
+    sid       = "InvokeFlockApi"
+    actions   = ["lambda:InvokeFunctionUrl", "lambda:InvokeFunction"]
+    resources = [module.function.function_arn]
+  }
+}
+
+# The function and its log group moved into the shared lambda_function module: a deployed
+# flock keeps them instead of replacing them.
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.function.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_lambda_function.this
+  to   = module.function.aws_lambda_function.this
 }

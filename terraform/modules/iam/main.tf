@@ -5,6 +5,16 @@ locals {
   managed   = "arn:${local.partition}:iam::aws:policy/service-role"
 
   kms_use = ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"]
+  lambda_table_actions = [
+    "dynamodb:BatchWriteItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+  ]
+  # The flock's secret and the ones secretify adds beside it (<secret_name>-part-N): every
+  # secret whose name starts with "<secret_name>-" (the main one's ARN ends in -<6 chars>).
+  secret_arn_pattern = "arn:${local.partition}:secretsmanager:${var.region}:${var.account_id}:secret:${var.secret_name}-*"
   # SubmitJob is authorised on the queue and on every revision of the flock's job definition.
   submit_job_resources = [var.job_queue_arn, "${var.job_definition_arn_prefix}:*"]
 }
@@ -13,20 +23,35 @@ locals {
 # Trust policies
 # ---------------------------------------------------------------------------------------------
 
-data "aws_iam_policy_document" "trust" {
-  for_each = {
-    lambda = "lambda.amazonaws.com"
-    job    = "ecs-tasks.amazonaws.com"
-    sheep  = "ec2.amazonaws.com"
-    batch  = "batch.amazonaws.com"
-    spot   = "spotfleet.amazonaws.com"
+# aws:SourceAccount where the service documents it for its role's trust policy (confused
+# deputy prevention): Lambda, ECS tasks (the Batch jobs) and Batch. EC2 (the instance role)
+# and the Spot fleet do not send it, so their trust stays without a condition.
+locals {
+  trusted_services = {
+    lambda = { service = "lambda.amazonaws.com", source_account = true }
+    job    = { service = "ecs-tasks.amazonaws.com", source_account = true }
+    batch  = { service = "batch.amazonaws.com", source_account = true }
+    sheep  = { service = "ec2.amazonaws.com", source_account = false }
+    spot   = { service = "spotfleet.amazonaws.com", source_account = false }
   }
+}
+
+data "aws_iam_policy_document" "trust" {
+  for_each = local.trusted_services
 
   statement {
     actions = ["sts:AssumeRole"]
     principals {
       type        = "Service"
-      identifiers = [each.value]
+      identifiers = [each.value.service]
+    }
+    dynamic "condition" {
+      for_each = each.value.source_account ? [var.account_id] : []
+      content {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [condition.value]
+      }
     }
   }
 }
@@ -44,8 +69,10 @@ resource "aws_iam_role" "scheduler" {
 # What both Lambdas do through the shared job layer: write job records, submit Batch jobs.
 data "aws_iam_policy_document" "submit_jobs" {
   statement {
-    sid       = "JobRecords"
-    actions   = ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:GetItem"]
+    sid = "JobRecords"
+    # JobStore: PutItem (a job), BatchWriteItem (an array job's children), GetItem (duplicate
+    # check), UpdateItem (Batch job id, phase), DeleteItem (a record whose SubmitJob failed).
+    actions   = local.lambda_table_actions
     resources = [var.table_arn]
   }
   statement {
@@ -127,7 +154,6 @@ resource "aws_iam_role" "job" {
 
 data "aws_iam_policy_document" "job" {
   #checkov:skip=CKV_AWS_356:ecr:GetAuthorizationToken has no resource-level permissions; it must be granted on "*".
-  #checkov:skip=CKV_AWS_111:ec2:CreateTags is limited to instances of this account and region (the worker tags its own sheep).
   statement {
     sid       = "ReadInputsAndQuickDeploy"
     actions   = ["s3:GetObject", "s3:GetObjectVersion"]
@@ -152,10 +178,7 @@ data "aws_iam_policy_document" "job" {
     sid     = "ReadFlockSecret"
     actions = ["secretsmanager:GetSecretValue"]
     # The secret, and the parts secretify makes when the files exceed one secret's 64 KiB.
-    resources = [
-      var.secret_arn,
-      "arn:${local.partition}:secretsmanager:${var.region}:${var.account_id}:secret:${var.secret_name}-part-*",
-    ]
+    resources = [var.secret_arn, local.secret_arn_pattern]
   }
   statement {
     sid       = "RegistryLogin"
@@ -167,11 +190,6 @@ data "aws_iam_policy_document" "job" {
     # DescribeImages lets the worker see that a moving tag (payload-latest) has a new digest.
     actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"]
     resources = [var.repository_arn]
-  }
-  statement {
-    sid       = "TagOwnSheep"
-    actions   = ["ec2:CreateTags"]
-    resources = ["arn:${local.partition}:ec2:${var.region}:${var.account_id}:instance/*"]
   }
   statement {
     sid       = "FlockKey"
@@ -214,14 +232,21 @@ resource "aws_iam_instance_profile" "sheep" {
   role = aws_iam_role.sheep.name
 }
 
+# Compute environments use Batch's service-linked role (AWSServiceRoleForBatch): AWS needs it
+# for in-place updates of a compute environment. A custom service role is made only where
+# something requires one: the moto emulator refuses a compute environment without it.
 resource "aws_iam_role" "batch_service" {
+  count = var.create_batch_service_role ? 1 : 0
+
   name               = "${var.name}-batch-service"
-  description        = "AWS Batch service role of shepard flock ${var.name}"
+  description        = "AWS Batch service role of shepard flock ${var.name} (emulator only; AWS uses the service-linked role)"
   assume_role_policy = data.aws_iam_policy_document.trust["batch"].json
 }
 
 resource "aws_iam_role_policy_attachment" "batch_service" {
-  role       = aws_iam_role.batch_service.name
+  count = var.create_batch_service_role ? 1 : 0
+
+  role       = aws_iam_role.batch_service[0].name
   policy_arn = "${local.managed}/AWSBatchServiceRole"
 }
 
@@ -238,4 +263,15 @@ resource "aws_iam_role_policy_attachment" "spot_fleet" {
 
   role       = aws_iam_role.spot_fleet[0].name
   policy_arn = "${local.managed}/AmazonEC2SpotFleetTaggingRole"
+}
+
+# The Batch service role became optional: where it is still made it keeps its address.
+moved {
+  from = aws_iam_role.batch_service
+  to   = aws_iam_role.batch_service[0]
+}
+
+moved {
+  from = aws_iam_role_policy_attachment.batch_service
+  to   = aws_iam_role_policy_attachment.batch_service[0]
 }

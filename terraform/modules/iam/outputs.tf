@@ -21,8 +21,8 @@ output "instance_profile_arn" {
 }
 
 output "batch_service_role_arn" {
-  description = "Service role of the compute environments, available once AWSBatchServiceRole is attached (so environments are deleted before it is detached)."
-  value       = aws_iam_role.batch_service.arn
+  description = "Custom service role of the compute environments, null unless create_batch_service_role (null: Batch's service-linked role). Available once AWSBatchServiceRole is attached, so environments are deleted before it is detached."
+  value       = try(aws_iam_role.batch_service[0].arn, null)
   depends_on  = [aws_iam_role_policy_attachment.batch_service]
 }
 
@@ -30,4 +30,14 @@ output "spot_fleet_role_arn" {
   description = "Spot fleet role, null when not created."
   value       = try(aws_iam_role.spot_fleet[0].arn, null)
   depends_on  = [aws_iam_role_policy_attachment.spot_fleet]
+}
+
+output "lambda_table_actions" {
+  description = "DynamoDB actions both Lambdas may call on the job table."
+  value       = local.lambda_table_actions
+}
+
+output "secret_arn_pattern" {
+  description = "ARN pattern of the flock's secrets: the main one and the parts secretify adds (<secret_name>-*)."
+  value       = local.secret_arn_pattern
 }

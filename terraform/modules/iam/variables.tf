@@ -5,12 +5,12 @@ variable "name" {
 
 variable "region" {
   type        = string
-  description = "Region of the flock (scopes ec2:CreateTags)."
+  description = "Region of the flock (scopes the secrets' ARN pattern)."
 }
 
 variable "account_id" {
   type        = string
-  description = "Account of the flock (scopes ec2:CreateTags)."
+  description = "Account of the flock: the trust policies' aws:SourceAccount and the secrets' ARN pattern."
 }
 
 variable "kms_key_arn" {
@@ -87,5 +87,11 @@ variable "extra_iam_policy_json" {
 variable "create_spot_fleet_role" {
   type        = bool
   description = "Create the Spot fleet role (some compute environment is SPOT)."
+  default     = false
+}
+
+variable "create_batch_service_role" {
+  type        = bool
+  description = "Create a custom Batch service role (<name>-batch-service). AWS compute environments use the service-linked role instead; the moto emulator needs a custom one."
   default     = false
 }

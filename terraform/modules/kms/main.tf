@@ -36,8 +36,8 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
-  # CloudWatch Logs encrypts the Lambdas' log groups with this key; it may only do so for the
-  # flock's own log groups.
+  # CloudWatch Logs encrypts the flock's log groups with this key (the Lambdas' groups and the
+  # Batch jobs' group); it may only do so for those groups.
   statement {
     sid = "CloudWatchLogsEncryptsFlockLogGroups"
     actions = [
@@ -55,24 +55,38 @@ data "aws_iam_policy_document" "key" {
     condition {
       test     = "ArnLike"
       variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:${var.log_group_prefix}*"]
+      values = [
+        for prefix in var.log_group_prefixes :
+        "arn:${local.partition}:logs:${var.region}:${local.account_id}:log-group:${prefix}*"
+      ]
     }
   }
 
   # S3 sends the inputs bucket's event notifications to the KMS-encrypted scheduler queue and
-  # needs a data key for that.
-  statement {
-    sid       = "S3NotifiesEncryptedQueue"
-    actions   = ["kms:GenerateDataKey*", "kms:Decrypt"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["s3.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
+  # needs a data key for that. The statement is the one the Amazon S3 user guide gives for an
+  # SQS destination encrypted with a customer managed key ("Granting permissions to publish
+  # event notification messages to a destination", AWS KMS key policy): these two actions,
+  # aws:SourceAccount and aws:SourceArn naming the bucket, nothing else.
+  dynamic "statement" {
+    for_each = length(var.s3_notification_bucket_arns) > 0 ? [1] : []
+    content {
+      sid       = "S3NotifiesEncryptedQueue"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = ["*"]
+      principals {
+        type        = "Service"
+        identifiers = ["s3.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+      condition {
+        test     = "ArnLike"
+        variable = "aws:SourceArn"
+        values   = var.s3_notification_bucket_arns
+      }
     }
   }
 }

@@ -8,9 +8,20 @@ variable "region" {
   description = "Region of the flock (CloudWatch Logs' service principal is regional)."
 }
 
-variable "log_group_prefix" {
-  type        = string
-  description = "Only log groups whose names start with this prefix may be encrypted with the key by CloudWatch Logs."
+variable "log_group_prefixes" {
+  type        = list(string)
+  description = "CloudWatch Logs may encrypt with the key only log groups whose names start with one of these prefixes (the Lambdas' /aws/lambda/<name>- and the jobs' /aws/batch/<name>)."
+
+  validation {
+    condition     = length(var.log_group_prefixes) >= 1 && alltrue([for p in var.log_group_prefixes : startswith(p, "/")])
+    error_message = "log_group_prefixes must name at least one prefix, each starting with '/'."
+  }
+}
+
+variable "s3_notification_bucket_arns" {
+  type        = list(string)
+  description = "Buckets whose event notifications S3 sends to queues encrypted with the key (the inputs bucket); empty for none."
+  default     = []
 }
 
 variable "deletion_window_in_days" {

@@ -15,12 +15,45 @@ variable "kms_key_arn" {
 
 variable "keep_images" {
   type        = number
-  description = "How many images the lifecycle policy keeps."
+  description = "How many images of each tag prefix (payload-, worker-) the lifecycle policy keeps. At least 2: the image before the newest stays for jobs submitted under the previous job definition revision."
   default     = 20
 
   validation {
-    condition     = var.keep_images >= 1 && floor(var.keep_images) == var.keep_images
-    error_message = "keep_images must be a whole number of at least 1."
+    condition     = var.keep_images >= 2 && floor(var.keep_images) == var.keep_images
+    error_message = "keep_images must be a whole number of at least 2 (the newest image and the one before it, which jobs submitted before the last deploy may still pull)."
+  }
+}
+
+variable "tag_prefixes" {
+  type        = list(string)
+  description = "Tag prefixes whose newest keep_images images are kept, each counted apart (deploy tags payload images payload-<...> and worker images worker-<...>)."
+  default     = ["payload-", "worker-"]
+
+  validation {
+    condition     = length(var.tag_prefixes) >= 1 && length(distinct(var.tag_prefixes)) == length(var.tag_prefixes) && alltrue([for p in var.tag_prefixes : can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]*$", p))])
+    error_message = "tag_prefixes must be distinct, non-empty image tag prefixes."
+  }
+}
+
+variable "protected_tags" {
+  type        = list(string)
+  description = "Tags whose image is never expired: the ones job definitions use (payload-latest, worker-latest, or the pinned tags deploy passes as images)."
+  default     = ["payload-latest", "worker-latest"]
+
+  validation {
+    condition     = alltrue([for t in var.protected_tags : can(regex("^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", t))])
+    error_message = "protected_tags must be image tags (letters, digits, '_', '.', '-', at most 128 characters, no wildcard)."
+  }
+}
+
+variable "untagged_expire_days" {
+  type        = number
+  description = "Days after its push an untagged image expires."
+  default     = 1
+
+  validation {
+    condition     = var.untagged_expire_days >= 1 && floor(var.untagged_expire_days) == var.untagged_expire_days
+    error_message = "untagged_expire_days must be a whole number of at least 1."
   }
 }
 

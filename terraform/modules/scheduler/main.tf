@@ -73,47 +73,40 @@ resource "aws_s3_bucket_notification" "inputs" {
   depends_on = [aws_sqs_queue_policy.this]
 }
 
-# Created before the function so that Lambda does not make an unencrypted group that never
-# expires.
-resource "aws_cloudwatch_log_group" "this" {
-  #checkov:skip=CKV_AWS_338:Retention is the flock's lambda.log_retention_days (30 by default); a year of scheduler logs is rarely wanted.
-  name              = "/aws/lambda/${local.function_name}"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = var.kms_key_arn
-}
+module "function" {
+  source = "../lambda_function"
 
-resource "aws_lambda_function" "this" {
-  #checkov:skip=CKV_AWS_117:The function only calls AWS APIs; a VPC would add NAT or endpoints and nothing else.
-  #checkov:skip=CKV_AWS_116:Failed messages go to the queue's dead-letter queue (redrive_policy); a function DLQ does not apply to SQS event sources.
-  #checkov:skip=CKV_AWS_50:X-Ray tracing is not part of the flock; logs carry each job's id.
-  #checkov:skip=CKV_AWS_272:Code signing needs a signing profile outside the flock; the zip is built deterministically by shepard.package.
-  #checkov:skip=CKV_AWS_115:Reserved concurrency is optional (reserved_concurrency); setting it by default fails in accounts with a low concurrency quota.
-  function_name                  = local.function_name
-  description                    = "Turns zip drops into jobs for shepard flock ${var.name}"
-  role                           = var.role_arn
-  runtime                        = "python3.12"
-  handler                        = "handler.handler"
-  filename                       = var.zip_path
-  source_code_hash               = filebase64sha256(var.zip_path)
-  memory_size                    = var.lambda_memory_mib
-  timeout                        = var.lambda_timeout_seconds
-  reserved_concurrent_executions = var.reserved_concurrency
-  kms_key_arn                    = var.kms_key_arn
-
-  environment {
-    variables = var.environment
-  }
-
-  depends_on = [aws_cloudwatch_log_group.this]
+  function_name        = local.function_name
+  description          = "Turns zip drops into jobs for shepard flock ${var.name}"
+  role_arn             = var.role_arn
+  zip_path             = var.zip_path
+  kms_key_arn          = var.kms_key_arn
+  memory_mib           = var.lambda_memory_mib
+  timeout_seconds      = var.lambda_timeout_seconds
+  log_retention_days   = var.log_retention_days
+  reserved_concurrency = var.reserved_concurrency
+  environment          = var.environment
 }
 
 resource "aws_lambda_event_source_mapping" "this" {
   event_source_arn = aws_sqs_queue.this.arn
-  function_name    = aws_lambda_function.this.arn
+  function_name    = module.function.function_arn
   batch_size       = var.batch_size
   # One bad zip must not make the whole batch visible again.
   function_response_types = ["ReportBatchItemFailures"]
-  # Against the emulator the local flock polls the queue itself: moto would try to run the
-  # function in Docker.
-  enabled = !var.emulator
+  # Off where something else polls the queue (the local flock: moto would try to run the
+  # function in Docker).
+  enabled = var.enable_event_source_mapping
+}
+
+# The function and its log group moved into the shared lambda_function module: a deployed
+# flock keeps them instead of replacing them.
+moved {
+  from = aws_cloudwatch_log_group.this
+  to   = module.function.aws_cloudwatch_log_group.this
+}
+
+moved {
+  from = aws_lambda_function.this
+  to   = module.function.aws_lambda_function.this
 }

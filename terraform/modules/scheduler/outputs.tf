@@ -20,17 +20,17 @@ output "dead_letter_queue_arn" {
 
 output "function_name" {
   description = "Name of the scheduler function."
-  value       = aws_lambda_function.this.function_name
+  value       = module.function.function_name
 }
 
 output "function_arn" {
   description = "ARN of the scheduler function."
-  value       = aws_lambda_function.this.arn
+  value       = module.function.function_arn
 }
 
 output "log_group_arn" {
   description = "ARN of the function's log group."
-  value       = aws_cloudwatch_log_group.this.arn
+  value       = module.function.log_group_arn
 }
 
 output "event_source_mapping_uuid" {

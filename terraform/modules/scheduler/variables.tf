@@ -111,8 +111,8 @@ variable "environment" {
   description = "Environment of the function (docs/contracts.md section 3)."
 }
 
-variable "emulator" {
+variable "enable_event_source_mapping" {
   type        = bool
-  description = "Running against the moto emulator: the event source mapping is created disabled."
-  default     = false
+  description = "Let Lambda poll the queue (the event source mapping is enabled); false where something else consumes the queue, as the local flock does."
+  default     = true
 }

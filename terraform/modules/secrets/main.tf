@@ -16,3 +16,36 @@ resource "aws_secretsmanager_secret_version" "initial" {
     ignore_changes = [secret_string]
   }
 }
+
+locals {
+  # arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>
+  arn_parts = split(":", aws_secretsmanager_secret.this.arn)
+  # The secret and every one secretify adds beside it (<secret_name>-part-N).
+  name_arn_pattern = "${join(":", slice(local.arn_parts, 0, 6))}:${var.secret_name}-*"
+}
+
+# What `shepard-tf secretify` needs (the caller's identity policy): write the flock's secrets,
+# create and delete the part secrets, encrypted with the flock's key through Secrets Manager.
+data "aws_iam_policy_document" "secretify" {
+  statement {
+    sid = "FlockSecrets"
+    actions = [
+      "secretsmanager:CreateSecret",
+      "secretsmanager:DeleteSecret",
+      "secretsmanager:DescribeSecret",
+      "secretsmanager:PutSecretValue",
+      "secretsmanager:TagResource",
+    ]
+    resources = [local.name_arn_pattern]
+  }
+  statement {
+    sid       = "FlockKeyThroughSecretsManager"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [var.kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${local.arn_parts[3]}.amazonaws.com"]
+    }
+  }
+}

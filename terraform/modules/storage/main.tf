@@ -8,12 +8,16 @@ locals {
 
   roles = merge(
     {
-      inputs       = { name = var.bucket_names.inputs, expire_noncurrent = true }
-      outputs      = { name = var.bucket_names.outputs, expire_noncurrent = false }
-      errors       = { name = var.bucket_names.errors, expire_noncurrent = true }
-      quick-deploy = { name = var.bucket_names.quick_deploy, expire_noncurrent = false }
+      inputs       = { name = var.bucket_names.inputs, expire_noncurrent = true, flock_key = true }
+      outputs      = { name = var.bucket_names.outputs, expire_noncurrent = false, flock_key = true }
+      errors       = { name = var.bucket_names.errors, expire_noncurrent = true, flock_key = true }
+      quick-deploy = { name = var.bucket_names.quick_deploy, expire_noncurrent = false, flock_key = true }
     },
-    var.create_lustre_bucket ? { lustre = { name = var.lustre_bucket_name, expire_noncurrent = false } } : {},
+    # FSx for Lustre imports from and exports to this bucket through its service-linked role
+    # AWSServiceRoleForFSxS3Access_<file system id>. FSx supports SSE-S3 buckets as they are;
+    # an SSE-KMS bucket needs a key-policy statement naming that role, whose name holds the
+    # id of a file system that itself needs the bucket first. So the Lustre bucket uses SSE-S3.
+    var.create_lustre_bucket ? { lustre = { name = var.lustre_bucket_name, expire_noncurrent = false, flock_key = false } } : {},
   )
 }
 
@@ -21,7 +25,6 @@ resource "aws_s3_bucket" "this" {
   #checkov:skip=CKV_AWS_144:Cross-region replication is a site choice; inputs and errors are transient and outputs are retrieved by the CLI.
   #checkov:skip=CKV2_AWS_62:Only the inputs bucket triggers work (its notification is in the scheduler module).
   #checkov:skip=CKV_AWS_18:Access logging is optional (access_logs_bucket); it needs a log bucket that the flock does not own.
-  #checkov:skip=CKV2_AWS_61:Lifecycle rules exist on AWS; they are left out only against the emulator (emulator=true), which checkov cannot tell apart.
   for_each = local.roles
 
   bucket        = each.value.name
@@ -54,11 +57,11 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
   bucket = each.value.id
   rule {
     apply_server_side_encryption_by_default {
-      sse_algorithm     = "aws:kms"
-      kms_master_key_id = var.kms_key_arn
+      sse_algorithm     = local.roles[each.key].flock_key ? "aws:kms" : "AES256"
+      kms_master_key_id = local.roles[each.key].flock_key ? var.kms_key_arn : null
     }
     # A bucket key cuts KMS requests (and cost) by orders of magnitude for many small objects.
-    bucket_key_enabled = true
+    bucket_key_enabled = local.roles[each.key].flock_key
   }
 }
 
@@ -72,10 +75,10 @@ resource "aws_s3_bucket_versioning" "this" {
 }
 
 # Noncurrent versions of inputs and error reports are of no use after a while; every bucket
-# drops incomplete multipart uploads. Left out against the emulator, where the provider waits
-# 55 s per bucket for it.
+# drops incomplete multipart uploads. lifecycle_rules = false leaves them out (the local flock:
+# the provider waits 55 s per bucket for them against moto).
 resource "aws_s3_bucket_lifecycle_configuration" "this" {
-  for_each = var.emulator ? {} : aws_s3_bucket.this
+  for_each = var.lifecycle_rules ? aws_s3_bucket.this : {}
 
   bucket = each.value.id
 
@@ -111,10 +114,10 @@ resource "aws_s3_bucket_logging" "this" {
   target_prefix = "${each.value.id}/"
 }
 
-# Deny every request that does not use TLS. Left out against the emulator: moto ignores the
-# condition and would deny every request.
+# Deny every request that does not use TLS. enforce_tls = false leaves it out (a local flock
+# served over plain http: moto ignores the condition and would deny every request).
 data "aws_iam_policy_document" "tls_only" {
-  for_each = var.emulator ? {} : aws_s3_bucket.this
+  for_each = var.enforce_tls ? aws_s3_bucket.this : {}
 
   statement {
     sid       = "DenyInsecureTransport"

@@ -54,8 +54,14 @@ variable "access_logs_bucket" {
   default     = null
 }
 
-variable "emulator" {
+variable "enforce_tls" {
   type        = bool
-  description = "Running against the moto emulator: no TLS-only Deny policy and no lifecycle rules."
-  default     = false
+  description = "Give every bucket a policy that denies requests without TLS (aws:SecureTransport false)."
+  default     = true
+}
+
+variable "lifecycle_rules" {
+  type        = bool
+  description = "Give every bucket lifecycle rules: abort incomplete multipart uploads, expire noncurrent versions of inputs and errors."
+  default     = true
 }
