@@ -1,24 +1,29 @@
 """Read ``inputs.json`` out of a zip in S3 without downloading the zip.
 
-Three ranged GETs at most, whatever the zip's size:
+:mod:`zipfile` reads the zip through :class:`RangedObject`, a seekable file over ranged GETs that
+keeps every byte it fetched, so that reading ``inputs.json`` costs three GETs at most, whatever the
+zip's size (zip64 included):
 
-1. a suffix GET of the last 64 KiB (plus the fixed end records): the end of central directory
-   record, the zip64 locator and record, and usually the whole central directory;
-2. the central directory, when it did not fit in the first read;
-3. the local header and the compressed bytes of ``inputs.json`` (skipped when they were in the
-   first read, as they are for small zips).
+1. the last 64 KiB (a suffix range, as the size is not known yet): the end records and, for most
+   zips, the whole central directory; when the caller knows the object's size (the S3 event
+   carries it) and it is under 1 MiB, the whole object instead;
+2. the part of the central directory that the first read did not hold, if any;
+3. the local header and the compressed bytes of ``inputs.json``, fetched in one piece before
+   zipfile reads them in small ones (nothing, when they were in what was read already).
 
 Every later GET carries ``IfMatch`` with the first answer's ETag, so all reads see one object.
-Stored and deflated entries and zip64 are read; anything else becomes a :class:`JobRejected` whose
-reason says what is wrong with the zip and what to do. ``inputs.json`` is looked for at the root of
-the zip, or inside the single top folder that zipping a folder produces (``__MACOSX/`` ignored).
-The seed's one mention of ``inputs.txt`` is a slip of its docs: only ``inputs.json`` is read, and a
+Stored and deflated entries are read; anything else becomes a :class:`JobRejected` whose reason
+says what is wrong with the zip and what to do. ``inputs.json`` is looked for at the root of the
+zip, or inside the single top folder that zipping a folder produces (``__MACOSX/`` ignored). The
+seed's one mention of ``inputs.txt`` is a slip of its docs: only ``inputs.json`` is read, and a
 zip holding ``inputs.txt`` instead is told to rename it.
 """
 
 from __future__ import annotations
 
+import io
 import struct
+import zipfile
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +35,13 @@ from shepard.joblayer.variables import JobRejected
 INPUTS_NAME = "inputs.json"
 MAX_INPUTS_BYTES = 1024 * 1024
 MAX_CENTRAL_DIRECTORY = 64 * 1024 * 1024
-_EOCD = struct.Struct("<4sHHHHIIH")  # end of central directory, 22 bytes
-_ZIP64_LOCATOR = struct.Struct("<4sIQI")  # 20 bytes
-_ZIP64_EOCD = struct.Struct("<4sQHHIIQQQQ")  # 56 bytes
-_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")  # 46 bytes
-_LOCAL = struct.Struct("<4sHHHHHIIIHH")  # 30 bytes
-TAIL_BYTES = 64 * 1024 + _EOCD.size + _ZIP64_LOCATOR.size + _ZIP64_EOCD.size
+# The end of central directory record (22 bytes), a comment of up to 64 KiB before it, and the
+# zip64 locator (20) and record (56): everything zipfile looks at first.
+TAIL_BYTES = 64 * 1024 + 22 + 20 + 56
+WHOLE_BELOW = 1024 * 1024  # a zip this small (when its size is known) is read in one GET
+READ_AHEAD = 16 * 1024  # the least a GET fetches for a read that the cache cannot serve
 LOCAL_SLACK = 4096  # a local extra field may be longer than the central one (Info-ZIP's is)
+_LOCAL_HEADER = 30
 
 
 @dataclass(frozen=True)
@@ -51,145 +56,175 @@ class InputsRead:
     etag: str
 
 
-@dataclass(frozen=True)
-class _Entry:
-    name: str
-    flags: int
-    method: int
-    crc: int
-    compressed: int
-    size: int
-    offset: int
-    extra_len: int
+class RangedObject(io.RawIOBase):
+    """An S3 object as a read-only seekable file: reads the cache cannot serve become ranged
+    GETs (at least ``READ_AHEAD`` bytes, never one larger than ``MAX_CENTRAL_DIRECTORY``), and
+    every fetched byte is kept."""
 
-
-class _Reader:
-    def __init__(self, client: Any, bucket: str, key: str, version_id: str | None) -> None:
+    def __init__(
+        self, client: Any, bucket: str, key: str, *, version_id: str | None, etag: str | None
+    ) -> None:
+        super().__init__()
         self.client = client
         self.bucket = bucket
         self.key = key
         self.version_id = version_id
+        self.etag = etag or ""
         self.requests = 0
         self.bytes_fetched = 0
-        self.etag = ""
         self.size = 0
+        self._position = 0
+        self._segments: list[tuple[int, bytes]] = []  # (start, bytes), sorted, disjoint
 
-    def get(self, byte_range: str) -> bytes:
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key, "Range": byte_range}
+    @property
+    def where(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    # -- S3 ---------------------------------------------------------------------------------
+
+    def _get(self, byte_range: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": self.key}
+        if byte_range:
+            params["Range"] = byte_range
         if self.version_id:
             params["VersionId"] = self.version_id
-        if self.etag:
+        elif self.etag:
             params["IfMatch"] = self.etag
         self.requests += 1
         try:
-            answer = self.client.get_object(**params)
+            answer: dict[str, Any] = self.client.get_object(**params)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "NoSuchVersion", "404"):
                 raise JobRejected(
-                    f"s3://{self.bucket}/{self.key} was deleted before it could be read; "
-                    "upload it again"
+                    f"{self.where} was deleted before it could be read; upload it again"
                 ) from None
             if code in ("PreconditionFailed", "412"):
                 raise JobRejected(
-                    f"s3://{self.bucket}/{self.key} was replaced while it was being read; the "
-                    "new upload makes its own job"
+                    f"{self.where} was replaced while it was being read; the new upload makes "
+                    "its own job"
                 ) from None
             if code in ("InvalidRange", "416"):
                 raise JobRejected(
-                    f"s3://{self.bucket}/{self.key} is empty, not a zip; upload a zip of a folder "
-                    "that holds inputs.json"
+                    f"{self.where} is empty, not a zip; upload a zip of a folder that holds "
+                    f"{INPUTS_NAME}"
                 ) from None
             raise
+        return answer
+
+    def open(self, size_hint: int | None) -> None:
+        """The first GET: the whole object when ``size_hint`` says it is small, else its tail."""
+        whole = size_hint is not None and 0 <= size_hint < WHOLE_BELOW
+        answer = self._get(None if whole else f"bytes=-{TAIL_BYTES}")
         body: bytes = answer["Body"].read()
         self.bytes_fetched += len(body)
-        if self.requests == 1:
-            self.etag = self.etag or str(answer.get("ETag", ""))
-            content_range = str(answer.get("ContentRange") or "")
-            if "/" in content_range:
-                self.size = int(content_range.rsplit("/", 1)[1])
-            else:
-                self.size = int(answer.get("ContentLength", len(body)))
-        return body
+        self.etag = self.etag or str(answer.get("ETag", ""))
+        content_range = str(answer.get("ContentRange") or "")
+        if "/" in content_range:
+            self.size = int(content_range.rsplit("/", 1)[1])
+        else:
+            self.size = int(answer.get("ContentLength", len(body)))
+        if body:
+            self._segments = [(self.size - len(body), body)]
+
+    def _fetch(self, start: int, end: int) -> None:
+        if end - start > MAX_CENTRAL_DIRECTORY:
+            raise JobRejected(
+                f"{self.where} has a {(end - start) // (1024 * 1024)} MiB central directory; at "
+                f"most {MAX_CENTRAL_DIRECTORY // (1024 * 1024)} MiB is read: zip the many small "
+                "files into one inner archive"
+            )
+        answer = self._get(f"bytes={start}-{end - 1}")
+        body: bytes = answer["Body"].read()
+        self.bytes_fetched += len(body)
+        if len(body) != end - start:
+            raise JobRejected(f"{self.where} changed size while it was being read; upload it again")
+        self._segments.append((start, body))
+        self._segments.sort(key=lambda segment: segment[0])
+
+    def prefetch(self, start: int, end: int, *, ahead: int = 0) -> None:
+        """Make sure ``[start, end)`` is held, with one GET per gap (one in practice) of at
+        least ``ahead`` bytes."""
+        start, end = max(0, start), min(end, self.size)
+        position = start
+        while position < end:
+            held = next((s for s in self._segments if s[0] <= position < s[0] + len(s[1])), None)
+            if held is not None:
+                position = held[0] + len(held[1])
+                continue
+            following = [s[0] for s in self._segments if s[0] > position]
+            stop = min([max(end, position + ahead), self.size, *following])
+            self._fetch(position, stop)
+            position = stop
+
+    def _held(self, start: int, end: int) -> bytes:
+        parts = []
+        for first, data in self._segments:
+            low, high = max(start, first), min(end, first + len(data))
+            if low < high:
+                parts.append(data[low - first : high - first])
+        return b"".join(parts)
+
+    # -- io.RawIOBase -----------------------------------------------------------------------
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.size}[whence]
+        if base + offset < 0:
+            raise OSError(f"seek to {base + offset}, before the start of {self.where}")
+        self._position = base + offset
+        return self._position
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = self.size if size is None or size < 0 else min(self.size, self._position + size)
+        if end <= self._position:
+            return b""
+        self.prefetch(self._position, end, ahead=READ_AHEAD)
+        data = self._held(self._position, end)
+        self._position += len(data)
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
-def _not_a_zip(reader: _Reader, cause: str) -> JobRejected:
+def _not_a_zip(source: RangedObject, cause: str) -> JobRejected:
     return JobRejected(
-        f"s3://{reader.bucket}/{reader.key} is not a readable zip ({cause}); upload a zip of a "
-        "folder that holds inputs.json (shepard-tf batch FOLDER makes one)"
+        f"{source.where} is not a readable zip ({cause}); upload a zip of a folder that holds "
+        f"{INPUTS_NAME} (shepard-tf batch FOLDER makes one)"
     )
 
 
-def _find_eocd(tail: bytes) -> int:
-    """Position of the end of central directory record in ``tail``, or -1."""
-    position = tail.rfind(b"PK\x05\x06")
-    while position >= 0:
-        if position + _EOCD.size <= len(tail):
-            comment_length = struct.unpack_from("<H", tail, position + 20)[0]
-            if position + _EOCD.size + comment_length == len(tail):
-                return position
-        position = tail.rfind(b"PK\x05\x06", 0, position)
-    return -1
+def _spans_disks(tail: bytes) -> bool:
+    """Whether the end record names another disk (zipfile checks only the zip64 locator's)."""
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 8 > len(tail):
+        return False
+    disk, directory_disk = struct.unpack_from("<HH", tail, at + 4)
+    return (disk, directory_disk) not in ((0, 0), (0xFFFF, 0xFFFF))
 
 
-def _zip64_sizes(extra: bytes, entry: _Entry) -> _Entry:
-    """Apply a zip64 extra field (0x0001) to the 0xFFFFFFFF fields of a central entry."""
-    position = 0
-    while position + 4 <= len(extra):
-        tag, length = struct.unpack_from("<HH", extra, position)
-        body = extra[position + 4 : position + 4 + length]
-        if tag == 0x0001:
-            values = list(struct.unpack_from(f"<{len(body) // 8}Q", body))
-            size, compressed, offset = entry.size, entry.compressed, entry.offset
-            if size == 0xFFFFFFFF and values:
-                size = values.pop(0)
-            if compressed == 0xFFFFFFFF and values:
-                compressed = values.pop(0)
-            if offset == 0xFFFFFFFF and values:
-                offset = values.pop(0)
-            return _Entry(
-                entry.name, entry.flags, entry.method, entry.crc, compressed, size, offset,
-                entry.extra_len,
-            )  # fmt: skip
-        position += 4 + length
-    return entry
-
-
-def _central_entries(directory: bytes, count: int, reader: _Reader) -> list[_Entry]:
-    entries: list[_Entry] = []
-    position = 0
-    for _ in range(count):
-        if position + _CENTRAL.size > len(directory):
-            raise _not_a_zip(reader, "its central directory is cut short")
-        fields = _CENTRAL.unpack_from(directory, position)
-        if fields[0] != b"PK\x01\x02":
-            raise _not_a_zip(reader, "its central directory is damaged")
-        flags, method, crc, compressed, size = fields[3], fields[4], fields[7], fields[8], fields[9]
-        name_len, extra_len, comment_len, offset = fields[10], fields[11], fields[12], fields[16]
-        start = position + _CENTRAL.size
-        raw_name = directory[start : start + name_len]
-        name = raw_name.decode("utf-8" if flags & 0x800 else "cp437", errors="replace")
-        entry = _Entry(name, flags, method, crc, compressed, size, offset, extra_len)
-        if 0xFFFFFFFF in (compressed, size, offset):
-            extra = directory[start + name_len : start + name_len + extra_len]
-            entry = _zip64_sizes(extra, entry)
-        entries.append(entry)
-        position = start + name_len + extra_len + comment_len
-    return entries
-
-
-def _choose(entries: list[_Entry], reader: _Reader) -> _Entry:
-    names = [e.name for e in entries]
-    roots = [e for e in entries if e.name == INPUTS_NAME]
+def _choose(entries: list[zipfile.ZipInfo], source: RangedObject) -> zipfile.ZipInfo:
+    names = [e.filename for e in entries]
+    roots = [e for e in entries if e.filename == INPUTS_NAME]
     if not roots:
         tops = {n.split("/", 1)[0] for n in names if not n.startswith("__MACOSX/")}
         if len(tops) == 1:
             (top,) = tops
-            roots = [e for e in entries if e.name == f"{top}/{INPUTS_NAME}"]
+            roots = [e for e in entries if e.filename == f"{top}/{INPUTS_NAME}"]
     if len(roots) > 1:
         raise JobRejected(
-            f"s3://{reader.bucket}/{reader.key} holds {INPUTS_NAME} {len(roots)} times; "
-            "zip a folder with exactly one"
+            f"{source.where} holds {INPUTS_NAME} {len(roots)} times; zip a folder with exactly one"
         )
     if roots:
         return roots[0]
@@ -200,44 +235,25 @@ def _choose(entries: list[_Entry], reader: _Reader) -> _Entry:
         else ""
     )
     raise JobRejected(
-        f"s3://{reader.bucket}/{reader.key} has no {INPUTS_NAME} at its root or in its single top "
-        f"folder{hint}; add an {INPUTS_NAME} holding the job's variables as a JSON object"
+        f"{source.where} has no {INPUTS_NAME} at its root or in its single top folder{hint}; "
+        f"add an {INPUTS_NAME} holding the job's variables as a JSON object"
     )
 
 
-def _check_entry(entry: _Entry, reader: _Reader, cap: int) -> None:
-    where = f"{entry.name} in s3://{reader.bucket}/{reader.key}"
-    if entry.flags & 0x1:
+def _check_entry(entry: zipfile.ZipInfo, source: RangedObject, cap: int) -> None:
+    where = f"{entry.filename} in {source.where}"
+    if entry.flag_bits & 0x1:
         raise JobRejected(f"{where} is encrypted; zip it without a password")
-    if entry.method not in (0, 8):
+    if entry.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise JobRejected(
-            f"{where} is compressed with method {entry.method}; only stored and deflated "
+            f"{where} is compressed with method {entry.compress_type}; only stored and deflated "
             "entries are read: zip it with the default compression"
         )
-    if entry.size > cap:
+    if entry.file_size > cap:
         raise JobRejected(
-            f"{where} is {entry.size} bytes; at most {cap} bytes of variables are read: put "
+            f"{where} is {entry.file_size} bytes; at most {cap} bytes of variables are read: put "
             "large data in other files of the zip"
         )
-
-
-def _inflate(entry: _Entry, data: bytes, reader: _Reader, cap: int) -> bytes:
-    if entry.method == 0:
-        out = data[: entry.size]
-    else:
-        inflater = zlib.decompressobj(-15)
-        try:
-            out = inflater.decompress(data, cap + 1)
-        except zlib.error:
-            raise _not_a_zip(reader, f"{entry.name} does not inflate") from None
-        if len(out) > cap:
-            raise JobRejected(
-                f"{entry.name} in s3://{reader.bucket}/{reader.key} inflates past {cap} bytes; "
-                "keep the variables small"
-            )
-    if zlib.crc32(out) != entry.crc or len(out) != entry.size:
-        raise _not_a_zip(reader, f"{entry.name} fails its CRC check")
-    return out
 
 
 def read_inputs_json(
@@ -248,86 +264,55 @@ def read_inputs_json(
     version_id: str | None = None,
     etag: str | None = None,
     max_bytes: int = MAX_INPUTS_BYTES,
+    size: int | None = None,
 ) -> InputsRead:
     """Read ``inputs.json`` from ``s3://bucket/key`` (a zip) with at most three ranged GETs.
 
     ``etag`` (from the S3 event) pins the object the event was about: if the key was overwritten
-    since, the read is refused rather than running the newer upload's job twice.
+    since, the read is refused rather than running the newer upload's job twice. ``size`` (also
+    from the event) lets a zip under 1 MiB be read in one GET.
     """
-    reader = _Reader(client, bucket, key, version_id)
-    if etag and not version_id:
-        reader.etag = etag if etag.startswith('"') else f'"{etag}"'
-    tail = reader.get(f"bytes=-{TAIL_BYTES}")
-    size = reader.size
-    if size == 0:
+    pinned = None if version_id or not etag else (etag if etag.startswith('"') else f'"{etag}"')
+    source = RangedObject(client, bucket, key, version_id=version_id, etag=pinned)
+    source.open(size)
+    if source.size == 0:
         raise JobRejected(
-            f"s3://{bucket}/{key} is empty, not a zip; upload a zip of a folder that holds "
-            f"{INPUTS_NAME}"
+            f"{source.where} is empty, not a zip; upload a zip of a folder that holds {INPUTS_NAME}"
         )
-    tail_start = size - len(tail)
-    eocd = _find_eocd(tail)
-    if eocd < 0:
-        raise _not_a_zip(reader, "no end of central directory record")
-    _, disk, cd_disk, _, count, cd_size, cd_offset, _ = _EOCD.unpack_from(tail, eocd)
-    records_start = tail_start + eocd  # where the end records begin, in the object
-    locator = eocd - _ZIP64_LOCATOR.size
-    if locator >= 0 and tail[locator : locator + 4] == b"PK\x06\x07":
-        _, _, z64_offset, _ = _ZIP64_LOCATOR.unpack_from(tail, locator)
-        record = locator - _ZIP64_EOCD.size
-        if record < 0 or tail[record : record + 4] != b"PK\x06\x06":
-            raise _not_a_zip(reader, "its zip64 end record is missing")
-        fields = _ZIP64_EOCD.unpack_from(tail, record)
-        disk, cd_disk, count, cd_size, cd_offset = (
-            fields[4], fields[5], fields[7], fields[8], fields[9]
-        )  # fmt: skip
-        records_start = tail_start + record
-        del z64_offset  # the record is found by position; prepended data shifts the offset
-    elif 0xFFFF in (count,) or 0xFFFFFFFF in (cd_size, cd_offset):
-        raise _not_a_zip(reader, "it needs zip64 records it does not have")
-    if disk or cd_disk:
-        raise _not_a_zip(reader, "it is split over several disks")
-    # Data prepended to the zip (a self-extractor stub) shifts every offset by the same amount.
-    shift = records_start - cd_size - cd_offset
-    cd_start = cd_offset + shift
-    if cd_start < 0 or shift < 0:
-        raise _not_a_zip(reader, "its central directory offset is past its end")
-    if cd_size > MAX_CENTRAL_DIRECTORY:
+    entry_name = INPUTS_NAME
+    try:
+        with zipfile.ZipFile(source) as archive:
+            tail_start = max(0, source.size - TAIL_BYTES)
+            if _spans_disks(source._held(tail_start, source.size)):
+                raise _not_a_zip(source, "it is split over several disks")
+            entry = _choose(archive.infolist(), source)
+            entry_name = entry.filename
+            _check_entry(entry, source, max_bytes)
+            # zipfile reads the local header, then the data in small pieces: fetch them at once.
+            name_bytes = len(entry.orig_filename.encode("utf-8"))
+            source.prefetch(
+                entry.header_offset,
+                entry.header_offset + _LOCAL_HEADER + name_bytes + len(entry.extra)
+                + LOCAL_SLACK + entry.compress_size,
+            )  # fmt: skip
+            with archive.open(entry) as opened:
+                data = opened.read(max_bytes + 1)
+    except zipfile.BadZipFile as error:
+        if "CRC" in str(error):
+            raise _not_a_zip(source, f"{entry_name} fails its CRC check") from None
+        raise _not_a_zip(source, str(error)) from None
+    except (EOFError, zlib.error, struct.error, ValueError, OSError, NotImplementedError) as error:
+        raise _not_a_zip(source, str(error) or type(error).__name__) from None
+    if len(data) > max_bytes:
         raise JobRejected(
-            f"s3://{bucket}/{key} lists {count} files in a {cd_size // (1024 * 1024)} MiB "
-            f"directory; at most {MAX_CENTRAL_DIRECTORY // (1024 * 1024)} MiB is read: zip the "
-            "many small files into one inner archive"
+            f"{entry_name} in {source.where} inflates past {max_bytes} bytes; keep the variables "
+            "small"
         )
-    if cd_start >= tail_start:
-        directory = tail[cd_start - tail_start : cd_start - tail_start + cd_size]
-    else:
-        directory = reader.get(f"bytes={cd_start}-{cd_start + cd_size - 1}")
-    entry = _choose(_central_entries(directory, count, reader), reader)
-    _check_entry(entry, reader, max_bytes)
-    local_start = entry.offset + shift
-    wanted_end = min(
-        size,
-        local_start + _LOCAL.size + len(entry.name.encode()) + entry.extra_len + LOCAL_SLACK
-        + entry.compressed,
-    )  # fmt: skip
-    if local_start >= tail_start and wanted_end <= size:
-        chunk = tail[local_start - tail_start : wanted_end - tail_start]
-    else:
-        chunk = reader.get(f"bytes={local_start}-{wanted_end - 1}")
-    if len(chunk) < _LOCAL.size or chunk[:4] != b"PK\x03\x04":
-        raise _not_a_zip(reader, f"the local header of {entry.name} is missing")
-    local = _LOCAL.unpack_from(chunk, 0)
-    data_start = _LOCAL.size + local[9] + local[10]
-    data = chunk[data_start : data_start + entry.compressed]
-    if len(data) < entry.compressed:  # a local extra field longer than any zipper writes
-        more = reader.get(
-            f"bytes={local_start + data_start}-{local_start + data_start + entry.compressed - 1}"
-        )
-        data = more
     return InputsRead(
-        data=_inflate(entry, data, reader, max_bytes),
-        entry=entry.name,
-        zip_size=size,
-        requests=reader.requests,
-        bytes_fetched=reader.bytes_fetched,
-        etag=reader.etag,
+        data=data,
+        entry=entry_name,
+        zip_size=source.size,
+        requests=source.requests,
+        bytes_fetched=source.bytes_fetched,
+        etag=source.etag,
     )
