@@ -5,7 +5,9 @@ serves ``POST /2015-03-31/functions/<name>/invocations`` itself. ``boto3.client(
 endpoint_url=url).invoke(...)`` works against it exactly as against AWS: the response body is the
 handler's JSON result; a handler that raises answers ``X-Amz-Function-Error: Unhandled`` with the
 error document Lambda's Python runtime writes; an unknown function is a 404
-``ResourceNotFoundException``.
+``ResourceNotFoundException``. A body that is not JSON the job layer can read (not UTF-8, not
+JSON, duplicate names, nested too deeply) is a 400 ``InvalidRequestContentException`` with the
+job layer's reason, the same refusal ``batch_via_api`` and the API's function URL give.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
+
+from shepard.joblayer.variables import JobRejected, parse_json
 
 Handler = Callable[[dict[str, Any], object], object]
 
@@ -151,7 +155,19 @@ class InvokeServer:
             protocol_version = "HTTP/1.1"
 
             def do_POST(self) -> None:
-                server._handle_post(self)
+                try:
+                    server._handle_post(self)
+                except ConnectionError:  # the caller went away: nobody to answer
+                    log.debug("invoke server: the caller closed the connection")
+                except Exception as exc:  # the caller gets an answer, the log one line
+                    log.error("invoke server: %s: %s", type(exc).__name__, exc)
+                    log.debug("invoke server: traceback", exc_info=True)
+                    _send_json(
+                        self,
+                        HTTPStatus.INTERNAL_SERVER_ERROR,
+                        {"Type": "Service", "message": f"{type(exc).__name__}: {exc}"},
+                        {"x-amzn-ErrorType": "ServiceException"},
+                    )
 
             def do_GET(self) -> None:
                 self._not_found()
@@ -243,12 +259,15 @@ class InvokeServer:
             )
             return
         try:
-            event = json.loads(body.decode("utf-8")) if body.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            event: Any = parse_json(body, source="the request body") if body.strip() else {}
+        except JobRejected as exc:
             _send_json(
                 request,
                 HTTPStatus.BAD_REQUEST,
-                {"Type": "User", "message": f"Could not parse request body into json: {exc}"},
+                {
+                    "Type": "User",
+                    "message": f"Could not parse request body into json: {exc.reason}",
+                },
                 {"x-amzn-ErrorType": "InvalidRequestContentException"},
             )
             return

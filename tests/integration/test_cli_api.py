@@ -9,6 +9,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from lambdas.api.handler import handler
 from shepard.emulator import InProcessEmulator, emulator_environment
@@ -87,3 +88,66 @@ def test_array_job_through_the_api(
     parent = result.out.strip()
     assert re.fullmatch(r"[0-9a-f]{32}", parent)
     assert f"{parent}-0 .. {parent}-2" in result.err
+
+
+# A JSON document nested far deeper than any decoder's recursion limit: every entry point
+# refuses it with the job layer's reason and starts no job.
+DEEP = "[" * 100_000 + "]" * 100_000
+TOO_DEEP = "nested too deeply to read"
+
+
+def _job_count(flock: FlockFixture) -> int:
+    table = flock.settings.table_name
+    return int(boto3.client("dynamodb").scan(TableName=table, Select="COUNT")["Count"])
+
+
+def test_deep_payload_is_refused_by_the_cli(api_env: dict[str, str], flock: FlockFixture) -> None:
+    before = _job_count(flock)
+    result = run(["batch_via_api", "--json_payload", DEEP], api_env)
+    assert result.code == 2 and "Traceback" not in result.err
+    assert f"while reading --json_payload: --json_payload is {TOO_DEEP}" in result.err
+    assert _job_count(flock) == before
+
+
+def test_deep_event_is_refused_by_the_local_lambda_endpoint(
+    flock: FlockFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    before = _job_count(flock)
+    with serving({API: handler}, env=flock.env) as server:
+        client = boto3.client("lambda", endpoint_url=server.url)
+        for invocation_type in ("RequestResponse", "Event"):
+            with pytest.raises(ClientError) as refused:
+                client.invoke(
+                    FunctionName=API, Payload=DEEP.encode(), InvocationType=invocation_type
+                )
+            error = refused.value.response["Error"]
+            assert error["Code"] == "InvalidRequestContentException"
+            assert f"the request body is {TOO_DEEP}" in error["Message"]
+        # the connection was answered, not dropped: the same server takes the next job
+        answer = client.invoke(FunctionName=API, Payload=json.dumps({"DEEP_NEXT": "1"}).encode())
+        assert "FunctionError" not in answer
+        assert json.loads(answer["Payload"].read())["job_id"]
+    assert _job_count(flock) == before + 1
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_deep_body_is_refused_by_the_api_lambda(
+    flock: FlockFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in flock.env.items():
+        monkeypatch.setenv(key, value)
+    before = _job_count(flock)
+    url_event = {
+        "rawPath": "/",
+        "requestContext": {"http": {"method": "POST"}},
+        "headers": {"content-type": "application/json"},
+        "body": DEEP,
+        "isBase64Encoded": False,
+    }
+    answer = handler(url_event, None)
+    assert answer["statusCode"] == 400
+    assert json.loads(answer["body"])["error"] == f"the request body is {TOO_DEEP}"
+    # an invoke whose event is the document as a JSON string
+    answer = handler(DEEP, None)
+    assert answer == {"error": f"the payload is {TOO_DEEP}", "statusCode": 400}
+    assert _job_count(flock) == before
