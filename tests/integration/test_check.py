@@ -10,6 +10,7 @@ import io
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +20,15 @@ import boto3
 import pytest
 
 import shepard.local
+from shepard import check as checks
 from shepard.cli import main
+from shepard.joblayer.records import Phase, Result, Status
+from shepard.joblayer.store import JobRecord, JobStore
+from shepard.joblayer.testing import create_job_table
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "examples" / "testing-setup"
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration]
 
 FLOCK_YAML = """\
 name: checked
@@ -97,6 +102,7 @@ def _hops(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {hop["name"]: hop for hop in report["hops"]}
 
 
+@pytest.mark.slow
 def test_a_healthy_local_flock_passes_every_hop_and_its_canary(local_flock: LocalFlock) -> None:
     code, report = local_flock.check_json("--timeout", "90")
     assert code == 0, json.dumps(report, indent=2)
@@ -125,6 +131,7 @@ def test_a_healthy_local_flock_passes_every_hop_and_its_canary(local_flock: Loca
         assert not [k for k in keys if "shepard-check" in k or "canary" in k], keys
 
 
+@pytest.mark.slow
 def test_a_removed_bucket_notification_is_named_with_its_fix(local_flock: LocalFlock) -> None:
     s3 = local_flock.client("s3")
     bucket = local_flock.outputs["inputs_bucket"]
@@ -151,6 +158,7 @@ def test_a_removed_bucket_notification_is_named_with_its_fix(local_flock: LocalF
     assert code == 0, report
 
 
+@pytest.mark.slow
 def test_a_disabled_job_queue_is_named(local_flock: LocalFlock) -> None:
     batch = local_flock.client("batch")
     queue = local_flock.outputs["job_queue_name"]
@@ -165,6 +173,7 @@ def test_a_disabled_job_queue_is_named(local_flock: LocalFlock) -> None:
         batch.update_job_queue(jobQueue=queue, state="ENABLED")
 
 
+@pytest.mark.slow
 def test_an_enabled_event_source_mapping_on_the_local_flock_is_named(
     local_flock: LocalFlock,
 ) -> None:
@@ -197,3 +206,203 @@ def test_a_flock_that_was_never_applied_is_a_clear_error(tmp_path: Path) -> None
     assert code == 2, err.getvalue()
     assert "has not been applied" in err.getvalue() and "shepard-tf apply" in err.getvalue()
     assert "Traceback" not in err.getvalue()
+
+
+# --------------------------------------------------------------------------------------------
+# The hops that the local flock cannot show (target aws), against the bare emulator.
+
+AWS_TARGET = checks.Target(checks.AWS, flock_file="flock.yaml")
+
+
+def _client(service: str) -> Any:
+    return boto3.client(service, region_name="us-east-1")
+
+
+def _function(name: str) -> str:
+    iam = _client("iam")
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = iam.create_role(RoleName=f"{name}-role", AssumeRolePolicyDocument=json.dumps(trust))
+    archive = io.BytesIO()
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("handler.py", "def handler(event, context):\n    return event\n")
+    answer = _client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler="handler.handler",
+        Code={"ZipFile": archive.getvalue()},
+    )
+    return str(answer["FunctionArn"])
+
+
+def test_aws_target_wants_the_event_source_mapping_enabled(aws: Any) -> None:
+    _function("sched")
+    sqs = _client("sqs")
+    url = sqs.create_queue(QueueName="jobs")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    lambda_ = _client("lambda")
+    hop = checks.check_queue_consumer(lambda_, arn, "sched", AWS_TARGET)
+    assert hop.status == checks.FAIL and "no event source mapping" in hop.cause
+
+    mapping = lambda_.create_event_source_mapping(
+        EventSourceArn=arn, FunctionName="sched", Enabled=False
+    )
+    hop = checks.check_queue_consumer(lambda_, arn, "sched", AWS_TARGET)
+    assert hop.status == checks.FAIL, hop
+    assert "never reads the queue" in hop.cause
+    assert f"update-event-source-mapping --uuid {mapping['UUID']} --enabled" in hop.fix
+
+    lambda_.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
+    hop = checks.check_queue_consumer(lambda_, arn, "sched", AWS_TARGET)
+    assert hop.status == checks.OK, hop
+    assert "Enabled" in hop.detail
+
+
+def test_aws_target_reads_the_lambdas_errors_from_cloudwatch(aws: Any) -> None:
+    _function("api")
+    logs = _client("logs")
+    hop = checks.check_lambdas(_client("lambda"), logs, ["api"], AWS_TARGET)
+    assert hop.status == checks.OK, hop  # never invoked: no log group yet, no error
+
+    logs.create_log_group(logGroupName="/aws/lambda/api")
+    logs.create_log_stream(logGroupName="/aws/lambda/api", logStreamName="s")
+    logs.put_log_events(
+        logGroupName="/aws/lambda/api",
+        logStreamName="s",
+        logEvents=[
+            {
+                "timestamp": int(time.time() * 1000),
+                "message": "[ERROR] AccessDeniedException: not authorized to dynamodb:PutItem",
+            }
+        ],
+    )
+    hop = checks.check_lambdas(_client("lambda"), logs, ["api"], AWS_TARGET)
+    assert hop.status == checks.FAIL, hop
+    assert "1 error(s) logged in the last hour" in hop.cause and "dynamodb:PutItem" in hop.cause
+    assert "/aws/lambda/" in hop.fix
+
+    hop = checks.check_lambdas(_client("lambda"), logs, ["missing"], AWS_TARGET)
+    assert hop.status == checks.FAIL and "missing cannot be read" in hop.cause
+
+
+def test_a_disabled_compute_environment_is_named(aws: Any) -> None:
+    batch = _client("batch")
+    iam = _client("iam")
+    role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    env = batch.create_compute_environment(
+        computeEnvironmentName="sheep", type="UNMANAGED", state="DISABLED", serviceRole=role
+    )
+    batch.create_job_queue(
+        jobQueueName="q",
+        state="ENABLED",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}],
+    )
+    hop = checks.check_compute_environments(batch, "q", AWS_TARGET)
+    assert hop.status == checks.FAIL, hop
+    assert "sheep is DISABLED" in hop.cause and "no sheep can start" in hop.cause
+    assert "shepard-tf apply flock.yaml" in hop.fix
+    assert checks.check_job_queue(batch, "q", AWS_TARGET).status == checks.OK
+
+    hop = checks.check_job_queue(batch, "no-such-queue", AWS_TARGET)
+    assert hop.status == checks.FAIL and "does not exist" in hop.cause
+
+
+class _Api:
+    """The API Lambda's answer, for canary tests where no handler runs (moto runs none)."""
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.payloads: list[dict[str, Any]] = []
+
+    def invoke(self, **kwargs: Any) -> dict[str, Any]:
+        self.payloads.append(json.loads(kwargs["Payload"]))
+        return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(self.answer).encode())}
+
+
+def _canary_setup(record: JobRecord) -> tuple[checks.Clients, checks.CanaryPlan, _Api]:
+    s3, dynamodb = _client("s3"), _client("dynamodb")
+    for bucket in ("quick", "outputs", "errors"):
+        s3.create_bucket(Bucket=bucket)
+    create_job_table(dynamodb, "jobs")
+    JobStore("jobs", dynamodb).create(record)
+    api = _Api({"job_id": record.job_id, "UUID": record.job_id})
+    clients = checks.Clients(
+        batch=_client("batch"),
+        s3=s3,
+        sqs=None,
+        lambda_=None,
+        invoke=api,
+        logs=None,
+        dynamodb=dynamodb,
+    )
+    return clients, checks.CanaryPlan("api", "quick", "outputs", "errors", "jobs"), api
+
+
+def _statuses(hops: list[checks.Hop]) -> dict[str, str]:
+    return {hop.name: hop.status for hop in hops}
+
+
+def test_a_canary_no_worker_picks_up_says_where_it_stopped(aws: Any) -> None:
+    job_id = "a" * 32
+    clients, plan, api = _canary_setup(JobRecord(job_id, batch_job_id="batch-1"))
+    hops = checks.run_canary(clients, plan, AWS_TARGET, timeout=1.0)
+    assert api.payloads and api.payloads[0]["TAG"] == "shepard-check"
+    assert api.payloads[0]["QUICK_DEPLOY_DIRECTORY"].startswith("shepard-check/")
+    assert _statuses(hops) == {
+        "canary: script uploaded": "ok",
+        "canary: API accepted the job": "ok",
+        "canary: job submitted to Batch": "ok",
+        "canary: job started": "FAIL",
+        "canary: job succeeded": "skipped",
+        "canary: output zip": "skipped",
+    }
+    started = hops[3]
+    assert f"the job {job_id} was not started by a worker within 1 s" in started.cause
+    assert "Batch does not know job batch-1" in started.cause
+    assert "--timeout 900" in started.fix and "RUNNABLE" in started.fix
+    assert "Contents" not in clients.s3.list_objects_v2(Bucket="quick")  # script removed
+
+
+def test_a_failed_canary_names_the_reason_and_the_error_zip(aws: Any) -> None:
+    job_id = "b" * 32
+    record = JobRecord(
+        job_id,
+        status=Status.FAILED_CLEANING_UP,
+        phase=Phase.FINISHED,
+        result=Result.FAILED,
+        reason="the quick-deploy folder could not be fetched: AccessDenied",
+        batch_job_id="batch-2",
+        start_time="20261129T000000Z",
+        error_zip="errors/b.zip",
+    )
+    clients, plan, _ = _canary_setup(record)
+    clients.s3.put_object(Bucket="errors", Key="errors/b.zip", Body=b"zip")
+    hops = checks.run_canary(clients, plan, AWS_TARGET, timeout=5.0)
+    failed = [hop for hop in hops if hop.status == checks.FAIL]
+    assert [hop.name for hop in failed] == ["canary: job succeeded"]
+    assert "AccessDenied" in failed[0].cause and "s3://errors/errors/b.zip" in failed[0].fix
+    assert "Contents" not in clients.s3.list_objects_v2(Bucket="errors")  # cleaned up
+
+
+def test_a_canary_refused_by_the_api_fails_at_that_hop(aws: Any) -> None:
+    clients, plan, _ = _canary_setup(JobRecord("c" * 32))
+    clients = checks.Clients(
+        **{**clients.__dict__, "invoke": _Api({"error": "no such variable", "statusCode": 400})}
+    )
+    hops = checks.run_canary(clients, plan, AWS_TARGET, timeout=1.0)
+    assert _statuses(hops)["canary: API accepted the job"] == "FAIL"
+    assert "refused the canary" in hops[1].cause
