@@ -123,6 +123,10 @@ def test_a_healthy_local_flock_passes_every_hop_and_its_canary(local_flock: Loca
     assert "local dispatcher" in hops["queue -> scheduler"]["detail"]
     assert "succeeded" in hops["canary: job succeeded"]["detail"]
     assert all(hop["seconds"] >= 0 for hop in report["hops"])
+    code, text, err = local_flock.check("--no-canary")
+    assert code == 0, text + err
+    print(text)
+    assert "all 6 hops ok" in text and "bucket notification" in text and "FAIL" not in text
     # The canary cleans up after itself: no script, no output zip left behind.
     s3 = local_flock.client("s3")
     for bucket in ("quick_deploy_bucket", "outputs_bucket"):
