@@ -17,7 +17,7 @@ from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.settings import FlockSettings
 from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.testing import make_test_flock
-from tests.unit.cli.helpers import cli_env, run, write_flock_profile
+from tests.unit.cli.helpers import cli_env, recording_proxy, run, write_flock_profile
 
 pytestmark = pytest.mark.integration
 
@@ -197,23 +197,16 @@ def test_query_all_by_phase_and_by_result(env: dict[str, str], flock: FlockSetti
 
 
 def test_query_uses_the_gsi_and_never_scans(env: dict[str, str], flock: FlockSettings) -> None:
-    import argparse
-
-    from shepard.cli import build_parser
-    from shepard.commands import Context
-    from shepard.commands.jobs import fetch_jobs
-
     _records(flock)
-    args = build_parser().parse_args(["query"])
-    ctx = Context.create(args, env=env, parser=argparse.ArgumentParser())
-    calls: list[str] = []
-    client = ctx.aws._client("dynamodb")
-    client.meta.events.register(
-        "before-call.dynamodb.*", lambda model, **_: calls.append(model.name)
-    )
-    assert len(fetch_jobs(ctx, flock.table_name, None)) == 4
-    assert len(fetch_jobs(ctx, flock.table_name, "succeeded")) == 1
-    assert calls == ["Query"] * 4
+    with recording_proxy(env["AWS_ENDPOINT_URL"]) as proxy:
+        env = {**env, "AWS_ENDPOINT_URL": proxy.url}
+        everything = run(["query", "--json"], env)
+        assert everything.code == 0, everything.err
+        assert len(json.loads(everything.out)) == 4
+        succeeded = run(["query", "--status", "succeeded", "--json"], env)
+        assert len(json.loads(succeeded.out)) == 1
+    # one Query per phase (queued, running, finished), then one of finished with a filter
+    assert [r.operation for r in proxy.requests] == ["Query"] * 4
 
 
 def test_query_watch_refreshes_until_interrupted(env: dict[str, str], flock: FlockSettings) -> None:

@@ -17,7 +17,7 @@ from shepard.aws.session import load_role, role_cache_path, save_role
 from shepard.emulator import InProcessEmulator
 from shepard.joblayer.settings import FlockSettings
 from shepard.joblayer.testing import create_job_table
-from tests.unit.cli.helpers import cli_env, run, write_flock_profile
+from tests.unit.cli.helpers import cli_env, recording_proxy, run, write_flock_profile
 
 pytestmark = pytest.mark.integration
 
@@ -215,12 +215,9 @@ def test_aws_profile_flag_picks_shared_credentials(
         "[flockdev]\naws_access_key_id = AKIAFLOCKDEV0000\naws_secret_access_key = x\n"
     )
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
-    from shepard.aws.flock import Aws
-    from shepard.aws.session import AwsSettings
-
-    config = Path(env["SHEPARD_CONFIG_DIR"])
-    aws = Aws(AwsSettings(config_dir=config, env=env, aws_profile="flockdev"))
-    assert aws._client("sts")._request_signer._credentials.access_key == "AKIAFLOCKDEV0000"
-    assert run(["query", "--aws_profile", "flockdev"], env).code == 0
+    with recording_proxy(env["AWS_ENDPOINT_URL"]) as proxy:
+        result = run(["query", "--aws_profile", "flockdev"], {**env, "AWS_ENDPOINT_URL": proxy.url})
+    assert result.code == 0, result.err
+    assert proxy.requests and {r.access_key for r in proxy.requests} == {"AKIAFLOCKDEV0000"}
     result = run(["query", "--aws-profile", "nope"], env)
     assert result.code == 2 and "nope" in result.err and "list-profiles" in result.err
