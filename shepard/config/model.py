@@ -16,8 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# The values AWS accepts, stated once: Terraform's `validation` blocks must agree with these
+# (tests/unit/config/test_terraform_agrees.py compares them).
 NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
-REGION_PATTERN = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]$"
+REGION_PATTERN = r"^[a-z]{2}(-[a-z]+)+-[0-9]+$"
+TABLE_NAME_PATTERN = r"^[a-zA-Z0-9_.-]{3,255}$"
 # AWS resource names the flock may be given (buckets have their own, stricter rule).
 RESOURCE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
@@ -25,7 +28,11 @@ ECR_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$
 CE_ID_PATTERN = r"^[a-z][a-z0-9-]{0,19}$"
 VPC_ID_PATTERN = r"^vpc-[0-9a-f]{8,17}$"
 SUBNET_ID_PATTERN = r"^subnet-[0-9a-f]{8,17}$"
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827)
+# CloudWatch Logs' retention values (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -151,7 +158,7 @@ class DynamoDBConfig:
         None,
         seed="TableName",
         doc="Name of the job table.",
-        pattern=RESOURCE_NAME_PATTERN,
+        pattern=TABLE_NAME_PATTERN,
         pattern_hint="3-255 letters, digits, `_`, `-`, `.`",
         default_doc="`<name>-jobs`",
     )
@@ -335,8 +342,10 @@ class EcrConfig:
     )
     keep_images: int = spec(
         20,
-        doc="How many images the repository keeps (older ones expire).",
-        minimum=1,
+        doc="How many images of each kind (payload, worker) the repository keeps; older ones "
+        "expire. At least 2: jobs submitted before the last deploy may still pull the one "
+        "before the newest.",
+        minimum=2,
         maximum=10000,
     )
 
@@ -387,7 +396,7 @@ class LustreConfig:
         pattern=BUCKET_PATTERN,
         pattern_hint="an S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)",
     )
-    deployment_type: Literal["SCRATCH_1", "SCRATCH_2", "PERSISTENT_1", "PERSISTENT_2"] = spec(
+    deployment_type: Literal["SCRATCH_1", "SCRATCH_2", "PERSISTENT_1"] = spec(
         "SCRATCH_2", doc="FSx for Lustre deployment type."
     )
 
@@ -397,8 +406,8 @@ class EbsConfig:
     size_of_root_disk: int = spec(
         30,
         seed="SizeOfRootDisk",
-        doc="GiB of the sheep's encrypted root volume (at least 22).",
-        minimum=22,
+        doc="GiB of the sheep's encrypted root volume (at least 30, the ECS AMI's snapshot).",
+        minimum=30,
         maximum=16384,
     )
     size_of_container_storage_disk: int = spec(

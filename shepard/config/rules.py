@@ -29,6 +29,7 @@ from shepard.config.source import Document, Issue, Path_, format_path
 USABLE_MEMORY_FRACTION = 0.9
 IAM_POLICY_MAX_CHARS = 6144  # managed policy size limit, whitespace excluded
 IAM_VERSIONS = ("2012-10-17", "2008-10-17")
+MAX_COMPUTE_ENVIRONMENTS = 3  # a Batch job queue takes at most 3
 SHORTHAND_KEYS = (
     "instance_types",
     "compute_environment_type",
@@ -122,6 +123,13 @@ class Rules:
                     )
             environments = b.compute_environments
             base: Path_ = ("batch", "compute_environments")
+            if len(environments) > MAX_COMPUTE_ENVIRONMENTS:
+                self.error(
+                    base,
+                    f"{len(environments)} compute environments, but a Batch job queue takes at "
+                    f"most {MAX_COMPUTE_ENVIRONMENTS}; merge some (an environment takes several "
+                    "instance types)",
+                )
             paths = [(*base, i) for i in range(len(environments))]
         elif self.is_given("batch", "compute_environments"):
             self.error(("batch", "compute_environments"), "list at least one compute environment")

@@ -128,10 +128,10 @@ def test_errors_come_in_file_order_and_carry_the_file_name() -> None:
 
 def test_enum_values_are_matched_in_any_case_and_stored_canonically() -> None:
     config = parse(
-        MINIMAL + "  compute_environment_type: Spot\nlustre:\n  deployment_type: persistent_2\n"
+        MINIMAL + "  compute_environment_type: Spot\nlustre:\n  deployment_type: persistent_1\n"
     )
     assert config.batch.compute_environment_type == "spot"
-    assert config.lustre.deployment_type == "PERSISTENT_2"
+    assert config.lustre.deployment_type == "PERSISTENT_1"
 
 
 def test_efs_throughput_is_a_mode_or_mibps() -> None:
