@@ -9,10 +9,10 @@ from shepard.joblayer.records import RESERVED_VARIABLES
 
 from .workspace import Workspace
 
-# The ECS agent's credentials endpoint for the job role (docs/decisions/0005-worker-runtime.md,
-# "The payload's AWS credentials"). Copied from the worker's environment, where the agent put
-# them; a user's variable of the same name is dropped, so that no job can point the payload's
-# SDK at another credentials server while it looks like the job role.
+# The ECS agent's credentials endpoint for the job role (worker/README.md, "The payload's AWS
+# credentials"). Copied from the worker's environment, where the agent put them; a user's
+# variable of the same name is dropped, so that no job can point the payload's SDK at another
+# credentials server while it looks like the job role.
 JOB_ROLE_CREDENTIAL_VARIABLES = (
     "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",

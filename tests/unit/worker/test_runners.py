@@ -148,7 +148,13 @@ class FakeClient:
         self.output = output
         self.code = code
         self.created: list[FakeContainer] = []
-        self.images = self
+        # Looked up at call time, so that a test can replace one of the methods.
+        self.images = SimpleNamespace(
+            get=lambda image: self.get(image),
+            pull=lambda image, auth_config=None: self.pull(image, auth_config),
+            list=lambda name: self.list_images(name),
+            remove=lambda name: self.remove(name),
+        )
         self.containers = SimpleNamespace(create=self.create, list=self.list_containers)
         self.local: dict[str, list[str]] = {}  # image id -> names, for images.list
         self.in_use: list[str] = []  # image ids of the engine's containers
@@ -161,7 +167,7 @@ class FakeClient:
         image_id = self.digest if self.digest.startswith("sha256:") else f"sha256:{self.digest}"
         return SimpleNamespace(id=image_id, attrs={"RepoDigests": [f"{repository}@{self.digest}"]})
 
-    def list(self, name: str) -> list[Any]:
+    def list_images(self, name: str) -> list[Any]:
         return [
             SimpleNamespace(id=image_id, tags=names)
             for image_id, names in self.local.items()
@@ -419,7 +425,7 @@ def test_pruning_never_fails_the_job(tmp_path: Path) -> None:
     def broken(name: str) -> list[Any]:
         raise docker.errors.APIError("engine busy")
 
-    client.list = broken  # type: ignore[method-assign]
+    client.list_images = broken  # type: ignore[method-assign]
     runner = DockerRunner(client, lock_path=tmp_path / "pull.lock", gpus=False)
     lines: list[str] = []
 
