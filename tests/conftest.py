@@ -25,6 +25,7 @@ from shepard.tf.mirror import find_plugin_dir, write_cli_config
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 WRITE_DOC_ENV = "SHEPARD_IAM_WRITE_DOC"
+RECORDS_OUT_ENV = "SHEPARD_IAM_RECORDS_OUT"  # a file: the session's recorded calls, as JSON
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,6 +39,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from tests.support import iam_check
     from tests.support.iam_record import RECORDER
 
+    dump = os.environ.get(RECORDS_OUT_ENV)
+    if dump:
+        Path(dump).write_text(iam_check.dump_records(RECORDER.all_calls(), RECORDER.all_names()))
     if iam_check.APPLIED is None:
         return
     write = os.environ.get(WRITE_DOC_ENV) == "1"

@@ -20,7 +20,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -534,6 +534,19 @@ def _with_function_url(policy: dict[str, Any]) -> dict[str, Any]:
         {"Effect": "Allow", "Action": ["lambda:InvokeFunctionUrl"], "Resource": [resource]}
     )
     return policy
+
+
+def dump_records(calls: Iterable[Call], names: Mapping[str, tuple[str, str]]) -> str:
+    return json.dumps(
+        {"calls": [asdict(c) for c in calls], "names": {k: list(v) for k, v in names.items()}},
+        indent=1,
+    )
+
+
+def load_records(text: str) -> tuple[list[Call], dict[str, tuple[str, str]]]:
+    data = json.loads(text)
+    names = {k: (v[0], v[1]) for k, v in data["names"].items()}
+    return [Call(**c) for c in data["calls"]], names
 
 
 def documented_policies(text: str) -> dict[str, Policy]:

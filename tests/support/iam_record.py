@@ -13,8 +13,9 @@ the part whose code is on the calling thread's stack, innermost first:
 ``cli:<command>``      ``shepard.cli.main`` running ``<command>``
 =====================  ====================================================
 
-A thread with no part on its stack (the S3 transfer manager's) is charged to the part that made
-the client. Calls by the tests themselves (setting up tables, reading results) are not charged.
+A thread with no part on its stack (the S3 transfer manager's) is charged to the part that
+started the thread, or else to the part that made the client. Calls by the tests themselves
+(setting up tables, reading results) are not charged.
 
 Tests give their flocks names of their own; the check evaluates the calls against the applied
 flock's policies, so the recorder also notes every resource name a part is configured with
@@ -180,8 +181,11 @@ def _resource_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _before(params: Mapping[str, Any], model: Any, context: dict[str, Any], **kwargs: Any) -> None:
-    client_part = context.get("iam_client_part")
-    part = part_of_stack(sys._getframe(1)) or client_part
+    part = (
+        part_of_stack(sys._getframe(1))
+        or getattr(threading.current_thread(), "iam_part", None)
+        or context.get("iam_client_part")
+    )
     if part is None:
         return
     service = model.service_model.service_name
@@ -252,6 +256,16 @@ def install() -> None:
         return client
 
     botocore.session.Session.create_client = recording_create_client  # type: ignore[method-assign]
+
+    start = threading.Thread.start
+
+    def recording_start(self: threading.Thread) -> None:
+        self.iam_part = part_of_stack(sys._getframe(1)) or getattr(  # type: ignore[attr-defined]
+            threading.current_thread(), "iam_part", None
+        )
+        start(self)
+
+    threading.Thread.start = recording_start  # type: ignore[method-assign]
     _hook_settings()
 
 
