@@ -41,6 +41,7 @@ _OUTPUT_OF_FIELD = {
     "job_queue": "job_queue_arn",
     "job_definition": "job_definition_arn",
     "secret_name": "secret_name",
+    "ecr_repository_name": "ecr_repository_name",
     **{b: b for b in BUCKETS},
 }
 # How docs/iam.md names the flock's resources.

@@ -301,6 +301,15 @@ def _hook_settings() -> None:
         pass
     else:
         _wrap_init(WorkerSettings, "flock", {**_FLOCK_FIELDS, "secret_name": "secret_name"})
+        original = WorkerSettings.__init__
+
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            image = str(getattr(self, "payload_image", None) or "")
+            repository = image.split("/", 1)[-1].split("@")[0].split(":")[0] if image else ""
+            RECORDER.name(repository, "flock", "ecr_repository_name")
+
+        WorkerSettings.__init__ = init
 
     original_get = profiles.Settings.get
 
