@@ -254,6 +254,14 @@ def _check_entry(entry: zipfile.ZipInfo, source: RangedObject, cap: int) -> None
             f"{where} is {entry.file_size} bytes; at most {cap} bytes of variables are read: put "
             "large data in other files of the zip"
         )
+    # Deflate adds a few bytes per 16 KiB block at worst: a larger claim is a damaged entry
+    # (and would make the entry's GET as large as the claim).
+    if entry.compress_size > entry.file_size + entry.file_size // 64 + 1024:
+        raise _not_a_zip(
+            source,
+            f"{entry.filename} claims {entry.compress_size} compressed bytes for "
+            f"{entry.file_size} bytes",
+        )
 
 
 def read_inputs_json(

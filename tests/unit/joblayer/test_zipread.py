@@ -288,6 +288,10 @@ REFUSED = {
         patched(make_zip({"inputs.json": INPUTS}), b"PK\x05\x06", 4, b"\x01\x00"),
         "split over several disks",
     ),
+    "huge-claim": (
+        patched(make_zip({"inputs.json": INPUTS}), b"PK\x01\x02", 20, b"\xff\xff\xff\x7f"),
+        "claims 2147483647 compressed bytes",
+    ),
     "two-top-folders": (make_zip({"a/inputs.json": INPUTS, "b/x": b""}), "no inputs.json"),
     "bad-directory": (
         patched(make_zip({"inputs.json": INPUTS}), b"PK\x01\x02", 0, b"XX"),
