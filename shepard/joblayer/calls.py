@@ -15,8 +15,9 @@ from typing import Any
 
 from shepard.joblayer.clients import error_code
 
-# Parts of 16 MiB, four at a time: a 50 GiB zip stays under S3's 10,000-part limit (boto3 raises
-# the part size itself past that) and memory stays at about 64 MiB.
+# Multipart from 8 MiB, in parts of 16 MiB, four at a time: a 50 GiB zip stays under S3's
+# 10,000-part limit (boto3 raises the part size itself past that) and memory stays at about 64 MiB.
+MULTIPART_THRESHOLD = 8 * 1024 * 1024
 PART_SIZE = 16 * 1024 * 1024
 MAX_CONCURRENCY = 4
 
@@ -27,7 +28,7 @@ def transfer_config() -> Any:
     from boto3.s3.transfer import TransferConfig
 
     return TransferConfig(
-        multipart_threshold=PART_SIZE,
+        multipart_threshold=MULTIPART_THRESHOLD,
         multipart_chunksize=PART_SIZE,
         max_concurrency=MAX_CONCURRENCY,
     )
