@@ -1,9 +1,33 @@
 # A flock: the modules of terraform/modules composed into one deployable unit.
 
+# Zones that exist in this account, looked up only when a new VPC needs them and none are given
+# (an offline plan passes availability_zones, so it calls no AWS API).
+data "aws_availability_zones" "available" {
+  count = var.availability_zones == null && var.network.create_vpc ? 1 : 0
+
+  state = "available"
+  filter {
+    name   = "zone-type"
+    values = ["availability-zone"]
+  }
+  filter {
+    name   = "opt-in-status"
+    values = ["opt-in-not-required"]
+  }
+}
+
 locals {
   environment_name = coalesce(var.network.environment_name, var.name)
-  # No aws_availability_zones lookup: an offline plan needs no AWS.
-  availability_zones = var.availability_zones != null ? var.availability_zones : ["${var.region}a", "${var.region}b"]
+  availability_zones = var.availability_zones != null ? var.availability_zones : (
+    var.network.create_vpc ? slice(sort(data.aws_availability_zones.available[0].names), 0, 2) : []
+  )
+
+  # The most sheep the compute environments may run at once, counting 2 vCPUs per sheep (the
+  # smallest instances Batch's "optimal" picks): the sheep subnets must have room for them.
+  max_sheep = ceil(sum([for ce in values(var.batch.compute_environments) : coalesce(ce.max_vcpus, var.batch.max_vcpus)]) / 2)
+
+  # The flock's tags for what the sheep launch (the provider's default_tags do not reach them).
+  flock_tags = merge(var.resource_tags, { "shepard:flock" = var.name })
 
   table_name      = coalesce(var.table.name, "${var.name}-jobs")
   secret_name     = coalesce(var.secret_name, "${var.name}-secrets")
@@ -97,7 +121,8 @@ module "network" {
   existing_subnet_ids  = var.network.existing_subnet_ids
   create_efs_rules     = local.uses_efs
   create_lustre_rules  = local.uses_lustre
-  emulator             = var.emulator.enabled
+  create_nat           = var.create_nat_gateway
+  max_sheep            = local.max_sheep
 }
 
 module "storage" {
@@ -154,7 +179,7 @@ module "efs" {
   kms_key_arn       = module.kms.key_arn
   throughput_mode   = var.efs.throughput_mode
   provisioned_mibps = var.efs.provisioned_mibps
-  subnet_ids        = module.network.subnet_ids
+  subnets           = module.network.subnet_ids_by_zone
   security_group_id = module.network.security_group_id
 }
 
@@ -196,32 +221,38 @@ module "iam" {
 module "batch" {
   source = "../modules/batch"
 
-  emulator              = var.emulator.enabled
-  name                  = var.name
-  instance_name         = var.batch.instance_name
-  launch_template_name  = var.batch.launch_template_name
-  queue_name            = var.batch.queue_name
-  job_definition_name   = var.batch.job_definition_name
-  ec2_key_pair          = var.batch.ec2_key_pair
-  max_vcpus             = var.batch.max_vcpus
-  compute_environments  = var.batch.compute_environments
-  subnet_ids            = module.network.subnet_ids
-  security_group_id     = module.network.security_group_id
-  instance_profile_arn  = module.iam.instance_profile_arn
-  service_role_arn      = module.iam.batch_service_role_arn
-  spot_fleet_role_arn   = module.iam.spot_fleet_role_arn
-  job_role_arn          = module.iam.job_role_arn
-  worker_image          = local.worker_image
-  job                   = var.job
-  job_environment       = local.job_environment
-  uses_efs              = local.uses_efs
-  uses_lustre           = local.uses_lustre
-  efs_dns_name          = module.efs.dns_name
-  lustre_dns_name       = module.lustre.dns_name
-  lustre_mount_name     = module.lustre.mount_name
-  root_volume_gib       = var.ebs.root_size_gib
-  container_storage_gib = var.ebs.container_storage_size_gib
-  instance_tags         = local.instance_tags
+  name                        = var.name
+  region                      = var.region
+  instance_name               = var.batch.instance_name
+  launch_template_name        = var.batch.launch_template_name
+  queue_name                  = var.batch.queue_name
+  job_definition_name         = var.batch.job_definition_name
+  ec2_key_pair                = var.batch.ec2_key_pair
+  max_vcpus                   = var.batch.max_vcpus
+  compute_environments        = var.batch.compute_environments
+  subnet_ids                  = module.network.subnet_ids
+  security_group_id           = module.network.security_group_id
+  instance_profile_arn        = module.iam.instance_profile_arn
+  service_role_arn            = module.iam.batch_service_role_arn
+  spot_fleet_role_arn         = module.iam.spot_fleet_role_arn
+  job_role_arn                = module.iam.job_role_arn
+  worker_image                = local.worker_image
+  job                         = var.job
+  job_environment             = local.job_environment
+  uses_efs                    = local.uses_efs
+  uses_lustre                 = local.uses_lustre
+  efs_dns_name                = module.efs.dns_name
+  lustre_dns_name             = module.lustre.dns_name
+  lustre_mount_name           = module.lustre.mount_name
+  root_volume_gib             = var.ebs.root_size_gib
+  container_storage_gib       = var.ebs.container_storage_size_gib
+  instance_tags               = local.instance_tags
+  tags                        = local.flock_tags
+  kms_key_arn                 = module.kms.key_arn
+  log_retention_days          = var.batch.log_retention_days
+  runnable_timeout_seconds    = var.batch.runnable_timeout_seconds
+  update_job_timeout_minutes  = var.batch.update_job_timeout_minutes
+  pin_launch_template_version = var.pin_launch_template_version
 }
 
 module "scheduler" {

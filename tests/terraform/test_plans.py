@@ -1,8 +1,10 @@
 """Offline plans of terraform/flock for the cases in cases/: resource counts and key values.
 
 Each case is a tfvars file; cases/<case>.expected.json pins how many resources of each type
-its plan creates. The values that make a flock safe and correct (IMDSv2, encryption, retry
-strategy, queue order, GSI, TLS-only policies, SSH rules, environments) are asserted here.
+its plan creates. The values that make a flock safe and correct on AWS (IMDSv2 out of the
+containers' reach, encryption, retry strategy, queue order and time limits, GSI, TLS-only
+policies, gateway endpoints, subnet sizes, zones, image types, the service-linked role, update
+policy, log configuration, tag specifications, SSH rules, environments) are asserted here.
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ class Plan:
     """The parts of a plan the tests read: created resources by address, output values."""
 
     def __init__(self, raw: tftest.TerraformPlanOutput) -> None:
+        self.configuration: dict[str, Any] = raw.configuration
         self.changes = {
             address: change
             for address, change in raw.resource_changes.items()
             if change["mode"] == "managed"
         }
-        self.output_changes: dict[str, Any] = raw.output_changes
+        self.output_changes: dict[str, Any] = raw._raw.get("output_changes", {})
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(c["type"] for c in self.changes.values()).items()))
@@ -73,6 +76,20 @@ class Plan:
     def output(self, name: str) -> Any:
         return self.output_changes[name]["after"]
 
+    def unknown(self, address: str) -> dict[str, Any]:
+        value: dict[str, Any] = self.changes[address]["change"]["after_unknown"]
+        return value
+
+    def module_config(self, name: str) -> dict[str, Any]:
+        """The configuration of a module call: its resources' and outputs' expressions."""
+        module: dict[str, Any] = self.configuration["root_module"]["module_calls"][name]["module"]
+        return module
+
+    def references(self, module: str, resource: str, argument: str) -> set[str]:
+        """What one argument of a resource in a module refers to, as Terraform records it."""
+        [config] = [r for r in self.module_config(module)["resources"] if r["address"] == resource]
+        return set(config["expressions"][argument].get("references", []))
+
 
 def plan_case(planner: FlockPlanner, case: str, **overrides: Any) -> Plan:
     started = time.monotonic()
@@ -86,9 +103,25 @@ def minimal(planner: FlockPlanner) -> Plan:
     return plan_case(planner, "minimal")
 
 
+# What the local flock's overlay (<state>/local.auto.tfvars.json) sets for its emulator.
+LOCAL_OVERLAY = {
+    "enforce_tls": False,
+    "s3_lifecycle_rules": False,
+    "create_nat_gateway": False,
+    "enable_event_source_mapping": False,
+    "pin_launch_template_version": False,
+    "create_batch_service_role": True,
+}
+
+
 @pytest.fixture(scope="module")
-def minimal_emulated(planner: FlockPlanner) -> Plan:
-    return plan_case(planner, "minimal", emulator={"enabled": True})
+def minimal_local(planner: FlockPlanner) -> Plan:
+    return plan_case(planner, "minimal", **LOCAL_OVERLAY)
+
+
+@pytest.fixture(scope="module")
+def minimal_public(planner: FlockPlanner) -> Plan:
+    return plan_case(planner, "minimal", network={"make_subnets_public": True})
 
 
 @pytest.fixture(scope="module")
@@ -114,19 +147,24 @@ def test_outputs_are_exactly_the_contract(minimal: Plan) -> None:
     assert minimal.output("cli_profile")["shepard_cloudformation_stack_name"] == "mini-flock"
 
 
-def test_sheep_use_imdsv2_and_encrypted_volumes(minimal: Plan) -> None:
+def test_sheep_keep_imds_from_containers_and_encrypt_volumes(minimal: Plan) -> None:
     template = minimal.after("module.batch.aws_launch_template.sheep")
     [metadata] = template["metadata_options"]
     assert (metadata["http_endpoint"], metadata["http_tokens"]) == ("enabled", "required")
-    assert metadata["http_put_response_hop_limit"] == 2
+    # One hop: a container on Docker's bridge network cannot reach the instance role.
+    assert metadata["http_put_response_hop_limit"] == 1
     volumes = {b["device_name"]: b["ebs"][0] for b in template["block_device_mappings"]}
     assert {d: (v["encrypted"], v["volume_size"]) for d, v in volumes.items()} == {
         "/dev/xvda": ("true", 30),
         "/dev/xvdcz": ("true", 50),
     }
     assert template["key_name"] is None
+    # A sheep whose file system does not mount shuts itself down: terminated, then replaced.
+    assert template["instance_initiated_shutdown_behavior"] == "terminate"
+    # default_tags do not reach launched instances and volumes: the template carries them.
     tags = {t["resource_type"]: t["tags"] for t in template["tag_specifications"]}
-    assert tags["instance"] == {"Name": "mini-flock-sheep"}
+    expected = {"Name": "mini-flock-sheep", "shepard:flock": "mini-flock"}
+    assert tags == {"instance": expected, "volume": expected, "network-interface": expected}
 
 
 def test_buckets_are_encrypted_private_and_tls_only(minimal: Plan) -> None:
@@ -149,21 +187,42 @@ def test_buckets_are_encrypted_private_and_tls_only(minimal: Plan) -> None:
     }
 
 
-def test_emulator_mode_changes_only_the_measured_limits(
-    minimal: Plan, minimal_emulated: Plan
-) -> None:
-    aws, emu = minimal.counts(), minimal_emulated.counts()
-    removed = {k: aws[k] - emu.get(k, 0) for k in aws if aws[k] != emu.get(k, 0)}
-    assert removed == {
+BUCKETS = ("errors", "inputs", "outputs", "quick-deploy")
+ENVIRONMENT = 'module.batch.aws_batch_compute_environment.this["ondemand"]'
+
+
+def test_aws_target_has_every_secure_setting_on(minimal: Plan) -> None:
+    """Default variables are the AWS target: nothing an emulator cannot do is left out."""
+    assert set(minimal.of_type("aws_s3_bucket_policy")) == {
+        f'module.storage.aws_s3_bucket_policy.tls_only["{b}"]' for b in BUCKETS
+    }
+    assert len(minimal.of_type("aws_s3_bucket_lifecycle_configuration")) == 4
+    assert len(minimal.of_type("aws_nat_gateway")) == 1
+    mapping = "module.scheduler.aws_lambda_event_source_mapping.this"
+    assert minimal.after(mapping)["enabled"] is True
+    # The launch template's latest version (known at apply), not "$Default".
+    [template] = minimal.unknown(ENVIRONMENT)["compute_resources"][0]["launch_template"]
+    assert template["version"] is True
+    # No custom Batch service role: compute environments use the service-linked one.
+    assert not any("batch_service" in address for address in minimal.changes)
+
+
+def test_local_overlay_changes_only_the_measured_limits(minimal: Plan, minimal_local: Plan) -> None:
+    aws, local = minimal.counts(), minimal_local.counts()
+    changed = {k: aws.get(k, 0) - local.get(k, 0) for k in aws | local}
+    assert {k: v for k, v in changed.items() if v} == {
         "aws_s3_bucket_policy": 4,  # TLS-only Deny: moto ignores conditions
         "aws_s3_bucket_lifecycle_configuration": 4,  # 55 s wait per bucket
         "aws_nat_gateway": 1,
         "aws_eip": 1,
         "aws_route": 1,  # the private route through the NAT gateway
+        "aws_iam_role": -1,  # moto refuses a compute environment without a service role
+        "aws_iam_role_policy_attachment": -1,
     }
     mapping = "module.scheduler.aws_lambda_event_source_mapping.this"
-    assert minimal.after(mapping)["enabled"] is True
-    assert minimal_emulated.after(mapping)["enabled"] is False
+    assert minimal_local.after(mapping)["enabled"] is False
+    environment = minimal_local.after('module.batch.aws_batch_compute_environment.this["ondemand"]')
+    assert environment["compute_resources"][0]["launch_template"][0]["version"] == "$Default"
 
 
 def test_job_definition_retries_only_reclaimed_hosts(minimal: Plan) -> None:
@@ -178,6 +237,132 @@ def test_job_definition_retries_only_reclaimed_hosts(minimal: Plan) -> None:
     ]
     assert definition["timeout"] == [{"attempt_duration_seconds": 86400}]
     assert definition["platform_capabilities"] == ["EC2"]
+    assert definition["propagate_tags"] is True
+
+
+def test_no_host_reclaim_retry_means_no_retry_at_all(planner: FlockPlanner) -> None:
+    """Without an EXIT condition Batch would retry every failure up to `attempts` times."""
+    plan = plan_case(planner, "minimal", job={"retry_on_host_reclaim": False}, **LOCAL_OVERLAY)
+    definition = plan.after("module.batch.aws_batch_job_definition.this")
+    [strategy] = definition["retry_strategy"]
+    assert [(e["action"], e["on_reason"]) for e in strategy["evaluate_on_exit"]] == [("exit", "*")]
+
+
+# The batch module alone, with every input known, so that the job definition's JSON (whose job
+# role ARN is unknown until apply in a whole flock) can be read from the plan.
+BATCH_ALONE = """
+provider "aws" {
+  region                      = "eu-west-1"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+}
+
+module "batch" {
+  source               = "../modules/batch"
+  name                 = "solo"
+  region               = "eu-west-1"
+  compute_environments = { ondemand = { order = 1, type = "EC2", instance_types = ["optimal"] } }
+  subnet_ids           = ["subnet-0aaaaaaaaaaaaaaa1"]
+  security_group_id    = "sg-0123456789abcdef0"
+  instance_profile_arn = "arn:aws:iam::123456789012:instance-profile/solo-sheep"
+  job_role_arn         = "arn:aws:iam::123456789012:role/solo-job"
+  kms_key_arn          = "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-4e5f"
+  worker_image         = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/solo:worker-latest"
+  job_environment      = { SHEPARD_FLOCK = "solo" }
+  log_retention_days   = 90
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def batch_alone(planner: FlockPlanner) -> Plan:
+    folder = planner.root / "batch-alone"
+    folder.mkdir(exist_ok=True)
+    (folder / "main.tf").write_text(BATCH_ALONE)
+    tf = tftest.TerraformTest(str(folder), env=planner.tf.env)
+    tf.setup(cleanup_on_exit=False)
+    started = time.monotonic()
+    plan = Plan(tf.plan(output=True))
+    print(f"\nterraform plan of the batch module alone: {time.monotonic() - started:.1f} s")
+    return plan
+
+
+def test_jobs_log_to_the_flocks_own_encrypted_group(batch_alone: Plan, full: Plan) -> None:
+    group = batch_alone.after("module.batch.aws_cloudwatch_log_group.jobs")
+    assert (group["name"], group["retention_in_days"]) == ("/aws/batch/solo", 90)
+    assert group["kms_key_id"].startswith("arn:aws:kms:eu-west-1:123456789012:key/")
+    definition = batch_alone.after("module.batch.aws_batch_job_definition.this")
+    properties = json.loads(definition["container_properties"])
+    assert properties["logConfiguration"] == {
+        "logDriver": "awslogs",
+        "options": {"awslogs-group": "/aws/batch/solo", "awslogs-region": "eu-west-1"},
+    }
+    assert properties["jobRoleArn"] == "arn:aws:iam::123456789012:role/solo-job"
+    assert definition["propagate_tags"] is True
+    # In a whole flock: the flock's key (whose policy names /aws/batch/<name>: tfiam's tests).
+    flock_group = full.after("module.batch.aws_cloudwatch_log_group.jobs")
+    assert (flock_group["name"], flock_group["retention_in_days"]) == ("/aws/batch/full-flock", 30)
+    assert full.unknown("module.batch.aws_cloudwatch_log_group.jobs")["kms_key_id"] is True
+
+
+def test_queue_cancels_jobs_stuck_runnable(minimal: Plan) -> None:
+    queue = minimal.after("module.batch.aws_batch_job_queue.this")
+    actions = {
+        (a["action"], a["state"], a["reason"], a["max_time_seconds"])
+        for a in queue["job_state_time_limit_action"]
+    }
+    assert actions == {
+        ("CANCEL", "RUNNABLE", reason, 3600)
+        for reason in (
+            "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+            "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+            "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+        )
+    }
+
+
+def test_new_vpc_subnets_zones_and_gateway_endpoints(minimal: Plan) -> None:
+    subnets = {
+        a.split(".")[-1]: (s["availability_zone"], s["cidr_block"])
+        for a, s in minimal.of_type("aws_subnet").items()
+    }
+    # One /20 per zone (about 4000 addresses): room for every sheep in any one zone.
+    assert subnets == {
+        "private[0]": ("us-east-1a", "10.0.0.0/20"),
+        "private[1]": ("us-east-1b", "10.0.16.0/20"),
+        "public[0]": ("us-east-1a", "10.0.128.0/20"),
+        "public[1]": ("us-east-1b", "10.0.144.0/20"),
+    }
+    endpoints = minimal.of_type("aws_vpc_endpoint")
+    assert {(e["service_name"], e["vpc_endpoint_type"]) for e in endpoints.values()} == {
+        ("com.amazonaws.us-east-1.s3", "Gateway"),
+        ("com.amazonaws.us-east-1.dynamodb", "Gateway"),
+    }
+    # On every route table of the VPC (ids known only at apply: the configuration says which).
+    references = minimal.references("network", "aws_vpc_endpoint.gateway", "route_table_ids")
+    assert {"aws_route_table.private", "aws_route_table.public"} <= references
+
+
+def test_public_sheep_get_subnets_sized_for_them(minimal_public: Plan) -> None:
+    subnets = {a.split(".")[-1]: s for a, s in minimal_public.of_type("aws_subnet").items()}
+    assert subnets["public[0]"]["cidr_block"] == "10.0.128.0/20"
+    assert subnets["public[0]"]["map_public_ip_on_launch"] is True
+    assert minimal_public.of_type("aws_nat_gateway") == {}
+
+
+def test_public_sheep_refuse_subnets_too_small(planner: FlockPlanner) -> None:
+    network = {"make_subnets_public": True, "public_subnet_cidrs": ["10.0.0.0/28", "10.0.0.16/28"]}
+    with pytest.raises(tftest.TerraformTestError) as failure:
+        planner.plan("minimal", network=network)
+    text = " ".join(str(failure.value).replace("\\n", " ").split())
+    assert "The public subnets 10.0.0.0/28, 10.0.0.16/28 hold fewer addresses than the 128" in text
+
+
+def test_zones_are_looked_up_when_not_given(planner: FlockPlanner) -> None:
+    """No `<region>a` guess: without zones a new VPC asks AWS (which an offline plan cannot)."""
+    with pytest.raises(tftest.TerraformTestError) as failure:
+        planner.plan("minimal", availability_zones=None)
+    assert "DescribeAvailabilityZones" in str(failure.value)
 
 
 def test_job_table_has_the_status_index_ttl_and_pitr(minimal: Plan) -> None:
@@ -204,7 +389,7 @@ def test_scheduler_queue_lambda_and_mapping(minimal: Plan) -> None:
     # 180 s asked for, but at least 6 x the 60 s Lambda timeout.
     assert queue["visibility_timeout_seconds"] == 360
     assert queue["name"] == "mini-flock-scheduler"
-    function = minimal.after("module.scheduler.aws_lambda_function.this")
+    function = minimal.after("module.scheduler.module.function.aws_lambda_function.this")
     assert (function["runtime"], function["handler"]) == ("python3.12", "handler.handler")
     mapping = minimal.after("module.scheduler.aws_lambda_event_source_mapping.this")
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
@@ -230,12 +415,20 @@ def test_full_compute_environments_and_queue_order(full: Plan) -> None:
     resources = {key: env["compute_resources"][0] for key, env in envs.items()}
     assert resources["spot"]["type"] == "SPOT"
     assert resources["spot"]["bid_percentage"] == 60
-    assert resources["spot"]["allocation_strategy"] == "SPOT_CAPACITY_OPTIMIZED"
+    assert resources["spot"]["allocation_strategy"] == "SPOT_PRICE_CAPACITY_OPTIMIZED"
     assert resources["ondemand"]["allocation_strategy"] == "BEST_FIT_PROGRESSIVE"
     assert (resources["ondemand"]["min_vcpus"], resources["ondemand"]["max_vcpus"]) == (2, 512)
     assert resources["gpu"]["max_vcpus"] == 64
     images = {k: r["ec2_configuration"][0]["image_type"] for k, r in resources.items()}
-    assert images == {"spot": "ECS_AL2", "ondemand": "ECS_AL2", "gpu": "ECS_AL2_NVIDIA"}
+    assert images == {"spot": "ECS_AL2023", "ondemand": "ECS_AL2023", "gpu": "ECS_AL2023_NVIDIA"}
+    # The service-linked role, an update policy, and generated names so that a replacement
+    # can be created before the old environment goes.
+    assert not any("batch_service" in address for address in full.changes)
+    for key, env in envs.items():
+        assert env["update_policy"] == [
+            {"job_execution_timeout_minutes": 30, "terminate_jobs_on_update": False}
+        ]
+        assert env["compute_environment_name_prefix"] == f"full-flock-{key}-"
     assert {r["ec2_key_pair"] for r in resources.values()} == {"lab-key"}
     queue = full.after("module.batch.aws_batch_job_queue.this")
     assert sorted(o["order"] for o in queue["compute_environment_order"]) == [1, 2, 3]
@@ -261,15 +454,30 @@ def test_full_existing_vpc_file_systems_and_extra_policy(full: Plan) -> None:
         "provisioned",
         64,
     )
-    targets = full.of_type("aws_efs_mount_target").values()
-    assert sorted(t["subnet_id"] for t in targets) == [
-        "subnet-0aaaaaaaaaaaaaaa1",
-        "subnet-0bbbbbbbbbbbbbbb2",
-    ]
+    targets = full.of_type("aws_efs_mount_target")
+    # Keyed (by zone, or by subnet id in an existing VPC), not counted.
+    assert {a: t["subnet_id"] for a, t in targets.items()} == {
+        f'module.efs.aws_efs_mount_target.this["{s}"]': s
+        for s in ("subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2")
+    }
+    policy = full.changes["module.efs.aws_efs_file_system_policy.this[0]"]
+    assert policy["change"]["actions"] == ["create"]
+    # Sheep mount EFS only once every mount target (and the TLS-only policy) exists.
+    [dns_output] = [o for n, o in full.module_config("efs")["outputs"].items() if n == "dns_name"]
+    assert set(dns_output["depends_on"]) == {
+        "aws_efs_mount_target.this",
+        "aws_efs_file_system_policy.this",
+    }
     lustre = full.after("module.lustre.aws_fsx_lustre_file_system.this[0]")
     assert (lustre["deployment_type"], lustre["storage_capacity"]) == ("SCRATCH_2", 2400)
     assert lustre["subnet_ids"] == ["subnet-0aaaaaaaaaaaaaaa1"]
     assert 'module.storage.aws_s3_bucket.this["lustre"]' in full.changes
+    # FSx imports the bucket through a role the flock key's policy does not name: SSE-S3.
+    encryption = full.after(
+        'module.storage.aws_s3_bucket_server_side_encryption_configuration.this["lustre"]'
+    )
+    algorithm = encryption["rule"][0]["apply_server_side_encryption_by_default"][0]
+    assert algorithm["sse_algorithm"] == "AES256"
     extra = full.after("module.iam.aws_iam_role_policy.extra[0]")
     assert (
         json.loads(extra["policy"])["Statement"][0]["Resource"]
@@ -320,6 +528,8 @@ def test_full_job_and_lambda_environment(full: Plan) -> None:
     assert template["key_name"] == "lab-key"
     instance_tags = {t["resource_type"]: t["tags"] for t in template["tag_specifications"]}
     assert instance_tags["instance"]["WorkloadType"] == "batch"
+    assert instance_tags["volume"]["CostCenter"] == "research"
+    assert instance_tags["volume"]["shepard:flock"] == "full-flock"
     bucket = full.after('module.storage.aws_s3_bucket.this["outputs"]')
     assert bucket["tags_all"] == {"CostCenter": "research", "shepard:flock": "full-flock"}
 

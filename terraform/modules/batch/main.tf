@@ -10,6 +10,10 @@ locals {
     { for k, v in var.instance_tags : k => v if v != null },
   )
 
+  # Tags of what the sheep launch (instances, their volumes and network interfaces): the
+  # provider's default_tags do not reach them, so the flock's tags are given here.
+  launched_tags = merge(var.tags, local.instance_tags)
+
   work_device = "/dev/xvdcz"
 
   user_data = templatefile("${path.module}/user_data.tftpl", {
@@ -19,6 +23,16 @@ locals {
     lustre_dns_name   = var.lustre_dns_name == null ? "" : var.lustre_dns_name
     lustre_mount_name = var.lustre_mount_name == null ? "" : var.lustre_mount_name
   })
+
+  # What Batch's job state time limit may cancel: a job that can never run (no environment
+  # large enough) or waits for capacity that does not come.
+  runnable_limit_reasons = [
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY",
+    "MISCONFIGURATION:COMPUTE_ENVIRONMENT_MAX_RESOURCE",
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT",
+  ]
+
+  log_group_name = "/aws/batch/${var.name}"
 
   # Host paths are the same inside the worker container: the worker starts the payload as a
   # sibling container through the host's Docker daemon, and bind mounts name host paths.
@@ -40,20 +54,25 @@ locals {
   )
 }
 
+
 resource "aws_launch_template" "sheep" {
-  #checkov:skip=CKV_AWS_341:Hop limit 2 lets the worker container (Docker bridge network) read its instance id to tag its sheep; IMDSv2 tokens are still required.
   name                   = local.launch_template_name
   description            = "Sheep of shepard flock ${var.name}"
   update_default_version = true
   key_name               = var.ec2_key_pair
   user_data              = base64encode(local.user_data)
 
-  # IMDSv2 only. Hop limit 2 lets containers on the bridge network reach it (the ECS agent
-  # hands them their role credentials through its own endpoint, not IMDS).
+  # The user data shuts a sheep down when a file system does not mount: terminate it then, so
+  # Batch starts a new one instead of keeping a stopped instance.
+  instance_initiated_shutdown_behavior = "terminate"
+
+  # IMDSv2 only, and a hop limit of 1: a container on Docker's bridge network (the worker, the
+  # payload) is one hop further away and cannot reach the instance role. Jobs get the job
+  # role's credentials from the ECS agent's endpoint instead (ECS_ENABLE_TASK_IAM_ROLE).
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
-    http_put_response_hop_limit = 2
+    http_put_response_hop_limit = 1
   }
 
   block_device_mappings {
@@ -66,8 +85,8 @@ resource "aws_launch_template" "sheep" {
     }
   }
 
-  # The container-storage volume: the user data formats it and mounts it at /mnt/root, where
-  # every job's inputs and outputs live.
+  # The container-storage volume: the user data formats it and mounts it before Docker starts;
+  # it holds Docker's data root (images, containers) and the job workspaces (/mnt/root).
   block_device_mappings {
     device_name = local.work_device
     ebs {
@@ -78,14 +97,12 @@ resource "aws_launch_template" "sheep" {
     }
   }
 
-  tag_specifications {
-    resource_type = "instance"
-    tags          = local.instance_tags
-  }
-
-  tag_specifications {
-    resource_type = "volume"
-    tags          = local.instance_tags
+  dynamic "tag_specifications" {
+    for_each = ["instance", "volume", "network-interface"]
+    content {
+      resource_type = tag_specifications.value
+      tags          = local.launched_tags
+    }
   }
 }
 
@@ -93,16 +110,16 @@ resource "aws_batch_compute_environment" "this" {
   for_each = var.compute_environments
 
   # Most changes to compute resources replace the environment, and the queue holds on to the
-  # old one: a generated name lets the new one be created first.
-  compute_environment_name        = each.value.name
-  compute_environment_name_prefix = each.value.name == null ? "${var.name}-${each.key}-" : null
+  # old one: a generated name (the given name is its prefix) lets the new one be created first.
+  compute_environment_name_prefix = "${coalesce(each.value.name, "${var.name}-${each.key}")}-"
 
-  type         = "MANAGED"
+  type = "MANAGED"
+  # Null on AWS: Batch's service-linked role, which in-place updates (update_policy) require.
   service_role = var.service_role_arn
 
   compute_resources {
     type                = each.value.type
-    allocation_strategy = each.value.type == "SPOT" ? "SPOT_CAPACITY_OPTIMIZED" : "BEST_FIT_PROGRESSIVE"
+    allocation_strategy = each.value.type == "SPOT" ? "SPOT_PRICE_CAPACITY_OPTIMIZED" : "BEST_FIT_PROGRESSIVE"
     bid_percentage      = each.value.type == "SPOT" ? each.value.bid_percentage : null
     spot_iam_fleet_role = each.value.type == "SPOT" ? var.spot_fleet_role_arn : null
     instance_type       = each.value.instance_types
@@ -113,24 +130,28 @@ resource "aws_batch_compute_environment" "this" {
     security_group_ids  = [var.security_group_id]
     ec2_key_pair        = var.ec2_key_pair
 
-    # Batch picks the current ECS-optimized AMI (no AMI lookup needed); GPU environments get
-    # the NVIDIA variant.
+    # Batch picks the current ECS-optimized Amazon Linux 2023 AMI (no AMI lookup needed); GPU
+    # environments get the NVIDIA variant.
     ec2_configuration {
-      image_type = each.value.gpu ? "ECS_AL2_NVIDIA" : "ECS_AL2"
+      image_type = each.value.gpu ? "ECS_AL2023_NVIDIA" : "ECS_AL2023"
     }
 
     # A pinned version, so that a changed launch template rolls the environment's instances.
-    # moto echoes the provider's default tags back as a "launch-template" tag specification,
-    # so every plan against it updates the template; pinning would then make each re-apply fail
-    # with "inconsistent final plan". Against the emulator the default version is used instead.
+    # pin_launch_template_version = false uses "$Default" (for an API that rewrites the
+    # template on every apply, where a pinned version would never settle).
     launch_template {
       launch_template_id = aws_launch_template.sheep.id
-      version            = var.emulator ? "$Default" : aws_launch_template.sheep.latest_version
+      version            = var.pin_launch_template_version ? aws_launch_template.sheep.latest_version : "$Default"
     }
   }
 
-  # service_role_arn comes from an output that depends on the role's policy attachment, so the
-  # policy is attached before the environment exists and detached only after it is gone.
+  # Infrastructure updates (new launch template version, instance types, AMI) replace the
+  # instances in place; running jobs get this long to finish before they are stopped.
+  update_policy {
+    job_execution_timeout_minutes = var.update_job_timeout_minutes
+    terminate_jobs_on_update      = false
+  }
+
   lifecycle {
     create_before_destroy = true
   }
@@ -149,13 +170,34 @@ resource "aws_batch_job_queue" "this" {
       compute_environment = aws_batch_compute_environment.this[compute_environment_order.key].arn
     }
   }
+
+  # A job that can never run (no environment large enough, no instance type that fits) or that
+  # waits for capacity longer than this is cancelled instead of blocking the queue for ever.
+  dynamic "job_state_time_limit_action" {
+    for_each = var.runnable_timeout_seconds == null ? [] : local.runnable_limit_reasons
+    content {
+      action           = "CANCEL"
+      state            = "RUNNABLE"
+      reason           = job_state_time_limit_action.value
+      max_time_seconds = var.runnable_timeout_seconds
+    }
+  }
+}
+
+# The jobs' own log group (not Batch's shared /aws/batch/job), kept for a set time and
+# encrypted with the flock's key.
+resource "aws_cloudwatch_log_group" "jobs" {
+  name              = local.log_group_name
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
 }
 
 resource "aws_batch_job_definition" "this" {
   name                  = local.job_definition_name
   type                  = "container"
   platform_capabilities = ["EC2"]
-  propagate_tags        = true
+  # The job's tags (and the job definition's) reach the ECS task.
+  propagate_tags = true
 
   container_properties = jsonencode({
     image                = var.worker_image
@@ -167,6 +209,13 @@ resource "aws_batch_job_definition" "this" {
     volumes     = [for name, path in local.mounts : { name = name, host = { sourcePath = path } }]
     mountPoints = [for name, path in local.mounts : { sourceVolume = name, containerPath = path, readOnly = false }]
     ulimits     = [{ name = "nofile", softLimit = var.job.ulimit_nofile, hardLimit = var.job.ulimit_nofile }]
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        "awslogs-group"  = aws_cloudwatch_log_group.jobs.name
+        "awslogs-region" = var.region
+      }
+    }
   })
 
   timeout {
@@ -183,8 +232,9 @@ resource "aws_batch_job_definition" "this" {
   retry_strategy {
     attempts = var.job.retry_attempts
 
-    # A reclaimed Spot instance (or a failed host) is retried; anything the job itself did
-    # wrong is not, because running it again would fail the same way.
+    # A reclaimed Spot instance (or a failed host) is retried when retry_on_host_reclaim is
+    # set; anything else exits at once, because running it again would fail the same way.
+    # Without a matching condition Batch would retry every failure up to `attempts`.
     dynamic "evaluate_on_exit" {
       for_each = var.job.retry_on_host_reclaim ? [1] : []
       content {
@@ -193,12 +243,9 @@ resource "aws_batch_job_definition" "this" {
       }
     }
 
-    dynamic "evaluate_on_exit" {
-      for_each = var.job.retry_on_host_reclaim ? [1] : []
-      content {
-        action    = "EXIT"
-        on_reason = "*"
-      }
+    evaluate_on_exit {
+      action    = "EXIT"
+      on_reason = "*"
     }
   }
 }

@@ -32,3 +32,8 @@ output "launch_template_id" {
   description = "Id of the sheep launch template."
   value       = aws_launch_template.sheep.id
 }
+
+output "log_group_name" {
+  description = "The jobs' log group."
+  value       = aws_cloudwatch_log_group.jobs.name
+}

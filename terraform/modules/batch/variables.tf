@@ -3,10 +3,15 @@ variable "name" {
   description = "Flock name: default names are <name>-sheep, <name>-queue, <name>-job, <name>-<key>-."
 }
 
-variable "emulator" {
+variable "region" {
+  type        = string
+  description = "Region of the flock (the jobs' awslogs configuration names it)."
+}
+
+variable "pin_launch_template_version" {
   type        = bool
-  description = "True when applying to the moto emulator (local flock, tests): see launch_template in main.tf."
-  default     = false
+  description = "Compute environments use the launch template's latest version (a changed template rolls the sheep); false uses \"$Default\"."
+  default     = true
 }
 
 variable "instance_name" {
@@ -61,7 +66,7 @@ variable "compute_environments" {
     max_vcpus      = optional(number)
     name           = optional(string)
   }))
-  description = "Compute environments by short name; the job queue tries them in ascending order."
+  description = "Compute environments by short name; the job queue tries them in ascending order. `name` is the prefix of the generated name (default <name>-<key>), so an environment can be replaced before the old one goes."
 
   validation {
     condition     = length(var.compute_environments) >= 1 && length(var.compute_environments) <= 3
@@ -114,7 +119,52 @@ variable "instance_profile_arn" {
 
 variable "service_role_arn" {
   type        = string
-  description = "Batch service role (pass an ARN that is only known once its policy is attached)."
+  description = "A custom Batch service role; null (the default, and what AWS needs for in-place updates) uses Batch's service-linked role. Pass an ARN that is only known once its policy is attached."
+  default     = null
+}
+
+variable "update_job_timeout_minutes" {
+  type        = number
+  description = "Minutes running jobs get to finish when an infrastructure update replaces the sheep (update_policy)."
+  default     = 30
+
+  validation {
+    condition     = var.update_job_timeout_minutes >= 1 && var.update_job_timeout_minutes <= 360
+    error_message = "update_job_timeout_minutes must be between 1 and 360."
+  }
+}
+
+variable "runnable_timeout_seconds" {
+  type        = number
+  description = "Seconds a job may stay RUNNABLE because no compute environment can ever run it or capacity is lacking, before the queue cancels it; null never cancels."
+  default     = 3600
+
+  validation {
+    condition     = var.runnable_timeout_seconds == null || try(var.runnable_timeout_seconds >= 600 && var.runnable_timeout_seconds <= 86400, false)
+    error_message = "runnable_timeout_seconds must be between 600 and 86400 (AWS Batch's limits), or null."
+  }
+}
+
+variable "kms_key_arn" {
+  type        = string
+  description = "The flock's KMS key, which encrypts the jobs' log group (its key policy must let CloudWatch Logs use it for that group)."
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Days the jobs' log group keeps its events."
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of CloudWatch Logs' retention periods: 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653."
+  }
+}
+
+variable "tags" {
+  type        = map(string)
+  description = "The flock's tags, put on the sheep's instances, volumes and network interfaces through the launch template (the provider's default_tags do not reach them)."
+  default     = {}
 }
 
 variable "spot_fleet_role_arn" {

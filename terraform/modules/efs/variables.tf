@@ -36,10 +36,10 @@ variable "provisioned_mibps" {
   }
 }
 
-variable "subnet_ids" {
-  type        = list(string)
-  description = "Subnets that get a mount target (the sheep subnets)."
-  default     = []
+variable "subnets" {
+  type        = map(string)
+  description = "One sheep subnet per zone that gets a mount target, keyed by zone name (or any key known at plan time)."
+  default     = {}
 }
 
 variable "security_group_id" {

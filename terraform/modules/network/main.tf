@@ -10,10 +10,33 @@ locals {
     var.make_subnets_public ? aws_subnet.public[*].id : aws_subnet.private[*].id
   ) : var.existing_subnet_ids
 
-  # The emulator cannot route anywhere, and a NAT gateway is the flock's only hourly cost when
-  # idle: create one only for a new VPC with private sheep on AWS.
-  create_nat = var.create_vpc && !var.make_subnets_public && !var.emulator
+  # A NAT gateway only serves private sheep of a new VPC, and it is the flock's only hourly
+  # cost when idle; create_nat = false leaves it out where nothing needs to reach the internet.
+  create_nat = var.create_vpc && !var.make_subnets_public && var.create_nat
+
+  # Subnets not given are carved out of the VPC CIDR, one per zone, each 1/16 of the VPC
+  # (/20 of a /16: about 4000 addresses), so a subnet holds every sheep the compute
+  # environments may start even if Batch puts them all in one zone. Private subnets take the
+  # first eight blocks, public ones the next eight.
+  zone_count  = length(var.availability_zones)
+  vpc_newbits = 4
+  private_subnet_cidrs = var.private_subnet_cidrs != null ? var.private_subnet_cidrs : [
+    for i in range(local.zone_count) : cidrsubnet(var.vpc_cidr, local.vpc_newbits, i)
+  ]
+  public_subnet_cidrs = var.public_subnet_cidrs != null ? var.public_subnet_cidrs : [
+    for i in range(local.zone_count) : cidrsubnet(var.vpc_cidr, local.vpc_newbits, 8 + i)
+  ]
+  sheep_subnet_cidrs = var.make_subnets_public ? local.public_subnet_cidrs : local.private_subnet_cidrs
+
+  # AWS keeps 5 addresses of every subnet; EFS mount targets, Lustre and the NAT gateway take
+  # a few more.
+  subnet_capacity = {
+    for cidr in local.sheep_subnet_cidrs : cidr => pow(2, 32 - tonumber(split("/", cidr)[1])) - 5 - 8
+  }
+  small_subnets = [for cidr, capacity in local.subnet_capacity : cidr if capacity < var.max_sheep]
 }
+
+data "aws_region" "current" {}
 
 resource "aws_vpc" "this" {
   #checkov:skip=CKV2_AWS_11:Flow logs are a site choice (cost, destination); the sheep security group already admits nothing from outside unless SSH is asked for.
@@ -34,22 +57,36 @@ resource "aws_default_security_group" "this" {
 
 resource "aws_subnet" "public" {
   #checkov:skip=CKV_AWS_130:Public subnets hold the NAT gateway, and the sheep only when make_subnets_public asks for public IPs.
-  count = var.create_vpc ? length(var.public_subnet_cidrs) : 0
+  count = var.create_vpc ? length(local.public_subnet_cidrs) : 0
 
   vpc_id                  = aws_vpc.this[0].id
-  cidr_block              = var.public_subnet_cidrs[count.index]
+  cidr_block              = local.public_subnet_cidrs[count.index]
   availability_zone       = var.availability_zones[count.index % length(var.availability_zones)]
   map_public_ip_on_launch = var.make_subnets_public
   tags                    = { Name = "${local.prefix}-public-${count.index + 1}" }
+
+  lifecycle {
+    precondition {
+      condition     = !var.make_subnets_public || length(local.small_subnets) == 0
+      error_message = "The public subnets ${join(", ", local.small_subnets)} hold fewer addresses than the ${var.max_sheep} sheep the compute environments may start (make_subnets_public puts the sheep there). Give larger network.public_subnet_cidrs, or leave them out to size them from vpc_cidr."
+    }
+  }
 }
 
 resource "aws_subnet" "private" {
-  count = var.create_vpc ? length(var.private_subnet_cidrs) : 0
+  count = var.create_vpc ? length(local.private_subnet_cidrs) : 0
 
   vpc_id            = aws_vpc.this[0].id
-  cidr_block        = var.private_subnet_cidrs[count.index]
+  cidr_block        = local.private_subnet_cidrs[count.index]
   availability_zone = var.availability_zones[count.index % length(var.availability_zones)]
   tags              = { Name = "${local.prefix}-private-${count.index + 1}" }
+
+  lifecycle {
+    precondition {
+      condition     = var.make_subnets_public || length(local.small_subnets) == 0
+      error_message = "The private subnets ${join(", ", local.small_subnets)} hold fewer addresses than the ${var.max_sheep} sheep the compute environments may start. Give larger network.private_subnet_cidrs, or leave them out to size them from vpc_cidr."
+    }
+  }
 }
 
 resource "aws_internet_gateway" "this" {
@@ -72,7 +109,7 @@ resource "aws_route" "public_internet" {
 }
 
 resource "aws_route_table_association" "public" {
-  count          = var.create_vpc ? length(var.public_subnet_cidrs) : 0
+  count          = var.create_vpc ? length(local.public_subnet_cidrs) : 0
   subnet_id      = aws_subnet.public[count.index].id
   route_table_id = aws_route_table.public[0].id
 }
@@ -108,9 +145,22 @@ resource "aws_route" "private_nat" {
 }
 
 resource "aws_route_table_association" "private" {
-  count          = var.create_vpc ? length(var.private_subnet_cidrs) : 0
+  count          = var.create_vpc ? length(local.private_subnet_cidrs) : 0
   subnet_id      = aws_subnet.private[count.index].id
   route_table_id = aws_route_table.private[0].id
+}
+
+# S3 and DynamoDB through free gateway endpoints instead of the NAT gateway (which charges per
+# GB): job zips, outputs, ECR image layers (stored in S3) and the job table. Public route tables
+# get them too, so public sheep keep that traffic inside AWS's network as well.
+resource "aws_vpc_endpoint" "gateway" {
+  for_each = var.create_vpc ? toset(["s3", "dynamodb"]) : toset([])
+
+  vpc_id            = aws_vpc.this[0].id
+  service_name      = "com.amazonaws.${data.aws_region.current.name}.${each.key}"
+  vpc_endpoint_type = "Gateway"
+  route_table_ids   = concat(aws_route_table.private[*].id, aws_route_table.public[*].id)
+  tags              = { Name = "${local.prefix}-${each.key}" }
 }
 
 # The sheep's security group: all egress, and ingress only for what the flock asked for.

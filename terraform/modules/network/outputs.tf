@@ -32,3 +32,16 @@ output "nat_gateway_id" {
   description = "The NAT gateway, null when none was created."
   value       = try(aws_nat_gateway.this[0].id, null)
 }
+
+output "subnet_ids_by_zone" {
+  description = "One sheep subnet per zone, by zone name (new VPC) or by subnet id (existing VPC, whose zones are not looked up): where EFS puts its mount targets (one per zone)."
+  value = var.create_vpc ? {
+    for index, zone in var.availability_zones : zone => local.sheep_subnet_ids[index]
+    if index < length(local.sheep_subnet_ids)
+  } : { for id in var.existing_subnet_ids : id => id }
+}
+
+output "gateway_endpoint_ids" {
+  description = "The S3 and DynamoDB gateway endpoints by service (empty for an existing VPC)."
+  value       = { for service, endpoint in aws_vpc_endpoint.gateway : service => endpoint.id }
+}

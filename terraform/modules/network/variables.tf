@@ -16,12 +16,12 @@ variable "create_vpc" {
 
 variable "availability_zones" {
   type        = list(string)
-  description = "AZs for the new VPC's subnets, in order (no AZ lookup, so plans run offline)."
+  description = "AZs for the new VPC's subnets, in order (zones that exist in the account: the root module looks them up or takes them from flock.yaml)."
   default     = []
 
   validation {
-    condition     = length(var.availability_zones) == 0 || length(var.availability_zones) >= 2
-    error_message = "availability_zones must name at least two zones, e.g. [\"us-east-1a\", \"us-east-1b\"]."
+    condition     = length(var.availability_zones) == 0 || (length(var.availability_zones) >= 2 && length(var.availability_zones) <= 8)
+    error_message = "availability_zones must name between two and eight zones, e.g. [\"us-east-1a\", \"us-east-1b\"]."
   }
 }
 
@@ -38,24 +38,30 @@ variable "vpc_cidr" {
 
 variable "public_subnet_cidrs" {
   type        = list(string)
-  description = "CIDRs of the public subnets (one per AZ, in order)."
-  default     = ["10.0.0.0/28", "10.0.0.16/28"]
+  description = "CIDRs of the public subnets (one per AZ, in order); null carves one block of 1/16 of vpc_cidr per zone (blocks 8 and up)."
+  default     = null
 
   validation {
-    condition     = length(var.public_subnet_cidrs) >= 1 && alltrue([for c in var.public_subnet_cidrs : can(cidrhost(c, 0))])
-    error_message = "public_subnet_cidrs must list at least one IPv4 CIDR."
+    condition     = var.public_subnet_cidrs == null || try(length(var.public_subnet_cidrs) >= 1 && alltrue([for c in var.public_subnet_cidrs : can(cidrhost(c, 0))]), false)
+    error_message = "public_subnet_cidrs must list at least one IPv4 CIDR (or be null to derive them from vpc_cidr)."
   }
 }
 
 variable "private_subnet_cidrs" {
   type        = list(string)
-  description = "CIDRs of the private subnets (one per AZ, in order)."
-  default     = ["10.0.1.0/24", "10.0.2.0/24"]
+  description = "CIDRs of the private subnets (one per AZ, in order); null carves one block of 1/16 of vpc_cidr per zone (blocks 0 to 7)."
+  default     = null
 
   validation {
-    condition     = length(var.private_subnet_cidrs) >= 1 && alltrue([for c in var.private_subnet_cidrs : can(cidrhost(c, 0))])
-    error_message = "private_subnet_cidrs must list at least one IPv4 CIDR."
+    condition     = var.private_subnet_cidrs == null || try(length(var.private_subnet_cidrs) >= 1 && alltrue([for c in var.private_subnet_cidrs : can(cidrhost(c, 0))]), false)
+    error_message = "private_subnet_cidrs must list at least one IPv4 CIDR (or be null to derive them from vpc_cidr)."
   }
+}
+
+variable "max_sheep" {
+  type        = number
+  description = "Most instances the compute environments may run at once: every sheep subnet of a new VPC must have room for them all (0 skips the check)."
+  default     = 0
 }
 
 variable "make_subnets_public" {
@@ -111,8 +117,8 @@ variable "create_lustre_rules" {
   default     = false
 }
 
-variable "emulator" {
+variable "create_nat" {
   type        = bool
-  description = "Running against the moto emulator: no NAT gateway or Elastic IP."
-  default     = false
+  description = "Create the NAT gateway (and its Elastic IP) that gives private sheep of a new VPC their way out; not made for public sheep or an existing VPC either way."
+  default     = true
 }
