@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-import boto3
-
-from shepard.joblayer.records import STATUS_INDEX
+from shepard.joblayer import clients
+from shepard.joblayer.contract import PHASE_INDEX
 from shepard.joblayer.settings import FlockSettings
 
 
@@ -29,7 +28,7 @@ def create_job_table(client: Any, table_name: str) -> None:
         KeySchema=[{"AttributeName": "UUID", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
             {
-                "IndexName": STATUS_INDEX,
+                "IndexName": PHASE_INDEX,
                 "KeySchema": [
                     {"AttributeName": "PHASE", "KeyType": "HASH"},
                     {"AttributeName": "CREATED_AT", "KeyType": "RANGE"},
@@ -41,7 +40,7 @@ def create_job_table(client: Any, table_name: str) -> None:
 
 
 def _create_queue(name: str, compute_environment: str) -> str:
-    queue = boto3.client("batch").create_job_queue(
+    queue = clients.client("batch").create_job_queue(
         jobQueueName=name,
         state="ENABLED",
         priority=1,
@@ -51,8 +50,8 @@ def _create_queue(name: str, compute_environment: str) -> str:
 
 
 def _create_batch(name: str) -> tuple[str, str, str]:
-    iam = boto3.client("iam")
-    batch = boto3.client("batch")
+    iam = clients.client("iam")
+    batch = clients.client("batch")
     trust = (
         '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
         '{"Service":"batch.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
@@ -91,7 +90,7 @@ class FlockFixture:
     def fresh(self, suffix: str) -> FlockFixture:
         """The same flock with a new empty job table and job queue (cheaper than a reset)."""
         table = f"{self.settings.table_name}-{suffix}"
-        create_job_table(boto3.client("dynamodb"), table)
+        create_job_table(clients.client("dynamodb"), table)
         queue = self.settings.job_queue
         if self.compute_environment:
             queue = _create_queue(f"{self.settings.flock}-queue-{suffix}", self.compute_environment)
@@ -100,12 +99,12 @@ class FlockFixture:
 
 def make_test_flock(name: str = "testflock", *, batch: bool = True) -> FlockFixture:
     """Make a flock's job-layer resources in the emulator boto3 points at; return its settings."""
-    s3 = boto3.client("s3")
+    s3 = clients.client("s3")
     buckets = {role: f"{name}-{role}" for role in ("inputs", "outputs", "errors", "quick-deploy")}
     for bucket in buckets.values():
         s3.create_bucket(Bucket=bucket)
     table = f"{name}-jobs"
-    create_job_table(boto3.client("dynamodb"), table)
+    create_job_table(clients.client("dynamodb"), table)
     queue, definition, environment = _create_batch(name) if batch else ("", "", "")
     return FlockFixture(
         FlockSettings(

@@ -101,3 +101,45 @@ def test_python_m_shepard_worker_without_its_environment_says_what_is_missing() 
         "Set them in the job definition's environment (docs/contracts.md, section 4).\n"
     )
     assert done.stdout == ""
+
+
+def test_the_worker_reads_only_names_of_the_contract() -> None:
+    """Every variable the worker looks up is one the job definition, SubmitJob, Batch or the
+    local flock sets (shepard/joblayer/contract.py): none is read under a name nobody sets."""
+    from collections.abc import Iterator, Mapping
+
+    from shepard.joblayer import contract as c
+
+    class Recording(Mapping[str, str]):
+        def __init__(self, values: dict[str, str]) -> None:
+            self.values = values
+            self.read: set[str] = set()
+
+        def __getitem__(self, key: str) -> str:
+            self.read.add(key)
+            return self.values[key]
+
+        def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+            self.read.add(key)
+            return self.values.get(key, default)
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self.values)
+
+        def __len__(self) -> int:
+            return len(self.values)
+
+    env = Recording(
+        {
+            **BASE,
+            "USES_EFS": "True",
+            "USES_LUSTRE": "True",
+            "SHEPARD_EFS_ROOT": "/mnt/efs",
+            "SHEPARD_LUSTRE_ROOT": "/mnt/fsx",
+        }
+    )
+    Settings.from_env(env)
+    batch = {c.BATCH_JOB_ID, c.BATCH_JOB_ATTEMPT, c.BATCH_JOB_ARRAY_INDEX}
+    known = {*c.JOB_ENVIRONMENT_REQUIRED, *c.JOB_ENVIRONMENT_OPTIONAL, c.JOB_ID, *batch}
+    assert env.read - known <= set(c.WORKER_LOCAL)
+    assert set(c.JOB_ENVIRONMENT_REQUIRED) <= env.read
