@@ -7,7 +7,7 @@ CHECKOV_VENV ?= .venv-checkov
 FLOCK ?= examples/testing-setup/flock.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help install system-tools test test-fast lint fmt typecheck man bench demo iam-doc plan apply destroy checkov-install clean
+.PHONY: help install system-tools test test-fast lint fmt typecheck man bench demo iam-doc lambda-zips plan apply destroy checkov-install clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ bench: install  ## run the benchmarks under bench/ (ours, baseline, ratio)
 
 demo: install  ## the local Hello World: deploy, run jobs, query, retrieve, destroy
 	@$(BIN)/python examples/demo.py
+
+lambda-zips: install  ## rebuild the Lambda packages kept in terraform/flock/lambda/ (after editing lambdas/ or shepard/joblayer/)
+	$(BIN)/python -m shepard.package
 
 iam-doc: install  ## regenerate docs/iam.md (the IAM policy per CLI command) from the integration and e2e tests' AWS calls
 	SHEPARD_IAM_WRITE_DOC=1 $(BIN)/pytest -q -p no:cacheprovider tests/integration tests/e2e $(PYTEST_ARGS)

@@ -31,10 +31,12 @@ REMOVED_BY_LOCAL_DESTROY = ("terraform.tfstate", "terraform.tfstate.backup", "ou
 Ask = Callable[[str, str], None]  # (question, what was not done) -> raises when declined
 
 
-def emulator_overlay(endpoint_url: str) -> dict[str, Any]:
+def emulator_overlay() -> dict[str, Any]:
     """The root variables an emulator needs (each default is the secure AWS value)."""
     return {
-        "enforce_tls": endpoint_url.startswith("https://"),
+        # moto evaluates a bucket policy without its conditions: the TLS-only Deny would deny
+        # every request, over https too (measured: docs/local-flock.md).
+        "enforce_tls": False,
         "s3_lifecycle_rules": False,
         "create_nat_gateway": False,
         "enable_event_source_mapping": False,
@@ -93,7 +95,7 @@ class EmulatorTarget(AwsTarget):
     kind = "emulator"
 
     def overlay(self, run_env: Mapping[str, str]) -> dict[str, Any] | None:
-        return emulator_overlay(run_env.get("AWS_ENDPOINT_URL", ""))
+        return emulator_overlay()
 
 
 class LocalTarget(EmulatorTarget):

@@ -65,7 +65,7 @@ def test_outputs_are_complete(applied_flock: AppliedFlock) -> None:
     assert "emulator" not in tfvars and "aws_provider" not in tfvars  # rendered as for AWS
     # What the emulator cannot do is switched off in the emulator's own overlay, nowhere else.
     overlay = json.loads((applied_flock.state_dir / "local.auto.tfvars.json").read_text())
-    assert overlay == emulator_overlay(applied_flock.endpoint_url)
+    assert overlay == emulator_overlay()
     assert overlay["enforce_tls"] is False and overlay["create_nat_gateway"] is False
 
 

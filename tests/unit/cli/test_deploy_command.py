@@ -196,3 +196,30 @@ def test_terraform_gets_the_role_and_refuses_an_expired_one(tmp_path: Path) -> N
     save_role(config, role(-1))
     with pytest.raises(ShepardError, match="expired"):
         terraform_env(ctx)
+
+
+def test_plan_out_then_apply_that_plan_and_plan_json(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    flock = str(_folder(tmp_path) / "flock.yaml")
+    plan_file = str(tmp_path / "ci.tfplan")
+
+    shown = run(["plan", flock, "--json"], env)
+    assert shown.code == 0, shown.err
+    plan = json.loads(shown.out)  # stdout is the JSON and nothing else
+    assert {c["address"] for c in plan["resource_changes"]} == {
+        f"terraform_data.sheep[{i}]" for i in range(3)
+    }
+
+    saved = run(["plan", flock, "--out", plan_file], env)
+    assert saved.code == 0, saved.err
+    assert "Plan: 3 to add, 0 to change, 0 to destroy." in saved.out
+    assert f"shepard-tf apply {flock} {plan_file}" in saved.out
+
+    applied = run(["apply", flock, plan_file], env)
+    assert applied.code == 0, applied.err
+    assert "flock demo applied" in applied.out
+    assert ProfileStore.from_env(env).current() == "demo"
+
+    stale = run(["apply", flock, plan_file], env)
+    assert stale.code == 2
+    assert "is stale" in stale.err and "Traceback" not in stale.err

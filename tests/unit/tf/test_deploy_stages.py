@@ -16,7 +16,6 @@ from shepard.deploy import (
     LocalTarget,
     PackageLambdas,
     RememberImages,
-    emulator_overlay,
     state_dir_for,
     target_for,
 )
@@ -83,11 +82,6 @@ def test_only_an_emulator_gets_the_overlay(tmp_path: Path) -> None:
     # The same state folder deployed to AWS afterwards: the overlay must not linger.
     assert AwsTarget().write_overlay(flock, {}) is None
     assert not overlay_file.exists()
-
-
-def test_an_emulator_served_over_https_keeps_the_tls_only_policy() -> None:
-    assert emulator_overlay("https://127.0.0.1:4566")["enforce_tls"] is True
-    assert emulator_overlay("http://127.0.0.1:4566")["enforce_tls"] is False
 
 
 def test_state_dir_beside_the_flock_file_or_under_the_variable(tmp_path: Path) -> None:
