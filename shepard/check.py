@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shepard.errors import BadInput
 from shepard.joblayer.records import Phase, Result
 from shepard.joblayer.store import JobRecord, JobStore
 
@@ -715,7 +716,10 @@ def _clean_canary(s3: Any, plan: CanaryPlan, folder: str, record: JobRecord | No
 def _output(outputs: Mapping[str, Any], name: str) -> str:
     value = outputs.get(name)
     if not value:
-        raise KeyError(name)
+        raise BadInput(
+            f"while checking the flock: its Terraform outputs have no {name!r}. Apply the flock"
+            " with this version of shepard-tf (`shepard-tf apply FLOCK_YAML`), then check again."
+        )
     return str(value)
 
 
