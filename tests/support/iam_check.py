@@ -232,6 +232,7 @@ class Report:
     unknown_actions: set[str] = field(default_factory=set)
     unused: dict[str, list[str]] = field(default_factory=dict)  # role -> granted, never used
     cli: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # command -> (act, res)
+    unmapped: list[Denial] = field(default_factory=list)  # on resources only a test made
     evaluated: int = 0
     skipped_refused: int = 0  # calls the emulator refused for another reason
 
@@ -250,6 +251,10 @@ class Report:
             f"  UNKNOWN ACTION {a}: not in AWS's service authorization reference; fix the "
             "mapping in tests/support/iam_actions.py"
             for a in sorted(self.unknown_actions)
+        ]
+        out += [
+            f"  not evaluated (a resource the test made itself, no part setting names it): {d}"
+            for d in self.unmapped
         ]
         for role, actions in sorted(self.unused.items()):
             if actions:
@@ -398,6 +403,8 @@ def check(
             reason = decide(auth, call, role, flock)
             if reason is None:
                 used[role.name].add(auth.action.lower())
+            elif _test_made(call, names):
+                report.unmapped.append(Denial(auth, reason))
             else:
                 report.denials.append(Denial(auth, reason))
     for suffix in sorted(set(ROLE_OF_PART.values())):
@@ -407,6 +414,13 @@ def check(
                 a for a in granted_actions(role.policies) if a.lower() not in used[role.name]
             )
     return report
+
+
+def _test_made(call: Call, names: Mapping[str, tuple[str, str]]) -> bool:
+    """Whether the call names a resource that only the test's own code created."""
+    return any(
+        isinstance(v, str) and names.get(v, ("", ""))[0] == "test" for v in call.params.values()
+    )
 
 
 def _check_documented(
