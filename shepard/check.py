@@ -151,8 +151,8 @@ def _timed(name: str, into: list[Hop], clock: Callable[[], float]) -> Iterator[l
         except (ClientError, BotoCoreError) as error:
             raise _Failed(
                 f"AWS answered {_aws_text(error)}",
-                "Check that your credentials may describe the flock (docs/iam.md) and that the"
-                " flock is applied in this account and region.",
+                "Check that your credentials may read the flock (docs/aws.md lists what check"
+                " needs) and that the flock is applied in this account and region.",
             ) from None
     except _Failed as failed:
         into.append(
@@ -591,8 +591,8 @@ def run_canary(
             except ClientError as error:
                 raise _Failed(
                     f"s3://{plan.quick_deploy_bucket}/{key} cannot be written ({_aws_text(error)})",
-                    "Check that your credentials may write the quick-deploy bucket (docs/iam.md)"
-                    " and, on AWS, that the bucket's key policy lets you use the flock's key.",
+                    "Check that your credentials may write the quick-deploy bucket (docs/aws.md"
+                    " lists what check needs) and may use the flock's KMS key.",
                 ) from None
             detail.append(f"s3://{plan.quick_deploy_bucket}/{key}")
         if not hops[-1].ok:
@@ -683,7 +683,7 @@ def run_canary(
                         f"s3://{plan.outputs_bucket}/{key}, named by the job's record, cannot be"
                         f" read ({_aws_text(error)})",
                         "Check the outputs bucket's lifecycle rules and that your credentials may"
-                        " read it (docs/iam.md).",
+                        " read it (docs/aws.md lists what check needs).",
                     ) from None
                 detail.append(f"s3://{plan.outputs_bucket}/{key} ({head.get('ContentLength')} B)")
         return hops
