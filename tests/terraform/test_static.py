@@ -1,8 +1,10 @@
-"""terraform fmt and validate for every module and the root module, offline."""
+"""terraform fmt and validate for every module and the root module, offline.
+
+The sheep's user data is rendered and run in test_user_data.py.
+"""
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import subprocess
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.flock_checks import TERRAFORM_DIR, copy_terraform_tree, user_data_parts
+from tests.support.flock_checks import TERRAFORM_DIR, copy_terraform_tree
 
 pytestmark = pytest.mark.terraform
 
@@ -84,59 +86,3 @@ def test_no_data_source_needs_aws() -> None:
 def test_no_backend_block_in_the_root_module() -> None:
     for path in (TERRAFORM_DIR / "flock").glob("*.tf"):
         assert 'backend "' not in path.read_text(), f"{path}: the CLI adds the backend"
-
-
-def render_user_data(tmp_path: Path, env: dict[str, str], **values: object) -> dict[str, str]:
-    """Render the batch module's user data template with `terraform console` (no provider)."""
-    template = TERRAFORM_DIR / "modules" / "batch" / "user_data.tftpl"
-    expression = f"base64encode(templatefile({json.dumps(str(template))}, {json.dumps(values)}))"
-    result = subprocess.run(
-        ["terraform", "console"],
-        input=expression + "\n",
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    text = base64.b64decode(result.stdout.strip().strip('"')).decode()
-    return user_data_parts(text)
-
-
-def test_user_data_mounts_both_file_systems_and_raises_nofile(
-    tmp_path: Path, tf_env: dict[str, str]
-) -> None:
-    parts = render_user_data(
-        tmp_path,
-        tf_env,
-        ulimit_nofile=65536,
-        work_device="/dev/xvdcz",
-        efs_dns_name="fs-1234.efs.eu-west-1.amazonaws.com",
-        lustre_dns_name="fs-0abc.fsx.eu-west-1.amazonaws.com",
-        lustre_mount_name="xyz12abc",
-    )
-    assert list(parts) == ["text/cloud-boothook", "text/x-shellscript"]
-    boothook, script = parts["text/cloud-boothook"], parts["text/x-shellscript"]
-    assert "mkdir -p /mnt/root" in boothook
-    assert "--default-ulimit nofile=65536:65536" in boothook
-    assert "mount /dev/xvdcz /mnt/root" in script
-    assert "fs-1234.efs.eu-west-1.amazonaws.com:/ /mnt/efs" in script
-    assert "fs-0abc.fsx.eu-west-1.amazonaws.com@tcp:/xyz12abc /mnt/fsx" in script
-
-
-def test_user_data_without_file_systems_mounts_only_the_workspace(
-    tmp_path: Path, tf_env: dict[str, str]
-) -> None:
-    parts = render_user_data(
-        tmp_path,
-        tf_env,
-        ulimit_nofile=1048576,
-        work_device="/dev/xvdcz",
-        efs_dns_name="",
-        lustre_dns_name="",
-        lustre_mount_name="",
-    )
-    script = parts["text/x-shellscript"]
-    assert "/mnt/efs" not in script and "/mnt/fsx" not in script
-    assert "mount /dev/xvdcz /mnt/root" in script
