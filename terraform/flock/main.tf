@@ -29,9 +29,10 @@ locals {
   # The flock's tags for what the sheep launch (the provider's default_tags do not reach them).
   flock_tags = merge(var.resource_tags, { "shepard:flock" = var.name })
 
-  table_name      = coalesce(var.table.name, "${var.name}-jobs")
-  secret_name     = coalesce(var.secret_name, "${var.name}-secrets")
-  repository_name = coalesce(var.ecr.repository_name, var.name)
+  table_name  = coalesce(var.table.name, "${var.name}-jobs")
+  secret_name = coalesce(var.secret_name, "${var.name}-secrets")
+  # ECR refuses a name ending in '-' (or with '--'), which the flock name allows.
+  repository_name = coalesce(var.ecr.repository_name, trim(replace(var.name, "/-+/", "-"), "-"))
 
   uses_efs             = var.efs.create
   uses_lustre          = var.lustre.create
@@ -159,8 +160,7 @@ module "secrets" {
 module "registry" {
   source = "../modules/registry"
 
-  # ECR refuses a name ending in '-' (or with '--'), which the flock name allows.
-  repository_name = coalesce(var.ecr.repository_name, trim(replace(var.name, "/-+/", "-"), "-"))
+  repository_name = local.repository_name
   kms_key_arn     = module.kms.key_arn
   keep_images     = var.ecr.keep_images
   force_delete    = var.force_destroy_buckets
@@ -250,8 +250,8 @@ module "batch" {
   tags                        = local.flock_tags
   kms_key_arn                 = module.kms.key_arn
   log_retention_days          = var.batch.log_retention_days
-  runnable_timeout_seconds    = var.batch.runnable_timeout_seconds
-  update_job_timeout_minutes  = var.batch.update_job_timeout_minutes
+  runnable_timeout_seconds    = var.cancel_stuck_jobs ? var.batch.runnable_timeout_seconds : null
+  update_job_timeout_minutes  = var.compute_environment_update_policy ? var.batch.update_job_timeout_minutes : null
   pin_launch_template_version = var.pin_launch_template_version
 }
 

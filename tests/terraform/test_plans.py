@@ -111,6 +111,8 @@ LOCAL_OVERLAY = {
     "enable_event_source_mapping": False,
     "pin_launch_template_version": False,
     "create_batch_service_role": True,
+    "cancel_stuck_jobs": False,
+    "compute_environment_update_policy": False,
 }
 
 
@@ -205,6 +207,11 @@ def test_aws_target_has_every_secure_setting_on(minimal: Plan) -> None:
     assert template["version"] is True
     # No custom Batch service role: compute environments use the service-linked one.
     assert not any("batch_service" in address for address in minimal.changes)
+    assert len(minimal.after(ENVIRONMENT)["update_policy"]) == 1
+    assert (
+        len(minimal.after("module.batch.aws_batch_job_queue.this")["job_state_time_limit_action"])
+        == 3
+    )
 
 
 def test_local_overlay_changes_only_the_measured_limits(minimal: Plan, minimal_local: Plan) -> None:

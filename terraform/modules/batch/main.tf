@@ -146,10 +146,14 @@ resource "aws_batch_compute_environment" "this" {
   }
 
   # Infrastructure updates (new launch template version, instance types, AMI) replace the
-  # instances in place; running jobs get this long to finish before they are stopped.
-  update_policy {
-    job_execution_timeout_minutes = var.update_job_timeout_minutes
-    terminate_jobs_on_update      = false
+  # instances in place; running jobs get this long to finish before they are stopped (null:
+  # no update policy, for an API that does not keep one).
+  dynamic "update_policy" {
+    for_each = var.update_job_timeout_minutes == null ? [] : [var.update_job_timeout_minutes]
+    content {
+      job_execution_timeout_minutes = update_policy.value
+      terminate_jobs_on_update      = false
+    }
   }
 
   lifecycle {
@@ -187,6 +191,7 @@ resource "aws_batch_job_queue" "this" {
 # The jobs' own log group (not Batch's shared /aws/batch/job), kept for a set time and
 # encrypted with the flock's key.
 resource "aws_cloudwatch_log_group" "jobs" {
+  #checkov:skip=CKV_AWS_338:Retention is the flock's batch.log_retention_days (30 by default); the job's outputs and error zips are the record, not its log.
   name              = local.log_group_name
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn

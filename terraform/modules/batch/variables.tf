@@ -125,12 +125,12 @@ variable "service_role_arn" {
 
 variable "update_job_timeout_minutes" {
   type        = number
-  description = "Minutes running jobs get to finish when an infrastructure update replaces the sheep (update_policy)."
+  description = "Minutes running jobs get to finish when an infrastructure update replaces the sheep (update_policy); null leaves the update policy out."
   default     = 30
 
   validation {
-    condition     = var.update_job_timeout_minutes >= 1 && var.update_job_timeout_minutes <= 360
-    error_message = "update_job_timeout_minutes must be between 1 and 360."
+    condition     = var.update_job_timeout_minutes == null || try(var.update_job_timeout_minutes >= 1 && var.update_job_timeout_minutes <= 360, false)
+    error_message = "update_job_timeout_minutes must be between 1 and 360, or null."
   }
 }
 
