@@ -2,7 +2,7 @@
 
 The full case of tests/terraform/cases with what the emulator can run: Lustre off (moto never
 makes it AVAILABLE), a new VPC (the existing-VPC path is planned offline), EFS, Spot and GPU
-compute environments, emulator.enabled.
+compute environments, the emulator's overlay.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import tftest
 
+from shepard.deploy import emulator_overlay
 from shepard.emulator import MOTO_ACCOUNT_ID, InProcessEmulator
 from tests.support.flock_checks import (
     assert_flock_gone,
@@ -36,8 +37,7 @@ def emulator_tfvars(zips: dict[str, Path]) -> dict[str, Any]:
         {
             "region": "us-east-1",
             "availability_zones": ["us-east-1a", "us-east-1b"],
-            "emulator": {"enabled": True},
-            "aws_provider": {"max_retries": 3, "allowed_account_ids": [MOTO_ACCOUNT_ID]},
+            **emulator_overlay(),  # what the local flock's overlay sets for the emulator
             "lustre": {"create": False},
             "efs": {"create": True},
             "network": {"allow_ssh": True, "ssh_cidr": "203.0.113.0/24"},
