@@ -314,3 +314,15 @@ variable "create_batch_service_role" {
   description = "Create a custom Batch service role for the compute environments; false uses Batch's service-linked role, which AWS needs for in-place updates (moto needs a custom one)."
   default     = false
 }
+
+variable "cancel_stuck_jobs" {
+  type        = bool
+  description = "The job queue cancels a job stuck RUNNABLE (no capacity, or no environment that can run it) after batch.runnable_timeout_seconds (job_state_time_limit_action; moto drops it, so every plan would show it again)."
+  default     = true
+}
+
+variable "compute_environment_update_policy" {
+  type        = bool
+  description = "Compute environments carry an update_policy (running jobs get batch.update_job_timeout_minutes when an update replaces the sheep; moto drops it, so every plan would show it again)."
+  default     = true
+}
