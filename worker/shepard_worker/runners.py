@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import fcntl
+import ipaddress
 import os
 import re
 import resource
@@ -22,6 +23,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
+from urllib.parse import urlsplit
 
 from shepard.errors import BackendError, ShepardError
 
@@ -35,6 +37,9 @@ _MAX_LINE = 64 * 1024
 # the flock's repository, which also holds the worker's `worker-<hash>` images.
 PAYLOAD_TAG_PREFIX = "payload-"
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+OUT_OF_MEMORY = "out of memory"
+DISK_FULL = "the disk is full (No space left on device)"
+_ENOSPC = "no space left on device"  # strerror(ENOSPC), in any tool's message
 
 LogSink = Callable[[str], None]
 
@@ -70,6 +75,42 @@ class RunResult:
     exit_code: int
     reason: str = ""  # why it ended, when not a plain exit (a signal, out of memory)
     stopped: bool = False  # stop() ended it
+
+
+def disk_full(mounts: Iterable[Mount]) -> bool:
+    """Whether a folder the payload may write to has no space left (read on the worker's side,
+    which sees the same paths)."""
+    for mount in mounts:
+        if mount.read_only:
+            continue
+        with contextlib.suppress(OSError):
+            if os.statvfs(mount.path).f_bavail == 0:
+                return True
+    return False
+
+
+class _WatchedLog:
+    """The job's log, noting whether the payload said its disk was full (ENOSPC)."""
+
+    def __init__(self, log: LogSink) -> None:
+        self._log = log
+        self.no_space = False
+
+    def __call__(self, line: str) -> None:
+        if not self.no_space and _ENOSPC in line.lower():
+            self.no_space = True
+        self._log(line)
+
+
+def failure_reason(code: int, *, oom_killed: bool, no_space: bool, engine_message: str) -> str:
+    """Why a payload ended with ``code`` (empty for a plain exit): out of memory (the engine's
+    OOMKilled), a full disk (ENOSPC in its output, or no space left in its folders), or what
+    the engine said."""
+    if oom_killed:
+        return OUT_OF_MEMORY
+    if code != 0 and no_space:
+        return DISK_FULL
+    return engine_message
 
 
 class Runner(Protocol):
@@ -158,8 +199,9 @@ class ProcessRunner:
         if stopped_early:  # stop() came while the process was starting
             self._signal(signal.SIGTERM)
         assert process.stdout is not None
+        log = _WatchedLog(spec.log)
         try:
-            _stream_lines(_read_chunks(process.stdout), spec.log)
+            _stream_lines(_read_chunks(process.stdout), log)
         except BaseException:
             self._signal(signal.SIGKILL)  # the worker is failing: the payload must not outlive it
             raise
@@ -170,7 +212,9 @@ class ProcessRunner:
                 self._process = None
         if code < 0:
             return RunResult(128 - code, f"killed by signal {-code}", self._stopped)
-        return RunResult(code, "", self._stopped)
+        no_space = log.no_space or (code != 0 and disk_full(spec.mounts))
+        reason = failure_reason(code, oom_killed=False, no_space=no_space, engine_message="")
+        return RunResult(code, reason, self._stopped)
 
     def _signal(self, signum: int) -> None:
         with self._lock:
@@ -197,6 +241,29 @@ def has_gpus() -> bool:
     return shutil.which("nvidia-smi") is not None
 
 
+def loopback_credentials(env: Mapping[str, str]) -> bool:
+    """Whether the job role's credentials endpoint is on the host's loopback interface
+    (``AWS_CONTAINER_CREDENTIALS_FULL_URI`` at 127.0.0.1: the local flock's endpoint, which
+    boto3 accepts over http only on a loopback address or ECS's own)."""
+    uri = env.get("AWS_CONTAINER_CREDENTIALS_FULL_URI", "")
+    try:
+        host = urlsplit(uri).hostname or ""
+    except ValueError:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def payload_network(env: Mapping[str, str]) -> str:
+    """``bridge`` (Batch), or ``host`` when the credentials endpoint is on the host's loopback
+    (the local flock): a bridge container could not reach it."""
+    return "host" if loopback_credentials(env) else "bridge"
+
+
 def container_spec(spec: RunSpec, *, gpus: bool) -> dict[str, Any]:
     """The keyword arguments of ``docker.containers.create`` for this payload (pure)."""
     from docker.types import DeviceRequest, Ulimit
@@ -217,8 +284,10 @@ def container_spec(spec: RunSpec, *, gpus: bool) -> dict[str, Any]:
         # Docker's default bridge, never the host's network (where Batch runs the worker): with
         # the launch template's IMDS hop limit of 1 a bridge container cannot reach the instance
         # metadata service (the instance role), while the ECS agent's NAT rule for 169.254.170.2
-        # (PREROUTING, docker0) still takes it to the job role's credentials endpoint.
-        "network_mode": "bridge",
+        # (PREROUTING, docker0) still takes it to the job role's credentials endpoint. The one
+        # exception is a credentials endpoint on the host's loopback (the local flock, no IMDS):
+        # only the host's network reaches it (worker/README.md).
+        "network_mode": payload_network(spec.env),
         "labels": {"shepard": "payload", **spec.labels},
     }
     if spec.command is not None:
@@ -469,14 +538,19 @@ class DockerRunner:
             if stopped_early:
                 return RunResult(143, "stopped before it started", True)
             container.start()
-            _stream_lines(container.logs(stream=True, follow=True), spec.log)
+            log = _WatchedLog(spec.log)
+            _stream_lines(container.logs(stream=True, follow=True), log)
             status = container.wait()
             code = int(status.get("StatusCode", 1))
             container.reload()
             state = getattr(container, "attrs", {}).get("State", {})
-            reason = "out of memory" if state.get("OOMKilled") else ""
-            message = str((status.get("Error") or {}).get("Message") or "")
-            return RunResult(code, reason or message, self._stopped)
+            reason = failure_reason(
+                code,
+                oom_killed=bool(state.get("OOMKilled")),
+                no_space=log.no_space or (code != 0 and disk_full(spec.mounts)),
+                engine_message=str((status.get("Error") or {}).get("Message") or ""),
+            )
+            return RunResult(code, reason, self._stopped)
         finally:
             with self._guard:
                 self._container = None

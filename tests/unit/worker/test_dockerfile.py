@@ -1,5 +1,5 @@
-"""The worker image's Dockerfile (no engine here to build it): every COPY source exists in the
-repository, and the image runs ``python -m shepard_worker``."""
+"""The worker image's Dockerfile and its prepared build context (the build itself runs in
+tests/docker/): every COPY source exists, the base is an argument, the image runs the worker."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ def _instructions() -> list[tuple[str, str]]:
 def test_copy_sources_exist_with_the_repository_root_as_context() -> None:
     copies = [rest for instruction, rest in _instructions() if instruction == "COPY"]
     assert copies, "the Dockerfile copies nothing"
-    sources = [source for rest in copies for source in shlex.split(rest)[:-1]]
+    # ${WHEELS_DIR:-...}: a folder of the prepared context (shepard.worker_image), or nothing
+    sources = [s for rest in copies for s in shlex.split(rest)[:-1] if not s.startswith("$")]
     for source in sources:
         assert (ROOT / source).exists(), f"COPY source {source} is missing"
     copied = {s.rstrip("/") for s in sources}
@@ -68,10 +69,36 @@ def test_everything_the_image_imports_is_in_it() -> None:
                     )
 
 
-def test_base_image_and_entrypoint() -> None:
+def test_base_image_is_an_argument_and_the_entrypoint_runs_the_worker_in_its_venv() -> None:
     instructions = _instructions()
-    assert instructions[0] == ("FROM", "python:3.12-slim")
+    assert instructions[:2] == [("ARG", "BASE_IMAGE=python:3.12-slim"), ("FROM", "${BASE_IMAGE}")]
+    assert ("ARG", "WHEELS_DIR=") in instructions
     entrypoint = [rest for instruction, rest in instructions if instruction == "ENTRYPOINT"]
-    assert [json.loads(e) for e in entrypoint] == [["python", "-m", "shepard_worker"]]
-    pip = " ".join(rest for instruction, rest in instructions if instruction == "RUN")
-    assert "boto3" in pip and "docker" in pip
+    assert [json.loads(e) for e in entrypoint] == [["/opt/venv/bin/python", "-m", "shepard_worker"]]
+    run = " ".join(rest for instruction, rest in instructions if instruction == "RUN")
+    assert "python3 -m venv /opt/venv" in run
+    assert "--no-index --find-links /tmp/worker-install" in run  # offline, from WHEELS_DIR
+    assert "-r /tmp/worker-install/requirements.txt" in run
+    requirements = (ROOT / "worker" / "requirements.txt").read_text()
+    assert "boto3" in requirements and "docker" in requirements
+
+
+def test_the_prepared_context_holds_what_the_dockerfile_copies_and_no_caches(
+    tmp_path: Path,
+) -> None:
+    from shepard.worker_image import WORKER_FILES, prepare_context
+
+    wheels = tmp_path / "wheels-cache"
+    wheels.mkdir()
+    (wheels / "boto3-1-py3-none-any.whl").write_bytes(b"wheel")
+    (wheels / ".complete").write_text("boto3\n")
+    context = prepare_context(tmp_path / "context", wheels=wheels)
+
+    copies = [rest for instruction, rest in _instructions() if instruction == "COPY"]
+    sources = [s for rest in copies for s in shlex.split(rest)[:-1] if not s.startswith("$")]
+    for source in sources:
+        assert (context / source).exists(), f"COPY source {source} is not in the context"
+    assert all((context / name).exists() for name in WORKER_FILES)
+    assert sorted(p.name for p in (context / "wheels").iterdir()) == ["boto3-1-py3-none-any.whl"]
+    assert not list(context.rglob("__pycache__"))
+    assert not (context / "tests").exists() and not (context / ".git").exists()

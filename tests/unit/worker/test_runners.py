@@ -17,6 +17,8 @@ import docker.errors
 import pytest
 from docker.types import DeviceRequest, Ulimit
 from shepard_worker.runners import (
+    DISK_FULL,
+    OUT_OF_MEMORY,
     DockerRunner,
     EcrImage,
     LocalImage,
@@ -24,10 +26,13 @@ from shepard_worker.runners import (
     ProcessRunner,
     RunSpec,
     container_spec,
+    disk_full,
     ecr_registry_id,
     ecr_tagged_image,
+    failure_reason,
     images_to_prune,
     nofile_limit,
+    payload_network,
     split_reference,
 )
 
@@ -434,3 +439,53 @@ def test_pruning_never_fails_the_job(tmp_path: Path) -> None:
     assert result.exit_code == 0 and not result.stopped
     assert any("could not prune old payload images" in line for line in lines)
     assert client.removed == []
+
+
+# -- the payload's network, and why it ended -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "network"),
+    [
+        ({}, "bridge"),
+        ({"AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "/v2/credentials/x"}, "bridge"),
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://169.254.170.23/v1/x"}, "bridge"),
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "https://creds.example.com/x"}, "bridge"),
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://[::1"}, "bridge"),
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://127.0.0.1:4000/v2/credentials/x"}, "host"),
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://localhost:4000/x"}, "host"),
+        ({"AWS_CONTAINER_CREDENTIALS_FULL_URI": "http://[::1]:4000/x"}, "host"),
+    ],
+)
+def test_the_payload_joins_the_hosts_network_only_for_a_loopback_credentials_endpoint(
+    env: dict[str, str], network: str
+) -> None:
+    assert payload_network(env) == network
+    assert container_spec(_spec(env=env), gpus=False)["network_mode"] == network
+
+
+def test_failure_reasons() -> None:
+    plain = {"oom_killed": False, "no_space": False, "engine_message": ""}
+    assert failure_reason(1, **plain) == ""
+    assert failure_reason(137, **{**plain, "oom_killed": True}) == OUT_OF_MEMORY
+    assert failure_reason(1, **{**plain, "no_space": True}) == DISK_FULL
+    assert failure_reason(0, **{**plain, "no_space": True}) == ""  # it coped: not a failure
+    assert failure_reason(1, **{**plain, "engine_message": "boom"}) == "boom"
+
+
+def test_disk_full_reads_only_the_writable_folders(tmp_path: Path) -> None:
+    assert not disk_full([Mount(tmp_path)])
+    assert not disk_full([Mount(tmp_path / "gone")])  # unreadable: not evidence
+    # /proc has no free blocks, but it is mounted read-only: not the payload's disk
+    assert not disk_full([Mount(Path("/proc"), read_only=True)])
+    assert disk_full([Mount(Path("/proc"))])
+
+
+def test_the_process_runner_names_a_full_disk(tmp_path: Path) -> None:
+    lines: list[str] = []
+    fill = "open('/dev/full', 'wb').write(b'x' * 65536)"
+    result = ProcessRunner().run(
+        _spec(command=(sys.executable, "-c", fill), log=lines.append, workdir=tmp_path, mounts=())
+    )
+    assert (result.exit_code, result.reason) == (1, DISK_FULL)
+    assert any("No space left on device" in line for line in lines)
