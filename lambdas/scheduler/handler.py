@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,15 +42,9 @@ class Runtime:
     s3: Any
 
     @classmethod
-    def from_settings(
-        cls,
-        settings: FlockSettings,
-        *,
-        batch_client: Any = None,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> Runtime:
-        service = JobService.from_settings(settings, batch_client=batch_client, sleep=sleep)
-        return cls(settings, service, clients.client("s3"))
+    def from_settings(cls, settings: FlockSettings, **options: Any) -> Runtime:
+        """``options``: JobService.from_settings's (``batch_client``, ``sleep``), for tests."""
+        return cls(settings, JobService.from_settings(settings, **options), clients.client("s3"))
 
 
 _RUNTIME: PerEnvironment[Runtime] = PerEnvironment(Runtime.from_settings)

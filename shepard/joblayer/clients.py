@@ -15,7 +15,8 @@ from typing import Any
 from botocore.config import Config
 
 # Standard mode: throttling and transient errors are retried with backoff and a retry quota,
-# up to five retries after the first attempt; a connection that does not open in 10 s is an error, not a hang.
+# up to five retries after the first attempt; a connection that does not open in 10 s is an
+# error, not a hang.
 RETRY = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10)
 
 # For a caller that retries a call itself, counted and tested (BatchSubmitter): one attempt.
