@@ -135,3 +135,14 @@ def job_dir(tmp_path: Path) -> Iterator[Path]:
     folder.mkdir()
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def worker_image(docker_client: Any, base_image: str) -> str:
+    """The worker image, built offline from the base image (wheels downloaded on the host once,
+    then cached; Docker's layer cache makes a rebuild quick)."""
+    from shepard.worker_image import build_worker_image
+
+    tag = "shepard-worker:test"
+    build_worker_image(docker_client, base_image=base_image, tag=tag, progress=lambda line: None)
+    return tag
