@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import tftest
 
+from shepard.deploy import emulator_overlay
 from tests.terraform.conftest import CASES, FlockPlanner
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
@@ -103,17 +104,9 @@ def minimal(planner: FlockPlanner) -> Plan:
     return plan_case(planner, "minimal")
 
 
-# What the local flock's overlay (<state>/local.auto.tfvars.json) sets for its emulator.
-LOCAL_OVERLAY = {
-    "enforce_tls": False,
-    "s3_lifecycle_rules": False,
-    "create_nat_gateway": False,
-    "enable_event_source_mapping": False,
-    "pin_launch_template_version": False,
-    "create_batch_service_role": True,
-    "cancel_stuck_jobs": False,
-    "compute_environment_update_policy": False,
-}
+# What the local flock's overlay (<state>/local.auto.tfvars.json) sets for its emulator, but
+# the provider settings (this plan is offline, not against the emulator).
+LOCAL_OVERLAY = {k: v for k, v in emulator_overlay().items() if k != "aws_provider"}
 
 
 @pytest.fixture(scope="module")
