@@ -51,7 +51,8 @@ def whoami_image(
         f"FROM {worker_image}\nCOPY whoami.py /app/\n"
         'ENTRYPOINT ["/opt/venv/bin/python", "/app/whoami.py"]\n'
     )
-    return build_image(docker_client, folder, f"shepard-test/whoami:{SESSION}")
+    tag: str = build_image(docker_client, folder, f"shepard-test/whoami:{SESSION}")
+    return tag
 
 
 def _session() -> Any:

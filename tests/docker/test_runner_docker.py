@@ -198,6 +198,21 @@ def test_a_missing_image_is_a_failure_with_the_pull_error(
     assert _containers(docker_client, labels) == []
 
 
+def test_a_container_the_engine_cannot_start_is_a_failure_with_its_reason(
+    docker_client: Any, contract_image: str, labels: dict[str, str], tmp_path: Path
+) -> None:
+    """A nofile limit above the kernel's maximum: the engine refuses to start the container."""
+    with pytest.raises(BackendError) as raised:
+        _runner(docker_client, tmp_path).run(
+            _spec(contract_image, Log(), labels, ulimit_nofile=1 << 31)
+        )
+
+    message = raised.value.message
+    assert message.startswith(f"while starting the payload container from {contract_image}: ")
+    assert "rlimit" in message
+    assert _containers(docker_client, labels) == []
+
+
 @pytest.fixture
 def pushed_image(docker_client: Any, registry: str, contract_image: str) -> Any:
     """The contract image in the registry only (removed from this machine): a job must pull."""

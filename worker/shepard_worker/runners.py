@@ -537,7 +537,14 @@ class DockerRunner:
         try:
             if stopped_early:
                 return RunResult(143, "stopped before it started", True)
-            container.start()
+            try:
+                container.start()
+            except docker.errors.APIError as error:
+                raise BackendError(
+                    f"while starting the payload container from {spec.image}: "
+                    f"{getattr(error, 'explanation', None) or error}. Check the job's settings "
+                    "(its nofile limit, memory and command) and the Docker engine's log."
+                ) from error
             log = _WatchedLog(spec.log)
             _stream_lines(container.logs(stream=True, follow=True), log)
             status = container.wait()
