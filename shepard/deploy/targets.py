@@ -43,6 +43,9 @@ def emulator_overlay() -> dict[str, Any]:
         "pin_launch_template_version": False,
         # Batch's service-linked role does not exist in an emulator.
         "create_batch_service_role": True,
+        # moto keeps neither (each re-plan would show them again).
+        "cancel_stuck_jobs": False,
+        "compute_environment_update_policy": False,
         "aws_provider": {
             "max_retries": EMULATOR_MAX_RETRIES,
             # moto's fixed account: a guard against an emulator run reaching real AWS.

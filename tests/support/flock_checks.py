@@ -323,7 +323,7 @@ def _check_batch(out: Mapping[str, Any], region: str, found: _Findings) -> None:
         found.expect(bool(ce.get("serviceRole")), f"{arn}: no service role")
         if resources["type"] == "SPOT":
             found.expect(
-                resources.get("allocationStrategy") == "SPOT_CAPACITY_OPTIMIZED"
+                resources.get("allocationStrategy") == "SPOT_PRICE_CAPACITY_OPTIMIZED"
                 and bool(resources.get("spotIamFleetRole"))
                 and resources.get("bidPercentage") is not None,
                 f"{arn}: Spot settings {resources}",
