@@ -11,6 +11,7 @@ the host's network, where it also reaches the emulator.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ print(json.dumps({
 @pytest.fixture(scope="module")
 def whoami_image(
     docker_client: Any, worker_image: str, tmp_path_factory: pytest.TempPathFactory
-) -> str:
+) -> Iterator[str]:
     """A payload with boto3 (the worker image's venv) that prints who it is."""
     folder = tmp_path_factory.mktemp("whoami-image")
     (folder / "whoami.py").write_text(WHOAMI)
@@ -52,7 +53,8 @@ def whoami_image(
         'ENTRYPOINT ["/opt/venv/bin/python", "/app/whoami.py"]\n'
     )
     tag: str = build_image(docker_client, folder, f"shepard-test/whoami:{SESSION}")
-    return tag
+    yield tag
+    docker_client.images.remove(tag, force=True)
 
 
 def _session() -> Any:
