@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,22 @@ module "kms" {
 
 output "key_id" {
   value = module.kms.key_id
+}
+"""
+
+
+REGISTRY_ROOT = """
+provider "aws" {
+  region                      = "us-east-1"
+  skip_credentials_validation = true
+  skip_requesting_account_id  = true
+  skip_metadata_api_check     = true
+}
+
+module "registry" {
+  source          = "%(modules)s/registry"
+  repository_name = "%(name)s"
+  kms_key_arn     = "%(key)s"
 }
 """
 
@@ -386,6 +403,36 @@ def test_ecr_lifecycle_keeps_an_old_pinned_image_a_job_definition_uses(harness: 
     expired = simulate_lifecycle(rules, images)
     assert 1 not in expired
     assert expired == {p for p, _ in images[1:7]}  # 9 newer worker images, 3 kept
+
+
+@pytest.mark.parametrize("name", ["my-flock-", "My-Flock", "my--flock", "-flock"])
+def test_registry_refuses_names_ecr_refuses(
+    name: str, harness_tree: Path, tf_cli_config: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "main.tf").write_text(
+        REGISTRY_ROOT
+        % {"name": name, "key": KEY_ARN, "modules": (harness_tree / "modules").as_posix()}
+    )
+    env = offline_env(tf_cli_config)
+    init = subprocess.run(
+        ["terraform", "init", "-input=false", "-no-color"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert init.returncode == 0, init.stderr
+    plan = subprocess.run(
+        ["terraform", "plan", "-input=false", "-no-color", "-refresh=false"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert plan.returncode != 0
+    assert "repository_name must be 2-256 lowercase letters" in plan.stderr
 
 
 # ---------------------------------------------------------------------------------------------
