@@ -24,8 +24,9 @@ locals {
 # ---------------------------------------------------------------------------------------------
 
 # aws:SourceAccount where the service documents it for its role's trust policy (confused
-# deputy prevention): Lambda, ECS tasks (the Batch jobs) and Batch. EC2 (the instance role)
-# and the Spot fleet do not send it, so their trust stays without a condition.
+# deputy prevention): Lambda, ECS tasks (the Batch jobs) and Batch. EC2 does not support it
+# for an instance role, and the Spot fleet role's documented trust has no condition, so those
+# two stay without one.
 locals {
   trusted_services = {
     lambda = { service = "lambda.amazonaws.com", source_account = true }
