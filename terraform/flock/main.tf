@@ -48,10 +48,6 @@ locals {
     Contact      = var.instance_tags.contact
     WorkloadType = var.instance_tags.workload_type
   }
-  sheep_tags = merge(
-    { Name = coalesce(var.batch.instance_name, "${var.name}-sheep") },
-    { for k, v in local.instance_tags : k => v if v != null },
-  )
 
   uses_spot = anytrue([for ce in values(var.batch.compute_environments) : ce.type == "SPOT"])
 
@@ -71,7 +67,6 @@ locals {
       SHEPARD_PAYLOAD_IMAGE              = local.payload_image
       SHEPARD_ALLOW_DOCKER_DAEMON        = var.allow_docker_daemon ? "True" : "False"
       SHEPARD_WORK_ROOT                  = "/mnt/root"
-      INSTANCE_TAGS                      = jsonencode(local.sheep_tags)
       SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS = tostring(var.table.days_to_keep_finished_jobs)
     },
     local.uses_efs ? { SHEPARD_EFS_ROOT = "/mnt/efs" } : {},

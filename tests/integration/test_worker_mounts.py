@@ -113,7 +113,6 @@ def sheep(resources: FlockSettings, tmp_path: Path) -> Sheep:
         "SHEPARD_WORK_ROOT": str(roots["root"]),
         "SHEPARD_RUNNER": "process",
         "SHEPARD_PAYLOAD_COMMAND": json.dumps([sys.executable, "-c", PAYLOAD]),
-        "INSTANCE_TAGS": "{}",
     }
     store = JobStore(s.table_name, boto3.client("dynamodb"))
     return Sheep(env, store, boto3.client("s3"), roots["root"], roots["efs"], roots["fsx"])

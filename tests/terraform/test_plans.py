@@ -33,7 +33,7 @@ JOB_ENV_KEYS = {
     "INPUTS_BUCKET", "OUTPUTS_BUCKET", "ERROR_BUCKET", "USES_EFS", "USES_LUSTRE",
     "ULIMIT_FILENO", "SHEPARD_FLOCK", "SHEPARD_TABLE_NAME", "SHEPARD_SECRET_NAME",
     "SHEPARD_QUICK_DEPLOY_BUCKET", "SHEPARD_PAYLOAD_IMAGE", "SHEPARD_ALLOW_DOCKER_DAEMON",
-    "SHEPARD_WORK_ROOT", "INSTANCE_TAGS", "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS",
+    "SHEPARD_WORK_ROOT", "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS",
 }  # fmt: skip
 CONTRACT_OUTPUTS = {
     "flock_name", "region", "account_id", "inputs_bucket", "outputs_bucket", "errors_bucket",
@@ -505,16 +505,6 @@ def test_full_job_and_lambda_environment(full: Plan) -> None:
         "SHEPARD_WORK_ROOT": "/mnt/root",
         "SHEPARD_EFS_ROOT": "/mnt/efs",
         "SHEPARD_LUSTRE_ROOT": "/mnt/fsx",
-        "INSTANCE_TAGS": json.dumps(
-            {
-                "Contact": "lab@example.com",
-                "Name": "full-sheep",
-                "Project": "genomics",
-                "Team": "lab",
-                "WorkloadType": "batch",
-            },
-            separators=(",", ":"),
-        ),
         "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS": "14",
     }
     lambda_env = full.output_keys("lambda_environment")

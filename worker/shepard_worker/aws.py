@@ -90,13 +90,6 @@ class Aws:
         details = response.get("imageDetails", [])
         return str(details[0]["imageDigest"]) if details else None
 
-    def tag_instance(self, instance_id: str, tags: dict[str, str]) -> None:
-        fix = "Check that the instance role may call ec2:CreateTags"
-        with _backend(f"tagging the instance {instance_id}", fix):
-            self.client("ec2").create_tags(
-                Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
-            )
-
     def dynamodb(self) -> Any:
         return self.client("dynamodb")
 

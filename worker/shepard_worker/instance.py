@@ -14,12 +14,6 @@ DEFAULT_ENDPOINT = "http://169.254.169.254"
 TIMEOUT_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class Instance:
-    instance_id: str
-    hostname: str
-
-
 def _endpoint(env: Mapping[str, str]) -> str | None:
     # The same switches as botocore's: a test or a laptop can point it elsewhere or turn it off.
     if env.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
@@ -33,8 +27,12 @@ def _request(url: str, *, method: str, headers: dict[str, str]) -> str:
         return str(response.read().decode("utf-8").strip())
 
 
-def current_instance(env: Mapping[str, str] | None = None) -> Instance | None:
-    """This instance's id and hostname, or None when there is no instance metadata service."""
+def metadata_hostname(env: Mapping[str, str] | None = None) -> str | None:
+    """This instance's ``local-hostname``, or None when there is no instance metadata service.
+
+    The worker only reads the metadata: the flock's tags reach the instance through the launch
+    template's tag specifications, so the job role has no ``ec2:CreateTags``.
+    """
     endpoint = _endpoint(os.environ if env is None else env)
     if endpoint is None:
         return None
@@ -44,20 +42,18 @@ def current_instance(env: Mapping[str, str] | None = None) -> Instance | None:
             method="PUT",
             headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
         )
-        headers = {"X-aws-ec2-metadata-token": token}
-        instance_id = _request(
-            f"{endpoint}/latest/meta-data/instance-id", method="GET", headers=headers
-        )
-        hostname = _request(
-            f"{endpoint}/latest/meta-data/local-hostname", method="GET", headers=headers
+        found = _request(
+            f"{endpoint}/latest/meta-data/local-hostname",
+            method="GET",
+            headers={"X-aws-ec2-metadata-token": token},
         )
     except (OSError, urllib.error.URLError, ValueError):
         return None
-    return Instance(instance_id, hostname or socket.gethostname())
+    return found or None
 
 
-def hostname(instance: Instance | None) -> str:
-    return instance.hostname if instance is not None else socket.gethostname()
+def hostname(found: str | None) -> str:
+    return found if found else socket.gethostname()
 
 
 @dataclass(frozen=True)

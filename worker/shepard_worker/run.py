@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from shepard.errors import BackendError, ShepardError
+from shepard.errors import ShepardError
 from shepard.joblayer.records import Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.variables import find_quick_deploy, find_tag
@@ -72,9 +72,7 @@ class Worker:
         make_runner: Callable[[], Runner],
         log: JobLog,
         environ: Mapping[str, str],
-        find_instance: Callable[
-            [Mapping[str, str]], ec2_instance.Instance | None
-        ] = ec2_instance.current_instance,
+        find_hostname: Callable[[Mapping[str, str]], str | None] = ec2_instance.metadata_hostname,
         filesystem_type: mounts.FilesystemType | None = None,
     ) -> None:
         self.settings = settings
@@ -84,7 +82,7 @@ class Worker:
         self.runner: Runner | None = None  # made after the claim: a job that cannot run fails
         self.log = log
         self.environ = environ
-        self.find_instance = find_instance
+        self.find_hostname = find_hostname
         # None: the EFS/Lustre roots are not checked (the local flock's are plain folders).
         self.filesystem_type = filesystem_type
         self.workspace = Workspace.plan(
@@ -93,7 +91,7 @@ class Worker:
         self._signal: int | None = None
         self._may_raise = False
         self._payload_running = False
-        self._instance: ec2_instance.Instance | None = None
+        self._hostname: str | None = None
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -185,7 +183,7 @@ class Worker:
                     self.log.open(self.workspace.log_path)
                     if unmounted:
                         raise _Failed(" ".join(unmounted))
-                    self._tag_instance()
+                    self._hostname = self.find_hostname(self.environ)
                     prepared = self._prepare(record, start_time)
                 self._status(Status.CALLING_PAYLOAD_CODE)
                 prepared.env["JOB_STATUS"] = Status.CALLING_PAYLOAD_CODE.value
@@ -295,18 +293,6 @@ class Worker:
                 reasons.append(reason)
         return reasons
 
-    def _tag_instance(self) -> ec2_instance.Instance | None:
-        found = self.find_instance(self.environ)
-        self._instance = found
-        if found is None or not self.settings.instance_tags:
-            return found
-        try:
-            self.aws.tag_instance(found.instance_id, self.settings.instance_tags)
-            self.log.worker(f"tagged instance {found.instance_id}")
-        except BackendError as error:
-            self.log.worker(f"could not tag the instance (the job goes on): {error}")
-        return found
-
     def _prepare(self, record: JobRecord, start_time: str) -> Prepared:
         s = self.settings
         ws = self.workspace
@@ -349,7 +335,7 @@ class Worker:
             errors_bucket=s.errors_bucket,
             input_zip_name=record.input_zip_name or "",
             is_invoked="True" if record.is_invoked else "False",
-            hostname=ec2_instance.hostname(self._instance),
+            hostname=ec2_instance.hostname(self._hostname),
             ulimit_nofile=s.ulimit_nofile,
             # The image keeps its own PATH; a process inherits the worker's.
             path=self.environ.get("PATH", os.defpath) if s.runner == "process" else None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from shepard.errors import BadInput
@@ -97,7 +97,6 @@ class Settings:
     runner: str
     payload_image: str | None
     payload_command: tuple[str, ...] | None
-    instance_tags: dict[str, str] = field(default_factory=dict)
     # Batch (ECS) kills the worker 30 s after its SIGTERM: the payload gets 10 s of that to end,
     # which leaves the worker time to mark the job interrupted and clean up.
     stop_grace_seconds: float = 10.0
@@ -151,7 +150,6 @@ class Settings:
             runner=runner,
             payload_image=image,
             payload_command=command,
-            instance_tags=_instance_tags(env.get(c.INSTANCE_TAGS)),
             stop_grace_seconds=max(grace, 0.0),
             days_to_keep_finished_jobs=_whole(env, c.DAYS_TO_KEEP_FINISHED_JOBS, 30),
             batch_job_id=env.get(c.BATCH_JOB_ID, "").strip() or None,
@@ -175,18 +173,3 @@ def _payload_command(text: str | None) -> tuple[str, ...] | None:
             'Write it as a JSON list of strings, e.g. ["python", "main.py"]',
         )
     return tuple(value)
-
-
-def _instance_tags(text: str | None) -> dict[str, str]:
-    if text is None or not text.strip():
-        return {}
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise _fail(
-            f"INSTANCE_TAGS is not JSON ({error.msg})", "Write it as a JSON object"
-        ) from None
-    if not isinstance(value, dict):
-        raise _fail("INSTANCE_TAGS is not a JSON object", "Write it as a JSON object")
-    # Terraform writes unset tags as null: those are not tags.
-    return {str(k): str(v) for k, v in value.items() if v is not None and str(v) != ""}

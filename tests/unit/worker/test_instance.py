@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from shepard_worker.instance import Limits, current_instance, job_limits
+from shepard_worker.instance import Limits, job_limits, metadata_hostname
 
 
 class _EcsAgent(BaseHTTPRequestHandler):
@@ -47,5 +47,5 @@ def test_no_agent_means_no_limits() -> None:
 
 
 def test_no_instance_metadata_service_is_skipped_quietly() -> None:
-    assert current_instance({"AWS_EC2_METADATA_DISABLED": "true"}) is None
-    assert current_instance({"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}) is None
+    assert metadata_hostname({"AWS_EC2_METADATA_DISABLED": "true"}) is None
+    assert metadata_hostname({"AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:9"}) is None

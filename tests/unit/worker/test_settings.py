@@ -33,14 +33,12 @@ def test_reads_the_contract_environment() -> None:
             "SHEPARD_EFS_ROOT": "/mnt/efs",
             "ULIMIT_FILENO": "65536",
             "SHEPARD_ALLOW_DOCKER_DAEMON": "True",
-            "INSTANCE_TAGS": '{"project": "p", "team": null}',
         }
     )
     assert settings.job_id == JOB
     assert (settings.efs_root, settings.lustre_root) == (Path("/mnt/efs"), None)
     assert settings.ulimit_nofile == 65536
     assert settings.allow_docker_daemon is True
-    assert settings.instance_tags == {"project": "p"}
     assert settings.runner == "docker"
 
 
@@ -61,7 +59,6 @@ def test_array_child_id_adds_the_index() -> None:
         ({"SHEPARD_RUNNER": "podman"}, 'SHEPARD_RUNNER is "podman". Set it to "docker" or'),
         ({"SHEPARD_PAYLOAD_COMMAND": "python x.py"}, "SHEPARD_PAYLOAD_COMMAND is not JSON"),
         ({"SHEPARD_PAYLOAD_COMMAND": '"python"'}, "not a non-empty JSON list of strings"),
-        ({"INSTANCE_TAGS": "[1]"}, "INSTANCE_TAGS is not a JSON object"),
     ],
 )
 def test_bad_environment_names_the_variable(change: dict[str, str], expected: str) -> None:
