@@ -6,17 +6,20 @@ submits Batch jobs to the job queue, whose compute environments start the sheep 
 worker, which writes the output zip. A request through the API Lambda joins the chain at the
 submission. Each function here checks one hop through clients handed in (boto3 clients, or
 anything with the same methods), so each is tested on its own; :func:`run_checks` runs them all
-and :func:`run_canary` sends a tiny job through the API and follows it to its output zip.
+and :func:`run_canary` sends a tiny job through the API and follows it to its output zip, then
+drops the same job as a zip in the inputs bucket and waits for its output zip.
 
 Every failed hop says what was found (cause) and what to do (fix), in words a user can act on.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
@@ -258,6 +261,13 @@ def check_compute_environments(batch: Any, queue: str, target: Target) -> Hop:
 # S3 -> SQS -> scheduler
 
 
+def _admits_zips(queue_config: Mapping[str, Any]) -> bool:
+    """Whether a notification's key filter lets every ``*.zip`` key through."""
+    rules = queue_config.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+    by_name = {str(r.get("Name", "")).lower(): str(r.get("Value", "")) for r in rules}
+    return not by_name.get("prefix") and ".zip".endswith(by_name.get("suffix", ""))
+
+
 def check_bucket_notification(s3: Any, bucket: str, queue_arn: str, target: Target) -> Hop:
     """The inputs bucket sends its object-created events to the flock's queue."""
 
@@ -267,6 +277,18 @@ def check_bucket_notification(s3: Any, bucket: str, queue_arn: str, target: Targ
         created = [
             q for q in wired if any(e.startswith("s3:ObjectCreated:") for e in q.get("Events", []))
         ]
+        if created and not any(_admits_zips(q) for q in created):
+            rules = [
+                r
+                for q in created
+                for r in q.get("Filter", {}).get("Key", {}).get("FilterRules", [])
+            ]
+            shown = ", ".join(f"{r.get('Name')} {r.get('Value')!r}" for r in rules)
+            raise _Failed(
+                f"the inputs bucket {bucket} notifies the flock's queue only for keys matching"
+                f" {shown}: a dropped .zip never becomes a job",
+                f"Run `{target.apply_command}`: it puts back the notification of every .zip.",
+            )
         if not created:
             elsewhere = [q.get("QueueArn") for q in config.get("QueueConfigurations", [])]
             raise _Failed(
@@ -468,6 +490,10 @@ class CanaryPlan:
     outputs_bucket: str
     errors_bucket: str
     table_name: str
+    # The zip-drop canary (S3 -> SQS -> scheduler): not run when the inputs bucket is not given.
+    inputs_bucket: str = ""
+    queue_url: str = ""
+    dead_letter_queue_url: str = ""
 
 
 def _invoke_api(invoke: Any, function: str, payload: Mapping[str, str]) -> str:
@@ -531,11 +557,44 @@ def run_canary(
     sleep: Callable[[float], None] = time.sleep,
     token: str | None = None,
 ) -> list[Hop]:
-    """A quick-deploy job (a two-line ``run.sh``) through the API, followed until its output
-    zip is in the outputs bucket; one hop per step, each with its time. After the first hop
-    that fails, the rest are skipped. The canary's script and output zip are removed after."""
+    """Two canary jobs, each a quick-deploy job (a two-line ``run.sh``): one through the API,
+    followed hop by hop until its output zip is in the outputs bucket, then (when the first
+    passed and the plan names the inputs bucket) one dropped as a zip in the inputs bucket,
+    which must come out as an output zip too (S3 -> SQS -> scheduler -> Batch -> worker).
+    Each waits at most ``timeout`` seconds. After the first hop that fails, the rest are
+    skipped. Everything the canaries wrote to the buckets is removed after; their job records
+    stay (tagged ``shepard-check-<token>``)."""
     token = token or uuid.uuid4().hex[:12]
     folder = f"{CANARY_FOLDER}/{token}"
+    written: list[tuple[str, str]] = []
+    try:
+        hops = _api_canary(clients, plan, target, folder, token, written, timeout, clock, sleep)
+        if plan.inputs_bucket:
+            names = ["zip canary: zip dropped", "zip canary: output zip"]
+            if all(hop.status == OK for hop in hops):
+                hops += _zip_canary(
+                    clients, plan, target, folder, token, written, timeout, clock, sleep
+                )
+            else:
+                hops += [Hop(n, SKIPPED, 0.0, "not run: the API canary failed") for n in names]
+        return hops
+    finally:
+        for bucket, key in written:
+            with suppress(ClientError, BotoCoreError):
+                clients.s3.delete_object(Bucket=bucket, Key=key)
+
+
+def _api_canary(
+    clients: Clients,
+    plan: CanaryPlan,
+    target: Target,
+    folder: str,
+    token: str,
+    written: list[tuple[str, str]],
+    timeout: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> list[Hop]:
     deadline = clock() + timeout
     store = JobStore(plan.table_name, clients.dynamodb)
     hops: list[Hop] = []
@@ -581,114 +640,115 @@ def run_canary(
         )
 
     steps = iter(names)
-    try:
-        with _timed(next(steps), hops, clock) as detail:
-            key = f"{folder}/run.sh"
+    with _timed(next(steps), hops, clock) as detail:
+        key = f"{folder}/run.sh"
+        written.append((plan.quick_deploy_bucket, key))
+        try:
+            clients.s3.put_object(
+                Bucket=plan.quick_deploy_bucket, Key=key, Body=CANARY_SCRIPT.encode()
+            )
+        except ClientError as error:
+            raise _Failed(
+                f"s3://{plan.quick_deploy_bucket}/{key} cannot be written ({_aws_text(error)})",
+                "Check that your credentials may write the quick-deploy bucket (docs/aws.md"
+                " lists what check needs) and may use the flock's KMS key.",
+            ) from None
+        detail.append(f"s3://{plan.quick_deploy_bucket}/{key}")
+    if not hops[-1].ok:
+        return _skip_rest(hops, steps)
+
+    with _timed(next(steps), hops, clock) as detail:
+        try:
+            job_id = _invoke_api(
+                clients.invoke,
+                plan.api_function,
+                {"QUICK_DEPLOY_DIRECTORY": folder, "TAG": f"{CANARY_TAG}-{token}"},
+            )
+        except ClientError as error:
+            raise _Failed(
+                f"the API Lambda {plan.api_function} cannot be invoked ({_aws_text(error)})",
+                "Check that your credentials may call lambda:InvokeFunction on it"
+                " (docs/iam.md), then apply the flock again if it is missing.",
+            ) from None
+        detail.append(f"job {job_id}")
+    if not hops[-1].ok:
+        return _skip_rest(hops, steps)
+
+    with _timed(next(steps), hops, clock) as detail:
+        record = wait_for(lambda r: bool(r.batch_job_id))
+        if record is None:
+            raise _Failed(
+                f"the API answered job {job_id}, but the job table {plan.table_name} has"
+                " no record of it",
+                "The API Lambda writes to another table than the one the flock outputs:"
+                " apply the flock again.",
+            )
+        if record.result is Result.REJECTED or (
+            record.phase is Phase.FINISHED and not record.batch_job_id
+        ):
+            raise _Failed(
+                f"the job was not submitted: {record.reason or record.status.value}",
+                "The reason names the cause (a SubmitJob permission, the job queue or the job"
+                f" definition): fix it and run `{target.apply_command}`.",
+            )
+        if not record.batch_job_id:
+            raise timed_out("submitted to Batch", record)
+        detail.append(f"Batch job {record.batch_job_id}")
+    if not hops[-1].ok:
+        return _skip_rest(hops, steps)
+
+    with _timed(next(steps), hops, clock) as detail:
+        record = wait_for(lambda r: r.phase is not Phase.QUEUED or bool(r.start_time))
+        if record is None or (record.phase is Phase.QUEUED and not record.start_time):
+            raise timed_out("started by a worker", record)
+        detail.append(f"attempt {record.attempt}" if record.attempt else record.phase.value)
+    if not hops[-1].ok:
+        return _skip_rest(hops, steps)
+
+    with _timed(next(steps), hops, clock) as detail:
+        record = wait_for(lambda r: r.phase is Phase.FINISHED)
+        if record is None or record.phase is not Phase.FINISHED:
+            raise timed_out("finished", record)
+        written += [(plan.outputs_bucket, key) for key in record.outputs]
+        if record.error_zip:
+            written.append((plan.errors_bucket, record.error_zip))
+        if record.result is not Result.SUCCEEDED:
+            error_zip = (
+                f" The worker's log is in s3://{plan.errors_bucket}/{record.error_zip}."
+                if record.error_zip
+                else ""
+            )
+            raise _Failed(
+                f"the job {record.result.value if record.result else 'ended'}:"
+                f" {record.reason or record.status.value}",
+                "The reason names the hop inside the sheep (fetching the quick-deploy folder:"
+                " the job role's S3 access; running run.sh: bash in the payload image; pushing"
+                " results: the outputs bucket)." + error_zip,
+            )
+        detail.append(f"{record.result.value}, {record.status.value}")
+    if not hops[-1].ok:
+        return _skip_rest(hops, steps)
+
+    with _timed(next(steps), hops, clock) as detail:
+        assert record is not None
+        if not record.outputs:
+            raise _Failed(
+                "the job succeeded but its record names no output zip",
+                "The worker found nothing to push: check that the payload image has bash"
+                " and that ROOT_OUTPUT_NAME is writable.",
+            )
+        for key in record.outputs:
             try:
-                clients.s3.put_object(
-                    Bucket=plan.quick_deploy_bucket, Key=key, Body=CANARY_SCRIPT.encode()
-                )
+                head = clients.s3.head_object(Bucket=plan.outputs_bucket, Key=key)
             except ClientError as error:
                 raise _Failed(
-                    f"s3://{plan.quick_deploy_bucket}/{key} cannot be written ({_aws_text(error)})",
-                    "Check that your credentials may write the quick-deploy bucket (docs/aws.md"
-                    " lists what check needs) and may use the flock's KMS key.",
+                    f"s3://{plan.outputs_bucket}/{key}, named by the job's record, cannot be"
+                    f" read ({_aws_text(error)})",
+                    "Check the outputs bucket's lifecycle rules and that your credentials may"
+                    " read it (docs/aws.md lists what check needs).",
                 ) from None
-            detail.append(f"s3://{plan.quick_deploy_bucket}/{key}")
-        if not hops[-1].ok:
-            return _skip_rest(hops, steps)
-
-        with _timed(next(steps), hops, clock) as detail:
-            try:
-                job_id = _invoke_api(
-                    clients.invoke,
-                    plan.api_function,
-                    {"QUICK_DEPLOY_DIRECTORY": folder, "TAG": CANARY_TAG},
-                )
-            except ClientError as error:
-                raise _Failed(
-                    f"the API Lambda {plan.api_function} cannot be invoked ({_aws_text(error)})",
-                    "Check that your credentials may call lambda:InvokeFunction on it"
-                    " (docs/iam.md), then apply the flock again if it is missing.",
-                ) from None
-            detail.append(f"job {job_id}")
-        if not hops[-1].ok:
-            return _skip_rest(hops, steps)
-
-        with _timed(next(steps), hops, clock) as detail:
-            record = wait_for(lambda r: bool(r.batch_job_id))
-            if record is None:
-                raise _Failed(
-                    f"the API answered job {job_id}, but the job table {plan.table_name} has"
-                    " no record of it",
-                    "The API Lambda writes to another table than the one the flock outputs:"
-                    " apply the flock again.",
-                )
-            if record.result is Result.REJECTED or (
-                record.phase is Phase.FINISHED and not record.batch_job_id
-            ):
-                raise _Failed(
-                    f"the job was not submitted: {record.reason or record.status.value}",
-                    "The reason names the cause (a SubmitJob permission, the job queue or the job"
-                    f" definition): fix it and run `{target.apply_command}`.",
-                )
-            if not record.batch_job_id:
-                raise timed_out("submitted to Batch", record)
-            detail.append(f"Batch job {record.batch_job_id}")
-        if not hops[-1].ok:
-            return _skip_rest(hops, steps)
-
-        with _timed(next(steps), hops, clock) as detail:
-            record = wait_for(lambda r: r.phase is not Phase.QUEUED or bool(r.start_time))
-            if record is None or (record.phase is Phase.QUEUED and not record.start_time):
-                raise timed_out("started by a worker", record)
-            detail.append(f"attempt {record.attempt}" if record.attempt else record.phase.value)
-        if not hops[-1].ok:
-            return _skip_rest(hops, steps)
-
-        with _timed(next(steps), hops, clock) as detail:
-            record = wait_for(lambda r: r.phase is Phase.FINISHED)
-            if record is None or record.phase is not Phase.FINISHED:
-                raise timed_out("finished", record)
-            if record.result is not Result.SUCCEEDED:
-                error_zip = (
-                    f" The worker's log is in s3://{plan.errors_bucket}/{record.error_zip}."
-                    if record.error_zip
-                    else ""
-                )
-                raise _Failed(
-                    f"the job {record.result.value if record.result else 'ended'}:"
-                    f" {record.reason or record.status.value}",
-                    "The reason names the hop inside the sheep (fetching the quick-deploy folder:"
-                    " the job role's S3 access; running run.sh: bash in the payload image; pushing"
-                    " results: the outputs bucket)." + error_zip,
-                )
-            detail.append(f"{record.result.value}, {record.status.value}")
-        if not hops[-1].ok:
-            return _skip_rest(hops, steps)
-
-        with _timed(next(steps), hops, clock) as detail:
-            assert record is not None
-            if not record.outputs:
-                raise _Failed(
-                    "the job succeeded but its record names no output zip",
-                    "The worker found nothing to push: check that the payload image has bash"
-                    " and that ROOT_OUTPUT_NAME is writable.",
-                )
-            for key in record.outputs:
-                try:
-                    head = clients.s3.head_object(Bucket=plan.outputs_bucket, Key=key)
-                except ClientError as error:
-                    raise _Failed(
-                        f"s3://{plan.outputs_bucket}/{key}, named by the job's record, cannot be"
-                        f" read ({_aws_text(error)})",
-                        "Check the outputs bucket's lifecycle rules and that your credentials may"
-                        " read it (docs/aws.md lists what check needs).",
-                    ) from None
-                detail.append(f"s3://{plan.outputs_bucket}/{key} ({head.get('ContentLength')} B)")
-        return hops
-    finally:
-        _clean_canary(clients.s3, plan, folder, record)
+            detail.append(f"s3://{plan.outputs_bucket}/{key} ({head.get('ContentLength')} B)")
+    return hops
 
 
 def _skip_rest(hops: list[Hop], steps: Iterator[str]) -> list[Hop]:
@@ -697,16 +757,145 @@ def _skip_rest(hops: list[Hop], steps: Iterator[str]) -> list[Hop]:
     return hops
 
 
-def _clean_canary(s3: Any, plan: CanaryPlan, folder: str, record: JobRecord | None) -> None:
-    """Remove the canary's script and output zip (best effort: the check's result stands)."""
-    targets = [(plan.quick_deploy_bucket, f"{folder}/run.sh")]
-    if record is not None:
-        targets += [(plan.outputs_bucket, key) for key in record.outputs]
-        if record.error_zip:
-            targets.append((plan.errors_bucket, record.error_zip))
-    for bucket, key in targets:
-        with suppress(ClientError, BotoCoreError):
-            s3.delete_object(Bucket=bucket, Key=key)
+def _canary_zip(variables: Mapping[str, str]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("inputs.json", json.dumps(dict(variables)))
+    return buffer.getvalue()
+
+
+def _queue_counts(sqs: Any, url: str) -> tuple[int, int]:
+    """(messages waiting or in flight, messages) of a queue; (0, 0) when it cannot be read."""
+    if not url:
+        return 0, 0
+    try:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        ).get("Attributes", {})
+    except (ClientError, BotoCoreError):
+        return 0, 0
+    waiting = int(attributes.get("ApproximateNumberOfMessages", 0))
+    return waiting + int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)), waiting
+
+
+def _scheduler_report(s3: Any, plan: CanaryPlan, key: str) -> dict[str, Any] | None:
+    """What the scheduler wrote to the errors bucket about a zip it rejected or could not
+    submit (``rejected/<key>.json`` or ``failed/<key>.json``), if anything."""
+    for folder in ("rejected", "failed"):
+        try:
+            body = s3.get_object(Bucket=plan.errors_bucket, Key=f"{folder}/{key}.json")["Body"]
+        except (ClientError, BotoCoreError):
+            continue
+        with suppress(ValueError):
+            report: dict[str, Any] = json.loads(body.read())
+            report["folder"] = folder
+            return report
+    return None
+
+
+def _zip_canary(
+    clients: Clients,
+    plan: CanaryPlan,
+    target: Target,
+    folder: str,
+    token: str,
+    written: list[tuple[str, str]],
+    timeout: float,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> list[Hop]:
+    """The canary as a zip drop: the zip's output zip must appear (its name starts with the
+    canary's unique tag), else say where the chain stopped."""
+    tag = f"{CANARY_TAG}-{token}-zip"
+    key = f"{folder}.zip"
+    hops: list[Hop] = []
+    steps = iter(["zip canary: zip dropped", "zip canary: output zip"])
+    with _timed(next(steps), hops, clock) as detail:
+        written.append((plan.inputs_bucket, key))
+        body = _canary_zip({"QUICK_DEPLOY_DIRECTORY": folder, "TAG": tag})
+        try:
+            clients.s3.put_object(Bucket=plan.inputs_bucket, Key=key, Body=body)
+        except ClientError as error:
+            raise _Failed(
+                f"s3://{plan.inputs_bucket}/{key} cannot be written ({_aws_text(error)})",
+                "Check that your credentials may write the inputs bucket and use the flock's KMS"
+                " key (docs/aws.md lists what check needs).",
+            ) from None
+        detail.append(f"s3://{plan.inputs_bucket}/{key}")
+    if not hops[-1].ok:
+        return _skip_rest(hops, steps)
+
+    with _timed(next(steps), hops, clock) as detail:
+        deadline = clock() + timeout
+        prefix = f"{tag}_result@"
+        found: list[str] = []
+        report: dict[str, Any] | None = None
+        while True:
+            listed = clients.s3.list_objects_v2(Bucket=plan.outputs_bucket, Prefix=prefix)
+            found = [item["Key"] for item in listed.get("Contents", [])]
+            report = None if found else _scheduler_report(clients.s3, plan, key)
+            if found or report is not None or clock() >= deadline:
+                break
+            sleep(POLL_SECONDS)
+        written += [(plan.outputs_bucket, k) for k in found]
+        if report is not None:
+            written.append((plan.errors_bucket, f"{report['folder']}/{key}.json"))
+            raise _Failed(
+                f"the scheduler {report['folder']} the zip: {report.get('reason')}",
+                "The reason names the cause; a SubmitJob or table permission is fixed by"
+                f" `{target.apply_command}`.",
+            )
+        if not found:
+            raise _Failed(*_zip_stopped_where(clients, plan, target, key, timeout))
+        job_id = found[0][len(prefix) :].split("_", 1)[0]
+        record = JobStore(plan.table_name, clients.dynamodb).get(job_id)
+        if record is not None and record.error_zip:
+            written.append((plan.errors_bucket, record.error_zip))
+        detail.append(f"job {job_id}: s3://{plan.outputs_bucket}/{found[0]}")
+    return hops
+
+
+def _zip_stopped_where(
+    clients: Clients, plan: CanaryPlan, target: Target, key: str, timeout: float
+) -> tuple[str, str]:
+    """(cause, fix) for a dropped zip that gave no output zip in time: where its event is."""
+    in_queue, waiting = _queue_counts(clients.sqs, plan.queue_url)
+    dead, _ = _queue_counts(clients.sqs, plan.dead_letter_queue_url)
+    logs = "`shepard-tf local logs`" if target.kind == LOCAL else "the scheduler's CloudWatch log"
+    lead = f"the zip s3://{plan.inputs_bucket}/{key} gave no output zip within {timeout:.0f} s"
+    if dead:
+        return (
+            f"{lead}; {dead} message(s) are in the dead-letter queue: the scheduler fails on"
+            " the bucket's events",
+            f"Read {logs}; the messages stay in the dead-letter queue for 14 days.",
+        )
+    if waiting:
+        consumer = (
+            "the local flock's dispatcher" if target.kind == LOCAL else "the event source mapping"
+        )
+        return (
+            f"{lead}; {waiting} message(s) wait in the queue: nothing reads them",
+            f"Check {consumer} (the `queue -> scheduler` hop) and {logs}.",
+        )
+    if in_queue:
+        return (
+            f"{lead}; {in_queue} message(s) are being processed by the scheduler",
+            f"Run `shepard-tf check --timeout {max(2 * timeout, 300):.0f}`; read {logs} if it"
+            " stays.",
+        )
+    return (
+        f"{lead}; no message waits in the queue or its dead-letter queue, and the scheduler"
+        " reported no rejection",
+        "Either S3 could not send the event (on AWS: the flock's KMS key policy must let S3 use"
+        " the key of the encrypted queue), or a job was submitted and has not finished:"
+        f" `shepard-tf query` shows it; read {logs}."
+        + (
+            " On AWS a cold compute environment needs `--timeout 900`."
+            if target.kind == AWS
+            else ""
+        ),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -778,6 +967,9 @@ def run_checks(
         outputs_bucket=_output(outputs, "outputs_bucket"),
         errors_bucket=_output(outputs, "errors_bucket"),
         table_name=_output(outputs, "table_name"),
+        inputs_bucket=_output(outputs, "inputs_bucket"),
+        queue_url=_output(outputs, "sqs_queue_url"),
+        dead_letter_queue_url=str(outputs.get("dead_letter_queue_url") or ""),
     )
     report.hops += run_canary(clients, plan, target, timeout=timeout, clock=clock, sleep=sleep)
     return report

@@ -118,10 +118,14 @@ def test_a_healthy_local_flock_passes_every_hop_and_its_canary(local_flock: Loca
         "canary: API accepted the job",
         "canary: job succeeded",
         "canary: output zip",
+        "zip canary: zip dropped",
+        "zip canary: output zip",
     } <= set(hops)
     assert all(hop["status"] == "ok" for hop in report["hops"]), report
+    print("\n".join(f"{h['name']}: {h['seconds']:.2f} s" for h in report["hops"]))
     assert "local dispatcher" in hops["queue -> scheduler"]["detail"]
     assert "succeeded" in hops["canary: job succeeded"]["detail"]
+    assert "_result@" in hops["zip canary: output zip"]["detail"]
     assert all(hop["seconds"] >= 0 for hop in report["hops"])
     code, text, err = local_flock.check("--no-canary")
     assert code == 0, text + err
@@ -129,7 +133,7 @@ def test_a_healthy_local_flock_passes_every_hop_and_its_canary(local_flock: Loca
     assert "all 6 hops ok" in text and "bucket notification" in text and "FAIL" not in text
     # The canary cleans up after itself: no script, no output zip left behind.
     s3 = local_flock.client("s3")
-    for bucket in ("quick_deploy_bucket", "outputs_bucket"):
+    for bucket in ("quick_deploy_bucket", "outputs_bucket", "inputs_bucket", "errors_bucket"):
         listed = s3.list_objects_v2(Bucket=local_flock.outputs[bucket], Prefix="")
         keys = [o["Key"] for o in listed.get("Contents", [])]
         assert not [k for k in keys if "shepard-check" in k or "canary" in k], keys
@@ -364,7 +368,7 @@ def test_a_canary_no_worker_picks_up_says_where_it_stopped(aws: Any) -> None:
     job_id = "a" * 32
     clients, plan, api = _canary_setup(JobRecord(job_id, batch_job_id="batch-1"))
     hops = checks.run_canary(clients, plan, AWS_TARGET, timeout=1.0)
-    assert api.payloads and api.payloads[0]["TAG"] == "shepard-check"
+    assert api.payloads and api.payloads[0]["TAG"].startswith("shepard-check-")
     assert api.payloads[0]["QUICK_DEPLOY_DIRECTORY"].startswith("shepard-check/")
     assert _statuses(hops) == {
         "canary: script uploaded": "ok",
@@ -410,3 +414,93 @@ def test_a_canary_refused_by_the_api_fails_at_that_hop(aws: Any) -> None:
     hops = checks.run_canary(clients, plan, AWS_TARGET, timeout=1.0)
     assert _statuses(hops)["canary: API accepted the job"] == "FAIL"
     assert "refused the canary" in hops[1].cause
+
+
+def _finished_api_job(job_id: str) -> JobRecord:
+    return JobRecord(
+        job_id,
+        status=Status.DONE,
+        phase=Phase.FINISHED,
+        result=Result.SUCCEEDED,
+        batch_job_id="batch-ok",
+        start_time="20261129T000000Z",
+        outputs=(f"shepard-check_result@{job_id}_20261129T000000Z_root.zip",),
+    )
+
+
+def _zip_canary_setup(job_id: str) -> tuple[checks.Clients, checks.CanaryPlan, str]:
+    """The API canary passes (a finished record and its output zip); the zip canary runs
+    against a real inputs bucket that notifies a real queue nobody reads."""
+    record = _finished_api_job(job_id)
+    clients, plan, _ = _canary_setup(record)
+    s3, sqs = clients.s3, _client("sqs")
+    s3.put_object(Bucket="outputs", Key=record.outputs[0], Body=b"zip")
+    s3.create_bucket(Bucket="inputs")
+    url = sqs.create_queue(QueueName="zips")["QueueUrl"]
+    dlq = sqs.create_queue(QueueName="zips-dlq")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.put_bucket_notification_configuration(
+        Bucket="inputs",
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    sqs.purge_queue(QueueUrl=url)  # the s3:TestEvent of the configuration
+    clients = checks.Clients(**{**clients.__dict__, "sqs": sqs})
+    plan = checks.CanaryPlan(
+        "api", "quick", "outputs", "errors", "jobs", "inputs", url, dead_letter_queue_url=dlq
+    )
+    return clients, plan, arn
+
+
+def test_a_zip_nobody_schedules_says_its_event_waits_in_the_queue(aws: Any) -> None:
+    clients, plan, _ = _zip_canary_setup("d" * 32)
+    hops = checks.run_canary(clients, plan, AWS_TARGET, timeout=1.0, token="t0k3n")
+    statuses = _statuses(hops)
+    assert statuses["canary: output zip"] == "ok"
+    assert statuses["zip canary: zip dropped"] == "ok"
+    assert statuses["zip canary: output zip"] == "FAIL"
+    failed = hops[-1]
+    assert "s3://inputs/shepard-check/t0k3n.zip gave no output zip within 1 s" in failed.cause
+    assert "wait in the queue: nothing reads them" in failed.cause
+    assert "event source mapping" in failed.fix
+    assert "Contents" not in clients.s3.list_objects_v2(Bucket="inputs")  # the zip removed
+
+
+def test_a_zip_the_scheduler_rejected_gives_its_reason(aws: Any) -> None:
+    clients, plan, _ = _zip_canary_setup("e" * 32)
+    report = {"result": "rejected", "reason": "inputs.json is not a JSON object"}
+    clients.s3.put_object(
+        Bucket="errors", Key="rejected/shepard-check/t0k3n.zip.json", Body=json.dumps(report)
+    )
+    hops = checks.run_canary(clients, plan, AWS_TARGET, timeout=5.0, token="t0k3n")
+    failed = [hop for hop in hops if hop.status == checks.FAIL]
+    assert [hop.name for hop in failed] == ["zip canary: output zip"]
+    assert "the scheduler rejected the zip: inputs.json is not a JSON object" in failed[0].cause
+
+
+def test_a_notification_filtered_away_from_zips_is_named(aws: Any) -> None:
+    s3, sqs = _client("s3"), _client("sqs")
+    s3.create_bucket(Bucket="inputs")
+    url = sqs.create_queue(QueueName="zips")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+
+    def notify(rules: list[dict[str, str]]) -> checks.Hop:
+        config: dict[str, Any] = {"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}
+        if rules:
+            config["Filter"] = {"Key": {"FilterRules": rules}}
+        s3.put_bucket_notification_configuration(
+            Bucket="inputs", NotificationConfiguration={"QueueConfigurations": [config]}
+        )
+        return checks.check_bucket_notification(s3, "inputs", arn, AWS_TARGET)
+
+    assert notify([]).status == checks.OK
+    assert notify([{"Name": "suffix", "Value": ".zip"}]).status == checks.OK
+    hop = notify([{"Name": "suffix", "Value": ".tar"}])
+    assert hop.status == checks.FAIL and "only for keys matching" in hop.cause, hop
+    hop = notify([{"Name": "prefix", "Value": "incoming/"}])
+    assert hop.status == checks.FAIL and "'incoming/'" in hop.cause, hop
