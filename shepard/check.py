@@ -547,6 +547,21 @@ def _batch_state(batch: Any, batch_job_id: str | None) -> str:
     return f"Batch job {batch_job_id} is {job.get('status')}" + (f" ({reason})" if reason else "")
 
 
+@dataclass
+class _Run:
+    """One run of the canaries: where they go, how long they wait, what they wrote."""
+
+    clients: Clients
+    plan: CanaryPlan
+    target: Target
+    folder: str  # the quick-deploy folder of run.sh, and the inputs key's stem
+    token: str
+    timeout: float
+    clock: Callable[[], float]
+    sleep: Callable[[float], None]
+    written: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key) to remove
+
+
 def run_canary(
     clients: Clients,
     plan: CanaryPlan,
@@ -565,36 +580,25 @@ def run_canary(
     skipped. Everything the canaries wrote to the buckets is removed after; their job records
     stay (tagged ``shepard-check-<token>``)."""
     token = token or uuid.uuid4().hex[:12]
-    folder = f"{CANARY_FOLDER}/{token}"
-    written: list[tuple[str, str]] = []
+    run = _Run(clients, plan, target, f"{CANARY_FOLDER}/{token}", token, timeout, clock, sleep)
     try:
-        hops = _api_canary(clients, plan, target, folder, token, written, timeout, clock, sleep)
+        hops = _api_canary(run)
         if plan.inputs_bucket:
             names = ["zip canary: zip dropped", "zip canary: output zip"]
             if all(hop.status == OK for hop in hops):
-                hops += _zip_canary(
-                    clients, plan, target, folder, token, written, timeout, clock, sleep
-                )
+                hops += _zip_canary(run)
             else:
                 hops += [Hop(n, SKIPPED, 0.0, "not run: the API canary failed") for n in names]
         return hops
     finally:
-        for bucket, key in written:
+        for bucket, key in run.written:
             with suppress(ClientError, BotoCoreError):
                 clients.s3.delete_object(Bucket=bucket, Key=key)
 
 
-def _api_canary(
-    clients: Clients,
-    plan: CanaryPlan,
-    target: Target,
-    folder: str,
-    token: str,
-    written: list[tuple[str, str]],
-    timeout: float,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> list[Hop]:
+def _api_canary(run: _Run) -> list[Hop]:
+    clients, plan, target, folder, token = run.clients, run.plan, run.target, run.folder, run.token
+    written, timeout, clock, sleep = run.written, run.timeout, run.clock, run.sleep
     deadline = clock() + timeout
     store = JobStore(plan.table_name, clients.dynamodb)
     hops: list[Hop] = []
@@ -794,19 +798,11 @@ def _scheduler_report(s3: Any, plan: CanaryPlan, key: str) -> dict[str, Any] | N
     return None
 
 
-def _zip_canary(
-    clients: Clients,
-    plan: CanaryPlan,
-    target: Target,
-    folder: str,
-    token: str,
-    written: list[tuple[str, str]],
-    timeout: float,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> list[Hop]:
+def _zip_canary(run: _Run) -> list[Hop]:
     """The canary as a zip drop: the zip's output zip must appear (its name starts with the
     canary's unique tag), else say where the chain stopped."""
+    clients, plan, target, folder, token = run.clients, run.plan, run.target, run.folder, run.token
+    written, timeout, clock, sleep = run.written, run.timeout, run.clock, run.sleep
     tag = f"{CANARY_TAG}-{token}-zip"
     key = f"{folder}.zip"
     hops: list[Hop] = []
