@@ -18,6 +18,7 @@ from shepard import images as image_builder
 from shepard.commands import Context
 from shepard.core import deployer_of, flock_file_of, flock_outputs, write_profile_from_outputs
 from shepard.deploy import Deployer, default_stages
+from shepard.deploy.images import with_local_images
 from shepard.errors import BadInput, ShepardError
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
@@ -67,7 +68,12 @@ def apply(ctx: Context) -> int:
     """Plan, confirm and apply; with a saved plan (``apply FLOCK PLAN``), apply exactly that."""
     flock_file = flock_file_of(ctx, "applying the flock")
     plan_file = ctx.flag("plan_file")
-    result = deployer_of(ctx, flock_file).apply(
+    deployer = deployer_of(ctx, flock_file)
+    if not plan_file:  # a saved plan carries its own images
+        deployer.stages = with_local_images(
+            list(deployer.stages), deployer.flock, stream=ctx.console.err
+        )
+    result = deployer.apply(
         auto_approve=bool(ctx.flag("auto_approve")),
         plan_file=Path(plan_file).expanduser() if plan_file else None,
     )
@@ -148,26 +154,40 @@ def deploy(ctx: Context) -> int:
     deployer = deployer_of(ctx, flock_file)
     auto_approve = bool(ctx.flag("auto_approve"))
     if not ctx.flag("skip_images"):
-        docker_client = image_builder.docker_client(ctx.env, required=deployer.where.needs_docker)
-        if docker_client is None:
-            ctx.console.note("no Docker engine answers: the local flock runs jobs as processes")
-        else:
-            outputs = _known_outputs(deployer)
-            if not outputs.get("ecr_repository_url"):
-                # The repository the images go to is created by the first apply.
-                outputs = deployer.apply(auto_approve=auto_approve).outputs
-            pushed = image_builder.build_and_push(
-                docker_client,
+        if deployer.where.kind == "local":
+            # Built, tagged by content and pushed to the local registry by the images stage.
+            deployer.stages = with_local_images(
+                list(deployer.stages),
+                deployer.flock,
+                stream=ctx.console.err,
                 code_dir=folder / "code",
-                repository_url=str(outputs["ecr_repository_url"]),
-                login=ctx.aws.registry_login(),
-                console=ctx.console,
             )
-            deployer.stages = default_stages(pushed)
+        else:
+            deployer.stages = default_stages(_push_to_ecr(ctx, deployer, folder, auto_approve))
     outputs = deployer.apply(auto_approve=auto_approve).outputs
     write_profile_from_outputs(ctx, outputs, flock_file, ctx.flag("cloudformation_stack_name"))
     ctx.console.print(f"flock {outputs.get('flock_name', '')} deployed")
     return 0
+
+
+def _push_to_ecr(
+    ctx: Context, deployer: Deployer, folder: Path, auto_approve: bool
+) -> dict[str, str]:
+    """The payload and worker images in the flock's ECR repository (built and pushed unless it
+    holds them already); the first deploy applies once before, to create the repository."""
+    docker_client = image_builder.docker_client(ctx.env, required=deployer.where.needs_docker)
+    outputs = _known_outputs(deployer)
+    if not outputs.get("ecr_repository_url"):
+        outputs = deployer.apply(auto_approve=auto_approve).outputs
+    registry = image_builder.ecr_registry(
+        str(outputs["ecr_repository_url"]), ctx.aws.registry_login()
+    )
+    wanted = [
+        image_builder.payload_image(docker_client, folder / "code"),
+        image_builder.worker_image(docker_client),
+    ]
+    progress = image_builder.ImageProgress.for_stream(ctx.console.err, ctx.env)
+    return image_builder.publish(docker_client, wanted, registry, progress).images
 
 
 def _known_outputs(deployer: Deployer) -> dict[str, Any]:
