@@ -89,6 +89,9 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
             "job_definition_name": b.job_definition_name,
             "ec2_key_pair": b.ec2_key_pair,
             "max_vcpus": b.max_cpu,
+            "runnable_timeout_seconds": b.runnable_timeout_seconds,
+            "update_job_timeout_minutes": b.update_job_timeout_minutes,
+            "log_retention_days": b.log_retention_days,
             "compute_environments": {
                 env.id: {
                     "order": order,
@@ -140,8 +143,9 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
             "create_vpc": n.create_new_vpc,
             "environment_name": n.environment_name,
             "vpc_cidr": n.vpc_cidr,
-            "public_subnet_cidrs": list(n.public_subnet_cidrs),
-            "private_subnet_cidrs": list(n.private_subnet_cidrs),
+            # None: terraform/modules/network sizes them (one sixteenth of vpc_cidr per zone).
+            "public_subnet_cidrs": list(n.public_subnet_cidrs) or None,
+            "private_subnet_cidrs": list(n.private_subnet_cidrs) or None,
             "make_subnets_public": n.make_subnets_public,
             "allow_ssh": n.allow_ssh,
             "ssh_cidr": n.cidr_to_allow_ssh_access_to,

@@ -308,6 +308,25 @@ class BatchConfig:
         minimum=1024,
         maximum=1048576,
     )
+    runnable_timeout_seconds: int = spec(
+        3600,
+        doc="A job stuck RUNNABLE this long (no compute environment can ever run it, or no "
+        "capacity) is cancelled by the queue, with the reason in its Batch status.",
+        minimum=600,
+        maximum=86400,
+    )
+    update_job_timeout_minutes: int = spec(
+        30,
+        doc="Minutes running jobs get to finish when an update of the compute environments "
+        "replaces the sheep.",
+        minimum=1,
+        maximum=360,
+    )
+    log_retention_days: int = spec(
+        30,
+        doc="Days the jobs' log group (`/aws/batch/<name>`) keeps its events.",
+        choices=LOG_RETENTION_DAYS,
+    )
     compute_environments: tuple[ComputeEnvironmentConfig, ...] = spec(
         (),
         doc="Several compute environments feeding the queue in the order listed (e.g. Spot "
@@ -478,28 +497,30 @@ class NetworkConfig:
         seed="PublicSubnet1CIDR, PublicSubnet2CIDR",
         doc="One public subnet per availability zone, inside `vpc_cidr`.",
         cidr=True,
-        default_doc="the first `/vpc_cidr_mask_public` blocks of `vpc_cidr` "
-        "(`10.0.0.0/28`, `10.0.0.16/28`)",
+        default_doc="Terraform's: one sixteenth of `vpc_cidr` per zone after the first eight "
+        "(`10.0.128.0/20`, `10.0.144.0/20`); `/vpc_cidr_mask_public` blocks when that is set",
     )
     private_subnet_cidrs: tuple[str, ...] = spec(
         (),
         seed="PrivateSubnet1CIDR, PrivateSubnet2CIDR",
         doc="One private subnet per availability zone, inside `vpc_cidr`.",
         cidr=True,
-        default_doc="the first `/vpc_cidr_mask_private` blocks of `vpc_cidr` that miss the "
-        "public subnets (`10.0.1.0/24`, `10.0.2.0/24`)",
+        default_doc="Terraform's: the first sixteenths of `vpc_cidr`, one per zone "
+        "(`10.0.0.0/20`, `10.0.16.0/20`); `/vpc_cidr_mask_private` blocks when that is set",
     )
-    vpc_cidr_mask_public: int = spec(
-        28,
+    vpc_cidr_mask_public: int | None = spec(
+        None,
         seed="VPCCidrMaskPublic",
-        doc="Prefix length of the derived public subnets.",
+        doc="Prefix length of derived public subnets (the first free blocks of `vpc_cidr`).",
+        default_doc="none: Terraform sizes them",
         minimum=16,
         maximum=28,
     )
-    vpc_cidr_mask_private: int = spec(
-        24,
+    vpc_cidr_mask_private: int | None = spec(
+        None,
         seed="VPCCidrMaskPrivate",
-        doc="Prefix length of the derived private subnets.",
+        doc="Prefix length of derived private subnets (the first free blocks of `vpc_cidr`).",
+        default_doc="none: Terraform sizes them",
         minimum=16,
         maximum=28,
     )

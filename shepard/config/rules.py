@@ -30,6 +30,13 @@ USABLE_MEMORY_FRACTION = 0.9
 IAM_POLICY_MAX_CHARS = 6144  # managed policy size limit, whitespace excluded
 IAM_VERSIONS = ("2012-10-17", "2008-10-17")
 MAX_COMPUTE_ENVIRONMENTS = 3  # a Batch job queue takes at most 3
+# terraform/modules/network: subnets not given are cidrsubnet(vpc_cidr, 4, i), private ones
+# blocks 0 to 7 and public ones 8 to 15. AWS keeps 5 addresses of a subnet; EFS mount targets,
+# Lustre and the NAT gateway take a few more. A sheep counts 2 vCPUs (the smallest instances).
+TERRAFORM_SUBNET_NEWBITS = 4
+TERRAFORM_SUBNET_START = {"private": 0, "public": 8}
+SUBNET_RESERVED_ADDRESSES = 5 + 8
+VCPUS_PER_SHEEP = 2
 SHORTHAND_KEYS = (
     "instance_types",
     "compute_environment_type",
@@ -68,7 +75,7 @@ class Rules:
         environments = self.check_batch()
         self.check_memory(environments)
         self.check_storage()
-        network = self.check_network()
+        network = self.check_network(environments)
         state = self.check_state()
         self.check_lambda()
         self.check_policy()
@@ -262,8 +269,11 @@ class Rules:
 
     # -- network ---------------------------------------------------------------------------------
 
-    def check_network(self) -> NetworkConfig:
+    def check_network(self, environments: Iterable[ComputeEnvironmentConfig]) -> NetworkConfig:
         n = self.config.network
+        b = self.config.batch
+        vcpus = sum(e.max_cpu if e.max_cpu is not None else b.max_cpu for e in environments)
+        max_sheep = -(-vcpus // VCPUS_PER_SHEEP)
         create = n.create_new_vpc
         if n.existing_vpc:
             if self.is_given("network", "create_new_vpc") and n.create_new_vpc:
@@ -300,7 +310,7 @@ class Rules:
                 if self.is_given("network", key):
                     self.warn(("network", key), "ignored: the flock creates its own VPC")
         public, private = (
-            self.subnets(n, zone_count)
+            self.subnets(n, zone_count, max_sheep)
             if create
             else (n.public_subnet_cidrs, n.private_subnet_cidrs)
         )
@@ -330,45 +340,71 @@ class Rules:
             private_subnet_cidrs=tuple(private),
         )
 
-    def subnets(self, n: NetworkConfig, count: int) -> tuple[list[str], list[str]]:
-        """Check the given subnets, derive the missing ones, one subnet per zone."""
+    def subnets(self, n: NetworkConfig, count: int, max_sheep: int) -> tuple[list[str], list[str]]:
+        """Check the given subnets and derive those asked for by a mask, one subnet per zone.
+
+        A role with neither CIDRs nor a mask is left to Terraform (an empty list, rendered as
+        null): terraform/modules/network carves one sixteenth of the VPC per zone for it. Those
+        blocks are computed here only to check that the other subnets miss them.
+        """
         vpc = ipaddress.IPv4Network(n.vpc_cidr)
+        unchanged = list(n.public_subnet_cidrs), list(n.private_subnet_cidrs)
         if ("network", "vpc_cidr") in self.invalid:
-            return list(n.public_subnet_cidrs), list(n.private_subnet_cidrs)
+            return unchanged
         if not 16 <= vpc.prefixlen <= 28:
             self.error(("network", "vpc_cidr"), "AWS VPCs are /16 to /28; use for example /16")
-            return list(n.public_subnet_cidrs), list(n.private_subnet_cidrs)
-        taken: list[ipaddress.IPv4Network] = []
-        result: dict[str, list[str]] = {}
-        for role in ("public", "private"):
+            return unchanged
+        roles = ("public", "private")
+        given = {role: tuple(getattr(n, f"{role}_subnet_cidrs")) for role in roles}
+        masks: dict[str, int | None] = {role: getattr(n, f"vpc_cidr_mask_{role}") for role in roles}
+        left = [role for role in roles if not given[role] and masks[role] is None]
+        taken: list[tuple[ipaddress.IPv4Network, str]] = []
+        if left and vpc.prefixlen + TERRAFORM_SUBNET_NEWBITS > 28:
+            self.error(
+                ("network", "vpc_cidr"),
+                f"{vpc} is too small for the subnets Terraform carves (one sixteenth of it per "
+                "zone, and AWS subnets are /28 or wider); use a /24 or wider VPC, or give "
+                f"network.{left[0]}_subnet_cidrs",
+            )
+            return unchanged
+        carved: dict[str, list[str]] = {}
+        for role in left:
+            blocks = list(vpc.subnets(prefixlen_diff=TERRAFORM_SUBNET_NEWBITS))
+            first = TERRAFORM_SUBNET_START[role]
+            mine = blocks[first:][:count]
+            carved[role] = [str(block) for block in mine]
+            taken += [(block, f"Terraform's {role} subnet") for block in mine]
+        result: dict[str, list[str]] = {role: [] for role in roles}
+        for role in roles:
             key = f"{role}_subnet_cidrs"
-            given: tuple[str, ...] = getattr(n, key)
-            if given:
-                if len(given) != count:
-                    self.error(
-                        ("network", key),
-                        f"{len(given)} subnets for {count} availability zones; give one per zone",
-                    )
-                for index, text in enumerate(given):
-                    net = ipaddress.IPv4Network(text)
-                    path: Path_ = ("network", key, index)
-                    if not net.subnet_of(vpc):
-                        self.error(path, f"{text} is not inside network.vpc_cidr {vpc}")
-                    elif clash := next((t for t in taken if t.overlaps(net)), None):
-                        self.error(path, f"{text} overlaps the subnet {clash}")
-                    taken.append(net)
-                result[role] = list(given)
+            if not given[role]:
                 continue
-            mask = getattr(n, f"vpc_cidr_mask_{role}")
+            if len(given[role]) != count:
+                self.error(
+                    ("network", key),
+                    f"{len(given[role])} subnets for {count} availability zones; give one per zone",
+                )
+            for index, text in enumerate(given[role]):
+                net = ipaddress.IPv4Network(text)
+                path: Path_ = ("network", key, index)
+                if not net.subnet_of(vpc):
+                    self.error(path, f"{text} is not inside network.vpc_cidr {vpc}")
+                elif clash := next((t for t in taken if t[0].overlaps(net)), None):
+                    self.error(path, f"{text} overlaps {clash[1]} {clash[0]}")
+                taken.append((net, "the subnet"))
+            result[role] = list(given[role])
+        for role in roles:
+            mask = masks[role]
+            if given[role] or mask is None:
+                continue
             if mask < vpc.prefixlen:
                 self.error(
                     ("network", f"vpc_cidr_mask_{role}"),
                     f"/{mask} subnets do not fit in network.vpc_cidr {vpc}",
                 )
-                result[role] = []
                 continue
             free = (
-                s for s in vpc.subnets(new_prefix=mask) if not any(s.overlaps(t) for t in taken)
+                s for s in vpc.subnets(new_prefix=mask) if not any(s.overlaps(t) for t, _ in taken)
             )
             derived = [s for _, s in zip(range(count), free, strict=False)]
             if len(derived) < count:
@@ -376,9 +412,38 @@ class Rules:
                     ("network", "vpc_cidr"),
                     f"{vpc} has no room for {count} {role} /{mask} subnets; widen it",
                 )
-            taken.extend(derived)
+            taken.extend((s, "the subnet") for s in derived)
             result[role] = [str(s) for s in derived]
+        sheep = "public" if n.make_subnets_public else "private"
+        if sheep in carved:
+            self.check_room(sheep, carved[sheep], "vpc_cidr", max_sheep)
+        elif given[sheep]:
+            self.check_room(sheep, result[sheep], f"{sheep}_subnet_cidrs", max_sheep)
+        else:
+            self.check_room(sheep, result[sheep], f"vpc_cidr_mask_{sheep}", max_sheep)
         return result["public"], result["private"]
+
+    def check_room(self, role: str, cidrs: list[str], key: str, max_sheep: int) -> None:
+        """The sheep's subnets must hold every sheep the compute environments may start (the
+        check terraform/modules/network makes at plan time, said here first)."""
+        small = [
+            c
+            for c in cidrs
+            if ipaddress.IPv4Network(c).num_addresses - SUBNET_RESERVED_ADDRESSES < max_sheep
+        ]
+        if not small:
+            return
+        fix = (
+            "widen network.vpc_cidr, or lower batch.max_cpu"
+            if key == "vpc_cidr"
+            else f"give larger ones, or leave out {role}_subnet_cidrs and vpc_cidr_mask_{role} "
+            "to let Terraform size them"
+        )
+        self.error(
+            ("network", key),
+            f"the {role} subnets {', '.join(small)} hold fewer addresses than the {max_sheep} "
+            f"sheep the compute environments may start (the sheep run there); {fix}",
+        )
 
     # -- state, lambda, policy -------------------------------------------------------------------
 

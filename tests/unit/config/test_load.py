@@ -46,8 +46,12 @@ def test_minimal_flock_gets_the_contract_defaults() -> None:
     assert network.create_new_vpc is True
     assert network.environment_name == "demo"
     assert network.availability_zones == ()  # looked up by terraform/flock
-    assert network.public_subnet_cidrs == ("10.0.0.0/28", "10.0.0.16/28")
-    assert network.private_subnet_cidrs == ("10.0.1.0/24", "10.0.2.0/24")
+    # Left to terraform/modules/network, which sizes them from vpc_cidr and max_cpu.
+    assert (network.public_subnet_cidrs, network.private_subnet_cidrs) == ((), ())
+    assert (network.vpc_cidr_mask_public, network.vpc_cidr_mask_private) == (None, None)
+    assert config.batch.runnable_timeout_seconds == 3600
+    assert config.batch.update_job_timeout_minutes == 30
+    assert config.batch.log_retention_days == 30
 
 
 def test_config_is_frozen() -> None:
@@ -88,9 +92,47 @@ def test_subnets_are_derived_from_masks_and_zones() -> None:
 
 
 def test_a_vpc_too_small_for_its_subnets_is_an_error() -> None:
-    assert issues(MINIMAL + "network:\n  vpc_cidr: 10.0.0.0/24\n  vpc_cidr_mask_private: 25\n") == [
-        "network.vpc_cidr: 10.0.0.0/24 has no room for 2 private /25 subnets; widen it (line 6)"
+    small = MINIMAL + "  max_cpu: 16\nnetwork:\n  vpc_cidr: 10.0.0.0/24\n"
+    # Terraform's public subnets (one sixteenth each) take 10.0.0.128/28 and 10.0.0.144/28.
+    assert issues(small + "  vpc_cidr_mask_private: 25\n") == [
+        "network.vpc_cidr: 10.0.0.0/24 has no room for 2 private /25 subnets; widen it (line 7)"
     ]
+    assert issues(MINIMAL + "network:\n  vpc_cidr: 10.0.0.0/25\n") == [
+        "network.vpc_cidr: 10.0.0.0/25 is too small for the subnets Terraform carves (one "
+        "sixteenth of it per zone, and AWS subnets are /28 or wider); use a /24 or wider VPC, "
+        "or give network.public_subnet_cidrs (line 6)"
+    ]
+
+
+def test_subnets_not_given_are_left_to_terraform_and_given_ones_are_kept() -> None:
+    given = parse(
+        MINIMAL
+        + "network:\n  public_subnet_cidrs: [10.0.200.0/24, 10.0.201.0/24]\n"
+        + "  availability_zones: [us-east-1a, us-east-1b]\n"
+    )
+    assert given.network.public_subnet_cidrs == ("10.0.200.0/24", "10.0.201.0/24")
+    assert given.network.private_subnet_cidrs == ()
+    # A given subnet must miss the blocks Terraform carves for the other role.
+    assert issues(MINIMAL + "network:\n  public_subnet_cidrs: [10.0.0.0/24, 10.0.201.0/24]\n") == [
+        "network.public_subnet_cidrs[0]: 10.0.0.0/24 overlaps Terraform's private subnet "
+        "10.0.0.0/20 (line 6)"
+    ]
+
+
+def test_sheep_subnets_too_small_for_max_cpu_are_an_error() -> None:
+    public = MINIMAL + "  max_cpu: 256\nnetwork:\n  make_subnets_public: true\n"
+    # The seed's /28 holds 3 sheep after AWS's and the flock's addresses; 256 vCPUs are 128.
+    # Derived /28s take the first blocks that miss Terraform's private /20s (10.0.0.0/19).
+    assert issues(public + "  vpc_cidr_mask_public: 28\n") == [
+        "network.vpc_cidr_mask_public: the public subnets 10.0.32.0/28, 10.0.32.16/28 hold "
+        "fewer addresses than the 128 sheep the compute environments may start (the sheep run "
+        "there); give larger ones, or leave out public_subnet_cidrs and vpc_cidr_mask_public to "
+        "let Terraform size them (line 8)"
+    ]
+    assert parse(public).network.public_subnet_cidrs == ()  # Terraform's /20s hold them
+    assert issues(public + "  vpc_cidr: 10.0.0.0/24\n")[0].startswith(
+        "network.vpc_cidr: the public subnets 10.0.0.128/28, 10.0.0.144/28 hold fewer"
+    )
 
 
 def test_existing_vpc_turns_off_the_new_vpc_and_a_contradiction_is_an_error() -> None:

@@ -92,6 +92,8 @@ RANGES = [
     (BATCH, "ce.bid_percentage", Environment, "spot_bid_price_percent"),
     (BATCH, "ce.bid_percentage", Batch, "spot_bid_price_percent"),
     (BATCH, "var.max_vcpus", Batch, "max_cpu"),
+    (BATCH, "var.runnable_timeout_seconds", Batch, "runnable_timeout_seconds"),
+    (BATCH, "var.update_job_timeout_minutes", Batch, "update_job_timeout_minutes"),
     ("modules/registry/variables.tf", "var.keep_images", model.EcrConfig, "keep_images"),
 ]
 
@@ -113,11 +115,18 @@ def test_bounds_agree(path: str, expression: str, cls: type, name: str) -> None:
     assert terraform_max is None or terraform_max == spec.maximum, condition
 
 
-@pytest.mark.parametrize("path", ["modules/api/variables.tf", "modules/scheduler/variables.tf"])
-def test_log_retention_is_cloudwatchs_list_on_both_sides(path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "cls"),
+    [
+        ("modules/api/variables.tf", model.LambdaConfig),
+        ("modules/scheduler/variables.tf", model.LambdaConfig),
+        (BATCH, model.BatchConfig),
+    ],
+)
+def test_log_retention_is_cloudwatchs_list_on_both_sides(path: str, cls: type) -> None:
     condition = condition_on(path, "var.log_retention_days")
     assert contained(condition, "var.log_retention_days") == model.LOG_RETENTION_DAYS
-    assert spec_of(model.LambdaConfig, "log_retention_days").choices == model.LOG_RETENTION_DAYS
+    assert spec_of(cls, "log_retention_days").choices == model.LOG_RETENTION_DAYS
     assert model.LOG_RETENTION_DAYS[-1] == 3653
 
 
