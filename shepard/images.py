@@ -354,6 +354,12 @@ def publish(
     return done
 
 
+def _short(line: str, width: int = 100) -> str:
+    """A build step on one line: runs of spaces folded, long ones cut."""
+    line = " ".join(line.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
 # -- progress -----------------------------------------------------------------------------------
 
 
@@ -399,7 +405,7 @@ class ImageProgress:
 
         def on_line(line: str) -> None:
             if _STEP.match(line) or line.startswith("worker image:"):
-                self.note(f"  {line}")
+                self.note(f"  {_short(line)}")
 
         return _Plain(on_line)
 
@@ -452,7 +458,7 @@ def _build_updater(bar: Any, task: Any) -> Progress:
         step = _STEP.match(line)
         if step:
             bar.update(task, completed=int(step.group(1)) - 1, total=int(step.group(2)))
-            bar.console.print(f"  {line}", highlight=False)
+            bar.console.print(f"  {_short(line)}", highlight=False, markup=False)
 
     return on_line
 
