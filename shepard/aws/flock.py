@@ -16,7 +16,7 @@ from shepard.aws.errors import aws_errors
 from shepard.aws.session import AwsSettings, assume, base_session, client, session
 from shepard.errors import BackendError
 from shepard.joblayer import calls
-from shepard.joblayer.calls import RegistryLogin, S3Object
+from shepard.joblayer.calls import RegistryLogin, S3Object, SecretSettings
 from shepard.joblayer.records import Phase, Result
 from shepard.joblayer.store import JobStore
 
@@ -113,10 +113,25 @@ class Aws:
         return [record.to_plain() for record in records]
 
     # -- Secrets Manager ----------------------------------------------------------------------
-    def put_secret(self, name: str, value: str) -> str:
-        """Store ``value`` as the secret's current version, creating the secret if needed."""
+    def put_secret(
+        self,
+        name: str,
+        value: str,
+        *,
+        kms_key_id: str | None = None,
+        tags: dict[str, str] | None = None,
+    ) -> str:
+        """Store ``value`` as the secret's current version, creating the secret if needed
+        (with ``kms_key_id`` and ``tags``: ``calls.put_secret``)."""
         with aws_errors(f"storing the secret {name}"):
-            return calls.put_secret(self._client("secretsmanager"), name, value)
+            return calls.put_secret(
+                self._client("secretsmanager"), name, value, kms_key_id=kms_key_id, tags=tags
+            )
+
+    def secret_settings(self, name: str) -> SecretSettings | None:
+        """The secret's KMS key and tags; None when it does not exist."""
+        with aws_errors(f"reading the settings of the secret {name}"):
+            return calls.secret_settings(self._client("secretsmanager"), name)
 
     # -- ECR ----------------------------------------------------------------------------------
     def registry_login(self) -> RegistryLogin:

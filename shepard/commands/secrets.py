@@ -3,6 +3,8 @@
 One Secrets Manager secret holds 64 KiB. More than that is split across ``<secret>-part-N``
 secrets, listed in the main secret under ``"__shepard_parts__"``; the worker rebuilds the files
 from all of them (docs/decisions/0006-cli.md). A single file too large for one secret is refused.
+The parts are encrypted with the main secret's key (the flock key) and carry its tags and
+``shepard:secret = <main secret>``.
 Secret values are never printed.
 """
 
@@ -12,11 +14,13 @@ import base64
 import json
 from pathlib import Path
 
-from shepard.aws.flock import SECRET_LIMIT
+from shepard.aws.flock import SECRET_LIMIT, Aws
 from shepard.commands import Context
 from shepard.errors import BadInput
 
 PARTS_KEY = "__shepard_parts__"
+# On every part secret: the main secret it belongs to (destroy deletes the parts by it).
+PART_TAG = "shepard:secret"
 MAX_PARTS = 20
 # Room for the part list itself in the main secret.
 _MAIN_RESERVE = 2048
@@ -67,14 +71,29 @@ def split(secret: str, files: dict[str, str]) -> dict[str, dict[str, object]]:
     return out
 
 
+def _part_settings(aws: Aws, secret: str) -> tuple[str | None, dict[str, str]]:
+    """The key and tags of the part secrets: the flock key that encrypts the main secret
+    (terraform/modules/secrets) and its tags, plus ``shepard:secret`` naming it, so that
+    ``destroy`` finds the parts and no part uses Secrets Manager's default key."""
+    found = aws.secret_settings(secret)
+    if found is None:  # no flock secret yet: it and its parts are made with the default key
+        return None, {PART_TAG: secret}
+    return found.kms_key_id, {**found.tags, PART_TAG: secret}
+
+
 def secretify(ctx: Context) -> int:
     folder = ctx.path_flag("path_to_local_secrets", "storing secrets")
     secret = ctx.settings.require("secret_store", "storing secrets")
     files = read_files(folder)
     secrets = split(secret, files)
     aws = ctx.aws
+    part_key, part_tags = _part_settings(aws, secret) if len(secrets) > 1 else (None, {})
     for name, value in secrets.items():  # parts first, the main secret (the list) last
-        aws.put_secret(name, json.dumps(value, separators=(",", ":"), sort_keys=True))
+        text = json.dumps(value, separators=(",", ":"), sort_keys=True)
+        if name == secret:
+            aws.put_secret(name, text)
+        else:
+            aws.put_secret(name, text, kms_key_id=part_key, tags=part_tags)
     extra = f" in {len(secrets)} secrets" if len(secrets) > 1 else ""
     ctx.console.print(f"stored {len(files)} file(s) from {folder} in secret {secret}{extra}")
     skipped = [p.name for p in folder.iterdir() if not p.is_file()]

@@ -96,12 +96,59 @@ def secret_text(secretsmanager: Any, name: str) -> str | None:
     return bytes(answer["SecretBinary"]).decode("utf-8")
 
 
-def put_secret(secretsmanager: Any, name: str, value: str) -> str:
-    """Store ``value`` as the secret's current version, creating the secret if needed; its ARN."""
+@dataclass(frozen=True)
+class SecretSettings:
+    """What a new secret beside an existing one takes from it: its KMS key and its tags."""
+
+    kms_key_id: str | None  # None: Secrets Manager's default key (aws/secretsmanager)
+    tags: dict[str, str]
+
+
+def secret_settings(secretsmanager: Any, name: str) -> SecretSettings | None:
+    """The secret's KMS key and tags (those AWS reserves, ``aws:*``, left out); None when the
+    secret does not exist."""
+    from botocore.exceptions import ClientError
+
+    try:
+        answer = secretsmanager.describe_secret(SecretId=name)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+    tags = {
+        str(t["Key"]): str(t["Value"])
+        for t in answer.get("Tags") or []
+        if not str(t["Key"]).startswith("aws:")
+    }
+    key = answer.get("KmsKeyId")
+    return SecretSettings(str(key) if key else None, tags)
+
+
+def put_secret(
+    secretsmanager: Any,
+    name: str,
+    value: str,
+    *,
+    kms_key_id: str | None = None,
+    tags: dict[str, str] | None = None,
+) -> str:
+    """Store ``value`` as the secret's current version; its ARN.
+
+    A secret that does not exist yet is created, encrypted with ``kms_key_id`` (None: Secrets
+    Manager's default key) and tagged with ``tags``; an existing one gets ``tags`` added (its
+    key stays what it was created with).
+    """
+    tag_list = [{"Key": k, "Value": v} for k, v in sorted((tags or {}).items())]
     try:
         answer = secretsmanager.put_secret_value(SecretId=name, SecretString=value)
     except secretsmanager.exceptions.ResourceNotFoundException:
-        answer = secretsmanager.create_secret(Name=name, SecretString=value)
+        extra: dict[str, Any] = {"KmsKeyId": kms_key_id} if kms_key_id else {}
+        if tag_list:
+            extra["Tags"] = tag_list
+        answer = secretsmanager.create_secret(Name=name, SecretString=value, **extra)
+        return str(answer["ARN"])
+    if tag_list:
+        secretsmanager.tag_resource(SecretId=name, Tags=tag_list)
     return str(answer["ARN"])
 
 

@@ -95,6 +95,50 @@ def test_secretify_splits_over_64_kib_into_parts(
     assert _rebuilt(secret, tmp_path / "rebuilt") == files
 
 
+def test_secretify_parts_take_the_flock_key_and_tags_destroy_finds(
+    env: dict[str, str], flock: FlockSettings, tmp_path: Path
+) -> None:
+    # The flock's secret as terraform/modules/secrets makes it: the flock key, the flock's tags.
+    key = boto3.client("kms").create_key(Description="flock key")["KeyMetadata"]["Arn"]
+    sm = boto3.client("secretsmanager")
+    secret = f"{flock.flock}-secrets"
+    sm.create_secret(
+        Name=secret,
+        KmsKeyId=key,
+        SecretString="{}",
+        Tags=[{"Key": "shepard:flock", "Value": flock.flock}, {"Key": "team", "Value": "lab"}],
+    )
+    # A part left by an earlier, larger secretify: it gets the tags too.
+    sm.create_secret(Name=f"{secret}-part-3", SecretString="{}")
+    folder = tmp_path / "secrets"
+    folder.mkdir()
+    for i in range(4):
+        (folder / f"cert{i}.pem").write_bytes(os.urandom(30_000))
+
+    result = run(["secretify", "--path_to_local_secrets", str(folder)], env)
+
+    assert result.code == 0, result.err
+    parts = json.loads(sm.get_secret_value(SecretId=secret)["SecretString"])["__shepard_parts__"]
+    assert len(parts) >= 3
+    expected_tags = {"shepard:flock": flock.flock, "team": "lab", "shepard:secret": secret}
+    for part in parts:
+        described = sm.describe_secret(SecretId=part)
+        tags = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
+        assert tags == expected_tags, part
+        if part != f"{secret}-part-3":
+            assert described.get("KmsKeyId") == key, part
+    # What destroy looks for: every part, by the tag naming the flock's secret.
+    tagged = sm.list_secrets(Filters=[{"Key": "tag-value", "Values": [secret]}])["SecretList"]
+    assert {s["Name"] for s in tagged} == set(parts)
+    # The main secret keeps its key and its own tags (no shepard:secret on it).
+    main = sm.describe_secret(SecretId=secret)
+    assert main["KmsKeyId"] == key
+    assert "shepard:secret" not in {t["Key"] for t in main["Tags"]}
+    assert _rebuilt(secret, tmp_path / "rebuilt") == {
+        p.name: p.read_bytes() for p in folder.iterdir()
+    }
+
+
 def test_secretify_refuses_a_file_no_secret_can_hold(
     env: dict[str, str], flock: FlockSettings, tmp_path: Path
 ) -> None:
