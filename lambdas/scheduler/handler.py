@@ -79,6 +79,19 @@ def _report(rt: Runtime, folder: str, bucket: str, key: str, outcome: JobOutcome
     )
 
 
+def _event_size(s3_object: dict[str, Any]) -> int | None:
+    """The object's size as the S3 event gives it (a zip under 1 MiB is then read in one GET);
+    None when the event has none."""
+    size = s3_object.get("size")
+    if isinstance(size, bool) or not isinstance(size, int | str):
+        return None
+    try:
+        value = int(size)
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
 def handle_object(rt: Runtime, record: dict[str, Any]) -> JobOutcome | None:
     """One S3 event record: a job submitted, a duplicate, a rejection; None when not for us."""
     if not str(record.get("eventName", "")).startswith("ObjectCreated"):
@@ -102,6 +115,7 @@ def handle_object(rt: Runtime, record: dict[str, Any]) -> JobOutcome | None:
             key,
             version_id=s3_object.get("versionId"),
             etag=s3_object.get("eTag"),
+            size=_event_size(s3_object),
         )
         request = parse_json(found.data, source=f"{found.entry} in s3://{bucket}/{key}")
     except JobRejected as exc:

@@ -247,6 +247,23 @@ def test_good_zip_becomes_a_submitted_job(
     assert batch_job_count(flock) == 1
 
 
+def test_zip_under_1_mib_is_read_in_one_get_by_the_events_size(
+    flock: FlockFixture, drops: Deliveries
+) -> None:
+    # inputs.json first, then 600 KiB: past the 64 KiB tail GET, so without the event's size the
+    # entry would take a second GET.
+    data = make_zip({"inputs.json": INPUTS, "mid.bin": os.urandom(600 * 1024)}, zipfile.ZIP_STORED)
+    drops.upload("mid.zip", data)
+    event = drops.collect(1)
+    [notified] = json.loads(event["Records"][0]["body"])["Records"]
+    assert notified["s3"]["object"]["size"] == len(data)
+    rt = Runtime.from_settings(flock.settings)
+    gets = GetCounter(rt.s3)
+    assert handle(rt, event) == {"batchItemFailures": []}
+    assert (gets.calls, gets.bytes) == (1, len(data))
+    assert records(flock)[0].batch_job_id
+
+
 def test_big_zip_is_read_with_three_gets_at_most(flock: FlockFixture, drops: Deliveries) -> None:
     # inputs.json first, then 5 MiB of data: the central directory is in the tail, the entry not.
     data = make_zip(
