@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import socket
@@ -43,7 +44,11 @@ def _gone(pid: int) -> bool:
 @pytest.mark.slow
 def test_service_lifecycle(tmp_path: Path) -> None:
     state = tmp_path / "state"
-    settings = LocalSettings("life", "us-east-1", str(CODE), vcpus=1, max_parallel_jobs=2)
+    # The runner is named: "auto" would pick docker wherever an engine answers
+    # (choose_runner's own test covers that choice).
+    settings = LocalSettings(
+        "life", "us-east-1", str(CODE), vcpus=1, max_parallel_jobs=2, runner="process"
+    )
     flock = ensure_running_with(settings, state)
     try:
         # a working AWS emulator on loopback, and the Lambda endpoint
@@ -62,7 +67,7 @@ def test_service_lifecycle(tmp_path: Path) -> None:
         assert current.parallel_jobs == 2 and current.runner == "process"
 
         # calling it again finds the same service, which picks up changed settings
-        one_at_a_time = LocalSettings("life", "us-east-1", str(CODE), vcpus=1, max_parallel_jobs=1)
+        one_at_a_time = dataclasses.replace(settings, max_parallel_jobs=1)
         assert ensure_running_with(one_at_a_time, state).pid == flock.pid
         deadline = time.monotonic() + 5
         while status(state).parallel_jobs != 1 and time.monotonic() < deadline:
