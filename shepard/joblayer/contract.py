@@ -95,7 +95,9 @@ BATCH_QUEUE_NAME = "AWS_BATCH_JQ_NAME"
 RUNNER = "SHEPARD_RUNNER"
 PAYLOAD_COMMAND = "SHEPARD_PAYLOAD_COMMAND"
 STOP_GRACE_SECONDS = "SHEPARD_STOP_GRACE_SECONDS"
-WORKER_LOCAL: tuple[str, ...] = (RUNNER, PAYLOAD_COMMAND, STOP_GRACE_SECONDS)
+# "False" only from the local flock's executor (docker mode): its EFS folder is not an nfs4 mount.
+CHECK_MOUNTS = "SHEPARD_CHECK_MOUNTS"
+WORKER_LOCAL: tuple[str, ...] = (RUNNER, PAYLOAD_COMMAND, STOP_GRACE_SECONDS, CHECK_MOUNTS)
 
 # -- the root module's outputs (section 2) ----------------------------------------------------
 

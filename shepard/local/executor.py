@@ -6,6 +6,10 @@ the Batch job's own environment overrides from ``DescribeJobs``. Each job runs
 ``python -m shepard_worker`` with the job definition's environment (the ``job_environment``
 output), as many at once as this machine's CPUs allow for the flock's ``vcpus``. The worker
 claims the record, so a job is never run twice even if the executor sees it twice.
+
+In docker mode (``runner: docker``, or ``auto`` when an engine answers and the flock's images
+are there) each worker is instead the job definition's image run as a container, as Batch runs
+it on a sheep (:mod:`shepard.local.containers`).
 """
 
 from __future__ import annotations
@@ -21,14 +25,25 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any
+from pathlib import Path
+from typing import IO, Any, Protocol
 
 from botocore.exceptions import ClientError
 
 from shepard.errors import ShepardError
 from shepard.joblayer import contract as c
-from shepard.joblayer.records import Phase
+from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
+from shepard.local.containers import (
+    CHECK_MOUNTS,
+    DEFAULT_NOFILE,
+    WORKER_AWS,
+    ContainerOrder,
+    DockerJobs,
+    JobDefinition,
+    job_limits,
+)
+from shepard.local.credentials import CredentialsServer
 from shepard.local.dockerfile import PayloadCommand
 from shepard.local.outputs import FlockOutputs
 from shepard.local.settings import Paths
@@ -49,6 +64,8 @@ class JobRun:
     batch_job_id: str
     environment: dict[str, str]
     array_index: int | None = None
+    # The DescribeJobs answer (the array job's, for a child): its definition and limits.
+    described: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 def _overrides(job: dict[str, Any]) -> dict[str, str]:
@@ -60,10 +77,28 @@ def _overrides(job: dict[str, Any]) -> dict[str, str]:
     }
 
 
+class _Worker(Protocol):
+    """A started worker: its process, or its container (``containers.ContainerJob``)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
+    def kill(self) -> None: ...
+
+
 @dataclass
 class _Running:
     run: JobRun
-    process: subprocess.Popen[bytes]
+    process: _Worker
     log_file: IO[bytes] | None  # None: a warm spare that opened its log itself
     started: float = field(default_factory=time.monotonic)
 
@@ -82,6 +117,45 @@ def worker_environment(
     env.update({k: v for k, v in base.items() if k.startswith("AWS_")})
     env.update(outputs.job_environment)
     env.update(run.environment)
+    _batch_and_folders(env, run, outputs, paths)
+    env[c.RUNNER] = runner
+    if runner == "process" and payload is not None:
+        env[c.PAYLOAD_COMMAND] = json.dumps(list(payload.argv))
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def container_environment(
+    run: JobRun,
+    outputs: FlockOutputs,
+    definition: JobDefinition,
+    *,
+    base: Mapping[str, str],
+    paths: Paths,
+) -> dict[str, str]:
+    """The environment of a job's worker container: the job definition's, the job's overrides,
+    Batch's variables, the local folders and, for the worker alone, the emulator's endpoint and
+    keys (the job role's credentials endpoint is added when the container starts)."""
+    env = dict(definition.environment or outputs.job_environment)
+    env.update(run.environment)
+    _batch_and_folders(env, run, outputs, paths)
+    env[c.RUNNER] = "docker"
+    env[CHECK_MOUNTS] = "False"  # the EFS folder here is a plain folder, not an nfs4 mount
+    env.update({key: base[key] for key in WORKER_AWS if base.get(key)})
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # no instance here: do not wait for IMDS
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def job_folders(env: Mapping[str, str]) -> tuple[Path, ...]:
+    """The host folders a job's worker container mounts at the same paths."""
+    names = (c.WORK_ROOT, c.EFS_ROOT, c.LUSTRE_ROOT)
+    return tuple(Path(env[name]) for name in names if env.get(name))
+
+
+def _batch_and_folders(
+    env: dict[str, str], run: JobRun, outputs: FlockOutputs, paths: Paths
+) -> None:
     env[c.JOB_ID] = run.job_id.split("-", 1)[0] if run.array_index is not None else run.job_id
     env[c.BATCH_JOB_ID] = run.batch_job_id
     env[c.BATCH_JOB_ATTEMPT] = "1"
@@ -95,11 +169,6 @@ def worker_environment(
         env[c.EFS_ROOT] = str(paths.root / "efs")
     if c.LUSTRE_ROOT in env:
         env[c.LUSTRE_ROOT] = str(paths.root / "fsx")
-    env[c.RUNNER] = runner
-    if runner == "process" and payload is not None:
-        env[c.PAYLOAD_COMMAND] = json.dumps(list(payload.argv))
-    env.setdefault("PYTHONUNBUFFERED", "1")
-    return env
 
 
 class Executor:
@@ -119,6 +188,8 @@ class Executor:
         base_env: Mapping[str, str] | None = None,
         worker_argv: tuple[str, ...] = (sys.executable, "-m", "shepard_worker"),
         warm: bool = False,
+        runner_setting: Callable[[], str] | None = None,
+        docker_jobs: DockerJobs | None = None,
     ) -> None:
         self._dynamodb = dynamodb
         self._batch = batch
@@ -135,9 +206,17 @@ class Executor:
         self._wake = threading.Event()
         self._seen: set[str] = set()  # job ids handed to a worker, never started again
         self._described: set[str] = set()  # Batch array jobs already looked at
-        self._array_jobs: dict[str, tuple[str, dict[str, str]]] = {}  # parent -> Batch job
+        # parent -> its Batch array job: (id, environment, DescribeJobs answer)
+        self._array_jobs: dict[str, tuple[str, dict[str, str], dict[str, Any]]] = {}
         self._pending: deque[JobRun] = deque()
         self._running: dict[str, _Running] = {}
+        self._runner_setting = runner_setting
+        self._docker_jobs = docker_jobs
+        self._definitions: dict[str, JobDefinition] = {}
+        self._credential_servers: dict[str, CredentialsServer] = {}
+        self._credentials_lock = threading.Lock()
+        self._notes: set[str] = set()
+        self._region: str | None = None
         self.started = 0
         self.finished = 0
         self.exit_codes: dict[str, int] = {}
@@ -184,7 +263,7 @@ class Executor:
             env = _overrides(job)
             parent = env.get("SHEPARD_JOB_ID")
             if parent and (job.get("arrayProperties") or {}).get("size"):
-                self._array_jobs[parent] = (batch_id, env)
+                self._array_jobs[parent] = (batch_id, env, job)
 
     def scan_once(self) -> list[JobRun]:
         """Queue the submitted jobs not seen before; the runs queued by this scan."""
@@ -205,14 +284,16 @@ class Executor:
         if singles:
             described = self._describe([batch_id for _, batch_id in singles])
             for job_id, batch_id in singles:
-                env = _overrides(described.get(batch_id, {}))
-                runs.append(JobRun(job_id, batch_id, env))
+                job = described.get(batch_id, {})
+                runs.append(JobRun(job_id, batch_id, _overrides(job), described=job))
         if any(parent not in self._array_jobs for _, parent, _ in children):
             self._resolve_array_parents(outputs)
         for job_id, parent, index in children:
             if parent in self._array_jobs:
-                batch_id, env = self._array_jobs[parent]
-                runs.append(JobRun(job_id, f"{batch_id}:{index}", env, array_index=index))
+                batch_id, env, job = self._array_jobs[parent]
+                runs.append(
+                    JobRun(job_id, f"{batch_id}:{index}", env, array_index=index, described=job)
+                )
         for run in runs:
             self._seen.add(run.job_id)
         self._pending.extend(runs)
@@ -221,7 +302,10 @@ class Executor:
     # -- running them -----------------------------------------------------------------------
 
     def _launch(self, run: JobRun, outputs: FlockOutputs) -> None:
-        runner = self._runner()
+        runner, definition = self._choose_runner(run, outputs)
+        if runner == "docker":
+            self._launch_container(run, outputs, definition)
+            return
         payload = None
         if runner == "process":
             try:
@@ -265,6 +349,168 @@ class Executor:
             how,
         )
 
+    # -- docker mode ------------------------------------------------------------------------
+
+    def _note(self, message: str) -> None:
+        """Log ``message`` once (the runner's choice, said when it is made or changes)."""
+        if message not in self._notes:
+            self._notes.add(message)
+            log.info("%s", message)
+
+    def _docker(self) -> DockerJobs:
+        if self._docker_jobs is None:
+            self._docker_jobs = DockerJobs(
+                credentials=self._credentials_environment, record_failure=self.record_failure
+            )
+        return self._docker_jobs
+
+    def _definition(self, run: JobRun, outputs: FlockOutputs) -> JobDefinition:
+        """The job's definition, as Batch reads it: the job's own ``jobDefinition`` (else the
+        flock's), described once per revision."""
+        arn = str(run.described.get("jobDefinition") or outputs.job_definition_arn or "")
+        if arn and arn not in self._definitions:
+            try:
+                answer = self._batch.describe_job_definitions(jobDefinitions=[arn])
+            except Exception as error:
+                log.warning("executor: DescribeJobDefinitions %s failed: %s", arn, error)
+                answer = {}
+            found = answer.get("jobDefinitions") or []
+            if found:
+                self._definitions[arn] = JobDefinition.from_described(found[0])
+        return self._definitions.get(arn) or JobDefinition(arn, "", {}, None, None, None, None)
+
+    def _choose_runner(
+        self, run: JobRun, outputs: FlockOutputs
+    ) -> tuple[str, JobDefinition | None]:
+        """``docker`` (with the job's definition) or ``process`` for this job.
+
+        ``runner: auto`` runs containers when an engine answers (the service's ``runner()``)
+        AND the job definition's image and the payload image are on this machine or in its
+        registry (``shepard-tf apply`` pushed them); otherwise processes, and the log says why.
+        """
+        runner = self._runner()
+        if runner != "docker":
+            return runner, None
+        definition = self._definition(run, outputs)
+        setting = self._runner_setting() if self._runner_setting is not None else "docker"
+        if setting == "auto":
+            payload_image = definition.environment.get(c.PAYLOAD_IMAGE) or (
+                outputs.job_environment.get(c.PAYLOAD_IMAGE, "")
+            )
+            try:
+                why = self._docker().images_missing((definition.image, payload_image))
+            except ShepardError as error:
+                why = error.message
+            if why is not None:
+                self._note(f"runner auto: jobs run as processes, not containers: {why}")
+                return "process", None
+            self._note(
+                "runner auto: jobs run in containers (a Docker engine answers and the flock's "
+                f"images are there: worker {definition.image}, payload {payload_image})"
+            )
+        return "docker", definition
+
+    def _launch_container(
+        self, run: JobRun, outputs: FlockOutputs, definition: JobDefinition | None
+    ) -> None:
+        definition = definition or self._definition(run, outputs)
+        self._region = outputs.region
+        env = container_environment(
+            run, outputs, definition, base=self._base_env, paths=self._paths
+        )
+        folders = job_folders(env)
+        for folder in (self._paths.jobs_dir, *folders):
+            folder.mkdir(parents=True, exist_ok=True)
+        vcpus, memory = job_limits(run.described, definition)
+        nofile_text = env.get(c.ULIMIT_FILENO, "")
+        order = ContainerOrder(
+            job_id=run.job_id,
+            batch_job_id=run.batch_job_id,
+            definition=definition,
+            env=env,
+            vcpus=vcpus,
+            memory_mib=memory,
+            nofile=int(nofile_text)
+            if nofile_text.isdigit()
+            else definition.nofile or DEFAULT_NOFILE,
+            folders=folders,
+            log_path=self._paths.jobs_dir / f"{run.job_id}.log",
+            labels={
+                "shepard.job": run.job_id,
+                "shepard.flock": env.get(c.FLOCK, ""),
+                "shepard.state-dir": str(self._paths.state_dir),
+            },
+        )
+        job = self._docker().start(order)
+        self._running[run.job_id] = _Running(run, job, None)
+        self.started += 1
+        log.info(
+            "job %s: worker container %s starting (docker, image %s, %g vCPU, %d MiB)",
+            run.job_id,
+            job.name,
+            definition.image or "none",
+            vcpus,
+            memory,
+        )
+
+    def _credentials_environment(self, role_arn: str) -> dict[str, str]:
+        """The job role's credentials endpoint (one server per role, started on first use)."""
+        with self._credentials_lock:
+            server = self._credential_servers.get(role_arn)
+            if server is None:
+                import boto3
+
+                key = self._base_env.get("AWS_ACCESS_KEY_ID")
+                session = (
+                    boto3.Session(
+                        aws_access_key_id=key,
+                        aws_secret_access_key=self._base_env.get("AWS_SECRET_ACCESS_KEY"),
+                        aws_session_token=self._base_env.get("AWS_SESSION_TOKEN"),
+                    )
+                    if key
+                    else None
+                )
+                server = CredentialsServer(
+                    role_arn=role_arn,
+                    endpoint_url=self._base_env.get("AWS_ENDPOINT_URL"),
+                    region=self._region or self._base_env.get("AWS_REGION"),
+                    session=session,
+                ).start()
+                self._credential_servers[role_arn] = server
+                log.info("job role %s: credentials served at %s", role_arn, server.full_uri)
+            return server.environment()
+
+    def record_failure(
+        self,
+        job_id: str,
+        batch_job_id: str | None,
+        reason: str,
+        *,
+        exit_code: int | None = None,
+        worker_ran: bool = False,
+    ) -> None:
+        """Record a job failed whose worker could not do it: a worker container that could not
+        be pulled, created or started (the job is claimed first, so a job another worker has is
+        left alone), or one killed while the job was running (``worker_ran``)."""
+        outputs = self._outputs()
+        if outputs is None:
+            return
+        store = JobStore(outputs.table_name, self._dynamodb, index=outputs.table_status_index)
+        try:
+            if worker_ran:
+                record = store.get(job_id)
+                if record is None or record.phase != Phase.RUNNING:
+                    return
+            elif store.claim(job_id, batch_job_id=batch_job_id) is None:
+                log.info("job %s: not recording the failure, another worker has it", job_id)
+                return
+            store.finish(
+                job_id, Result.FAILED, exit_code=exit_code, reason=reason, status=Status.DONE
+            )
+            log.info("job %s: failed: %s", job_id, reason)
+        except Exception:
+            log.exception("job %s: could not record its failure (%s)", job_id, reason)
+
     # -- warm spares ------------------------------------------------------------------------
 
     def _take_spare(self) -> subprocess.Popen[bytes] | None:
@@ -283,6 +529,9 @@ class Executor:
         """
         if not self._warm or self._outputs() is None:
             return
+        setting = self._runner_setting() if self._runner_setting is not None else "docker"
+        if self._runner() == "docker" and setting == "docker":
+            return  # every worker is a container: a spare process would never be used
         self._spares = [s for s in self._spares if s.poll() is None]
         wanted = self._parallel()
         self._paths.jobs_dir.mkdir(parents=True, exist_ok=True)
@@ -307,7 +556,8 @@ class Executor:
             running = self._running.pop(key)
             if running.log_file is not None:
                 running.log_file.close()
-            code = int(running.process.returncode)
+            code = running.process.poll()
+            code = 1 if code is None else int(code)
             self.exit_codes[key] = code
             self.finished += 1
             log.info(
@@ -393,3 +643,6 @@ class Executor:
                 running.process.kill()
                 running.process.wait(timeout=5)
         self.reap()
+        for server in self._credential_servers.values():
+            server.stop()
+        self._credential_servers.clear()

@@ -20,6 +20,7 @@ class FlockOutputs:
     table_name: str
     table_status_index: str
     job_queue_arn: str | None
+    job_definition_arn: str | None
     scheduler_function_name: str | None
     api_function_name: str | None
     lambda_environment: dict[str, str]
@@ -42,6 +43,7 @@ class FlockOutputs:
             table_name=str(values["table_name"]),
             table_status_index=str(values.get("table_status_index") or PHASE_INDEX),
             job_queue_arn=_opt(values.get("job_queue_arn")),
+            job_definition_arn=_opt(values.get("job_definition_arn")),
             scheduler_function_name=_opt(values.get("scheduler_function_name")),
             api_function_name=_opt(values.get("api_function_name")),
             lambda_environment=_str_map(values.get("lambda_environment")),

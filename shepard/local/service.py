@@ -133,6 +133,7 @@ class Service:
             stop=self.stop_event,
             base_env=dict(os.environ),
             warm=True,
+            runner_setting=lambda: self.state.settings.runner,
         )
         self.dispatcher = Dispatcher(
             client("sqs", region=region),
@@ -189,7 +190,8 @@ class Service:
         self._settings_mtime = mtime
         settings = LocalSettings.read(self.paths.settings_json)
         payload, error = None, None
-        if self.state.runner == "process":
+        # runner auto may still run processes (the flock's images not pushed): keep the command.
+        if self.state.runner == "process" or settings.runner == "auto":
             try:
                 code_dir = Path(settings.code_dir) if settings.code_dir else None
                 if code_dir is None and not settings.command:

@@ -434,7 +434,11 @@ def main(
             log=log,
             environ=environ,
             filesystem_type=filesystem_type
-            or (mounts.filesystem_type if settings.runner == "docker" else None),
+            or (
+                mounts.filesystem_type
+                if settings.runner == "docker" and settings.check_mounts
+                else None
+            ),
         )
         return worker.run()
     except ShepardError as error:

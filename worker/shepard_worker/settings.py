@@ -104,6 +104,10 @@ class Settings:
     # Set by Batch: the job's id and which attempt of its retry strategy this is (1, 2, ...).
     batch_job_id: str | None = None
     batch_attempt: int | None = None
+    # The docker runner checks the EFS/Lustre roots' file system types (mounts.py). Only the
+    # local flock's executor turns it off (SHEPARD_CHECK_MOUNTS=False): its EFS and Lustre roots
+    # are plain folders bind-mounted into the worker's container. On Batch it is never set.
+    check_mounts: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -154,6 +158,7 @@ class Settings:
             days_to_keep_finished_jobs=_whole(env, c.DAYS_TO_KEEP_FINISHED_JOBS, 30),
             batch_job_id=env.get(c.BATCH_JOB_ID, "").strip() or None,
             batch_attempt=_whole(env, c.BATCH_JOB_ATTEMPT, 0) or None,
+            check_mounts=_flag(env, c.CHECK_MOUNTS, default=True),
         )
 
 
