@@ -17,10 +17,9 @@ from pathlib import Path
 from shepard.aws.flock import SECRET_LIMIT, Aws
 from shepard.commands import Context
 from shepard.errors import BadInput
+from shepard.joblayer.calls import PART_SUFFIX, PART_TAG
 
 PARTS_KEY = "__shepard_parts__"
-# On every part secret: the main secret it belongs to (destroy deletes the parts by it).
-PART_TAG = "shepard:secret"
 MAX_PARTS = 20
 # Room for the part list itself in the main secret.
 _MAIN_RESERVE = 2048
@@ -65,7 +64,7 @@ def split(secret: str, files: dict[str, str]) -> dict[str, dict[str, object]]:
             f"while packing secrets: they need {len(parts)} secrets, more than {MAX_PARTS}."
             " Keep fewer or smaller files in the secrets folder."
         )
-    names = [f"{secret}-part-{i}" for i in range(1, len(parts) + 1)]
+    names = [f"{secret}{PART_SUFFIX}{i}" for i in range(1, len(parts) + 1)]
     out: dict[str, dict[str, object]] = dict(zip(names, parts, strict=True))
     out[secret] = {PARTS_KEY: names}
     return out

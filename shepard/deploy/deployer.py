@@ -299,6 +299,7 @@ class Destroy:
 
     def execute(self, deployer: Deployer, tf: FlockTerraform) -> None:
         flock = deployer.flock
+        remove_part_secrets(deployer, tf)
         plan_file = tf.root / PLAN_FILE
         try:
             summary = tf.plan(destroy=True, out_file=plan_file)
@@ -315,3 +316,36 @@ class Destroy:
         finally:
             plan_file.unlink(missing_ok=True)
         (flock.state_dir / OUTPUTS_FILE).unlink(missing_ok=True)
+
+
+def remove_part_secrets(deployer: Deployer, tf: FlockTerraform) -> list[str]:
+    """Delete the part secrets ``secretify`` made beside the flock's secret (Terraform does not
+    know them) while the flock key that encrypts them still exists."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from shepard.aws.session import AwsSettings, base_session, client
+    from shepard.joblayer.calls import delete_part_secrets
+
+    secret = tf.outputs().get("secret_name")
+    if not secret:
+        return []  # never applied, or already destroyed
+    env = deployer.run_env
+    settings = AwsSettings(
+        config_dir=deployer.flock.state_dir,
+        env=env,
+        region=deployer.flock.region,
+        endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+    )
+    try:
+        removed = delete_part_secrets(
+            client(base_session(settings), settings, "secretsmanager"), str(secret)
+        )
+    except (BotoCoreError, ClientError, ShepardError) as exc:  # say what is left; destroy goes on
+        deployer.stream.write(
+            f"note: could not delete the part secrets of {secret} ({exc}); delete the secrets "
+            f"named {secret}-part-* yourself after the destroy.\n"
+        )
+        return []
+    if removed:
+        deployer.stream.write(f"Deleted {len(removed)} part secret(s) of {secret}.\n")
+    return removed

@@ -152,6 +152,34 @@ def put_secret(
     return str(answer["ARN"])
 
 
+PART_SUFFIX = "-part-"
+# On every part secret: the main secret it belongs to (destroy deletes the parts by it).
+PART_TAG = "shepard:secret"
+
+
+def delete_part_secrets(secretsmanager: Any, name: str) -> list[str]:
+    """Delete the part secrets of secret ``name`` at once (no recovery window); their names.
+
+    Parts are named ``<name>-part-N`` and tagged ``shepard:secret = <name>`` (older ones carry
+    only the name). They are encrypted with the flock key, so they must go before the key does:
+    a part that outlived its key could never be read again, yet would still be billed.
+    """
+    found: set[str] = set()
+    paginator = secretsmanager.get_paginator("list_secrets")
+    for filters in (
+        [{"Key": "name", "Values": [f"{name}{PART_SUFFIX}"]}],
+        [{"Key": "tag-key", "Values": [PART_TAG]}, {"Key": "tag-value", "Values": [name]}],
+    ):
+        for page in paginator.paginate(Filters=filters):
+            for entry in page.get("SecretList", []):
+                secret = str(entry["Name"])
+                if secret.startswith(f"{name}{PART_SUFFIX}"):
+                    found.add(secret)
+    for secret in sorted(found):
+        secretsmanager.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
+    return sorted(found)
+
+
 # -- ECR ----------------------------------------------------------------------------------------
 
 
