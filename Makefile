@@ -7,7 +7,7 @@ CHECKOV_VENV ?= .venv-checkov
 FLOCK ?= examples/testing-setup/flock.yaml
 PYTEST_ARGS ?=
 
-.PHONY: help install system-tools test test-fast lint fmt typecheck man bench demo iam-doc lambda-zips plan apply destroy checkov-install clean
+.PHONY: help install system-tools engine test-docker test test-fast lint fmt typecheck man bench demo iam-doc lambda-zips plan apply destroy checkov-install clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -39,8 +39,17 @@ system-tools:  ## install shellcheck (apt-get) if it is missing
 	    && echo "installed shellcheck"; \
 	  else echo "note: shellcheck is missing; the user-data lint test will be skipped"; fi; }
 
-test: install checkov-install system-tools  ## run every test (unit, terraform, emulator, local flock)
+test: install checkov-install system-tools engine  ## run every test (unit, terraform, emulator, local flock)
 	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(BIN)/pytest $(PYTEST_ARGS)
+
+# A Docker engine, the local registry standing in for ECR, and the offline base image: started or
+# built when missing (scripts/engine.sh). Without them the docker-marked tests skip, saying why.
+engine:  ## start a Docker engine and a local registry, build the offline base image (once)
+	@if scripts/engine.sh up && scripts/engine.sh base-image; then scripts/engine.sh status; \
+	else echo "note: no Docker engine here: the docker tests will be skipped (see above)"; fi
+
+test-docker: install engine  ## the docker-mode tests alone (starts the engine, registry and base image)
+	$(BIN)/pytest -m docker $(PYTEST_ARGS)
 
 test-fast: install  ## unit tests only
 	$(BIN)/pytest -m "not terraform and not integration and not e2e" $(PYTEST_ARGS)
@@ -71,8 +80,14 @@ demo: install  ## the local Hello World: deploy, run jobs, query, retrieve, dest
 lambda-zips: install  ## rebuild the Lambda packages kept in terraform/flock/lambda/ (after editing lambdas/ or shepard/joblayer/)
 	$(BIN)/python -m shepard.package
 
+# IAM_RECORDS=FILE: from the calls a session saved with SHEPARD_IAM_RECORDS_OUT=FILE, without
+# running the tests again.
 iam-doc: install  ## regenerate docs/iam.md (the IAM policy per CLI command) from the integration and e2e tests' AWS calls
+ifdef IAM_RECORDS
+	$(BIN)/python tests/support/iam_doc.py --write $(IAM_RECORDS)
+else
 	SHEPARD_IAM_WRITE_DOC=1 $(BIN)/pytest -q -p no:cacheprovider tests/integration tests/e2e $(PYTEST_ARGS)
+endif
 
 plan: install  ## terraform plan for FLOCK=path/to/flock.yaml
 	$(BIN)/shepard-tf plan $(FLOCK)

@@ -85,26 +85,36 @@ YAML
 
 base_recipe() { printf '%s\n' "$BASE_SUITE" "$BASE_PACKAGES" "minbase"; }
 
-base_image() {
-  local want have
-  want=$(base_recipe | sha256sum | cut -c1-16)
+base_image_current() {
+  local want=$1 have
   have=$("${DOCKER[@]}" image inspect --format '{{index .Config.Labels "shepard.recipe"}}' "$BASE_IMAGE" 2>/dev/null || true)
-  if [ "$have" = "$want" ]; then
-    log "$BASE_IMAGE is up to date (recipe $want)"
-    return 0
-  fi
+  [ "$have" = "$want" ]
+}
+
+base_image() {
+  local want root
+  want=$(base_recipe | sha256sum | cut -c1-16)
+  base_image_current "$want" && { log "$BASE_IMAGE is up to date (recipe $want)"; return 0; }
   command -v debootstrap >/dev/null || install_packages
-  local root="$STATE/rootfs-$want"
-  rm -rf "$root"
+  # One build at a time: a second caller waits, then finds the image built.
+  exec 9>"$STATE/base-image.lock"
+  flock 9
+  base_image_current "$want" && { log "$BASE_IMAGE was built meanwhile (recipe $want)"; return 0; }
+  root=$(mktemp -d "$STATE/rootfs.XXXXXX")
+  # debootstrap mounts /proc and /sys inside the new root; a failed run leaves them mounted.
+  trap 'umount -R "$root/proc" "$root/sys" 2>/dev/null || true; rm -rf --one-file-system "$root"' EXIT
   log "building $BASE_IMAGE with debootstrap ($BASE_SUITE, $BASE_PACKAGES): about a minute"
-  debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$root" >"$STATE/debootstrap.log" 2>&1 \
-    || { log "debootstrap failed: see $STATE/debootstrap.log"; return 3; }
+  if ! debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$root" >"$STATE/debootstrap.log" 2>&1; then
+    log "debootstrap failed; last lines of $STATE/debootstrap.log:"
+    tail -n 15 "$STATE/debootstrap.log" >&2 || true
+    return 3
+  fi
+  umount -R "$root/proc" "$root/sys" 2>/dev/null || true
   rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
   tar -C "$root" -c . | "${DOCKER[@]}" import \
     --change "LABEL shepard.recipe=$want" \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]' - "$BASE_IMAGE" >/dev/null
-  rm -rf "$root"
   log "built $BASE_IMAGE"
 }
 
