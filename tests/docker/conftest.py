@@ -4,15 +4,24 @@ tiny payload images built from it.
 Every test here carries the ``docker`` marker. Without an engine (or without the base image, or
 the registry for the tests that pull) the tests SKIP and say what to start:
 ``scripts/engine.sh up`` and ``scripts/engine.sh base-image``.
+
+``docker_flock`` is the session's one local flock in docker mode (an apply costs over a minute
+and a half): examples/testing-setup, applied through the CLI, shared by the tests that need a
+flock (test_local_flock_docker.py, test_testing_setup_docker.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 import os
 import shutil
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +155,191 @@ def worker_image(docker_client: Any, base_image: str) -> str:
     tag = "shepard-worker:test"
     build_worker_image(docker_client, base_image=base_image, tag=tag, progress=lambda line: None)
     return tag
+
+
+# -- the session's local flock in docker mode -------------------------------------------------
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "testing-setup"
+FLOCK_REGION = "us-east-1"
+FLOCK_NAME = f"tsd{SESSION}"  # its own registry repository and state folder
+OUTPUT_FILE_BYTES = 2 * 1024**3
+# The seed's Hello World ends with `dd if=/dev/zero of=outputFile bs=2G count=1` in
+# ROOT_OUTPUT_NAME; examples/testing-setup leaves that out to keep `make demo` quick. The copy the
+# docker tests deploy writes it back, in 1 MiB blocks (dd's bs=2G reads 2 GiB - 4 KiB at most).
+SEED_OUTPUT = """\
+    chunk = bytes(1024 * 1024)
+    with open(outputs / "outputFile", "wb") as output_file:
+        for _ in range({blocks}):
+            output_file.write(chunk)
+"""
+SEED_OUTPUT_ANCHOR = '    print(f"testing_code: all four variables set;'
+
+
+@dataclass
+class DockerFlock:
+    """The testing-setup flock applied in docker mode through the CLI, and how to reach it."""
+
+    folder: Path  # the copy of examples/testing-setup
+    flock_file: Path
+    env: dict[str, str]  # the environment its CLI commands run with
+    state_dir: Path
+    outputs: dict[str, Any]
+    endpoint_url: str
+    repository: str  # the flock's registry repository (host:port/name)
+    worker_image: str  # the job definition's image, pushed by apply
+    payload_image: str  # its SHEPARD_PAYLOAD_IMAGE, built from code/ and pushed by apply
+    apply_seconds: float
+    extra_images: list[str] = field(default_factory=list)  # pushed by tests: removed after
+
+    def cli(self, *args: str) -> str:
+        """``shepard-tf ARGS`` in process, as a user runs it; its output, or a failed test."""
+        from shepard.cli import main as cli_main
+
+        out, err = io.StringIO(), io.StringIO()
+        status = cli_main(list(args), self.env, stdout=out, stderr=err)
+        assert status == 0, f"shepard-tf {' '.join(args)} exited {status}:\n{err.getvalue()}"
+        return out.getvalue()
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.Session().client(  # type: ignore[call-overload]
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=FLOCK_REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    def logs(self, job_ids: list[str]) -> str:
+        parts = []
+        for job_id in job_ids:
+            path = self.state_dir / "local" / "jobs" / f"{job_id}.log"
+            parts.append(f"--- {path}\n{path.read_text() if path.exists() else '(none)'}")
+        service_log = self.state_dir / "local" / "service.log"
+        if service_log.exists():
+            tail = service_log.read_text().splitlines()[-30:]
+            parts.append("--- service.log (tail)\n" + "\n".join(tail))
+        return "\n".join(parts)
+
+
+def testing_setup_copy(folder: Path, name: str) -> Path:
+    """examples/testing-setup copied into ``folder`` as flock ``name`` in docker mode, its
+    payload writing the seed's 2 GiB ``outputFile``; returns the flock file."""
+    shutil.copytree(EXAMPLE / "code", folder / "code")
+    shutil.copytree(EXAMPLE / "test_payloads", folder / "test_payloads")
+    shutil.copytree(EXAMPLE / "test_secrets", folder / "test_secrets")
+    code = folder / "code" / "testing_code.py"
+    text = code.read_text()
+    assert SEED_OUTPUT_ANCHOR in text, f"{EXAMPLE}/code/testing_code.py changed: update conftest"
+    code.write_text(
+        text.replace(
+            SEED_OUTPUT_ANCHOR,
+            SEED_OUTPUT.format(blocks=OUTPUT_FILE_BYTES // (1024 * 1024)) + SEED_OUTPUT_ANCHOR,
+            1,
+        )
+    )
+    flock = (EXAMPLE / "flock.yaml").read_text()
+    assert "\nname: testing\n" in flock and "\nlocal:\n" in flock
+    flock = flock.replace("\nname: testing\n", f"\nname: {name}\n")
+    flock = flock.replace("\nlocal:\n", "\nlocal:\n  runner: docker\n")
+    (folder / "flock.yaml").write_text(flock)
+    return folder / "flock.yaml"
+
+
+def _remove_repository(client: Any, repository: str) -> None:
+    """This flock's tags in the engine (by name, never an image id with force: other tags of
+    the same image stay) and its manifests in the registry."""
+    registry, _, name = repository.partition("/")
+    for image in client.images.list(name=repository):
+        for tag in image.tags:
+            if tag.startswith(repository + ":"):
+                with contextlib.suppress(Exception):  # a container still holds it
+                    client.images.remove(tag)
+    try:
+        with urllib.request.urlopen(f"http://{registry}/v2/{name}/tags/list", timeout=10) as got:
+            tags = json.load(got).get("tags") or []
+    except OSError:
+        return
+    for tag in tags:
+        request = urllib.request.Request(
+            f"http://{registry}/v2/{name}/manifests/{tag}",
+            method="HEAD",
+            headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        )
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                digest = answer.headers["Docker-Content-Digest"]
+            delete = urllib.request.Request(
+                f"http://{registry}/v2/{name}/manifests/{digest}", method="DELETE"
+            )
+            urllib.request.urlopen(delete, timeout=10).close()
+
+
+@pytest.fixture(scope="session")
+def docker_flock(
+    docker_client: Any, base_image: str, registry: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DockerFlock]:
+    """ONE local flock in docker mode for the session: a copy of examples/testing-setup
+    (``local.runner: docker``), applied through the CLI (the images built from its code/ and
+    the worker files, pushed to the local registry); at the end the local destroy shortcut
+    stops its service (no Terraform destroy)."""
+    import shepard.local
+    from shepard.deploy import IMAGES_FILE, state_dir_for
+    from shepard.images import BASE_IMAGE_VARIABLE, REGISTRY_VARIABLE
+
+    base = tmp_path_factory.mktemp("docker-flock")
+    flock_file = testing_setup_copy(base / "testing-setup", FLOCK_NAME)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env |= {
+        "SHEPARD_STATE_DIR": str(base / "state"),
+        "SHEPARD_CONFIG_DIR": str(base / "profiles"),
+        REGISTRY_VARIABLE: registry,
+        BASE_IMAGE_VARIABLE: base_image,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": FLOCK_REGION,
+        "AWS_DEFAULT_REGION": FLOCK_REGION,
+    }
+    state_dir = state_dir_for(flock_file, FLOCK_NAME, env)
+    repository = f"{registry}/{FLOCK_NAME}"
+    made: DockerFlock | None = None
+    started = time.monotonic()
+    try:
+        from shepard.cli import main as cli_main
+
+        out = io.StringIO()
+        status = cli_main(["apply", str(flock_file), "--auto-approve"], env, stdout=out, stderr=out)
+        apply_seconds = time.monotonic() - started
+        assert status == 0, f"apply exited {status}:\n{out.getvalue()[-6000:]}"
+        print(f"\ndocker_flock: `shepard-tf apply` took {apply_seconds:.1f} s")
+        service = json.loads((state_dir / "local" / "service.json").read_text())
+        images = json.loads((state_dir / IMAGES_FILE).read_text())
+        made = DockerFlock(
+            folder=flock_file.parent,
+            flock_file=flock_file,
+            env=env,
+            state_dir=state_dir,
+            outputs=json.loads((state_dir / "outputs.json").read_text()),
+            endpoint_url=str(service["endpoint_url"]),
+            repository=repository,
+            worker_image=images["worker"],
+            payload_image=images["payload"],
+            apply_seconds=apply_seconds,
+        )
+        yield made
+    finally:
+        from shepard.cli import main as cli_main
+
+        stopped = io.StringIO()
+        if cli_main(["destroy", str(flock_file), "--auto-approve"], env, stdout=stopped) != 0:
+            print(stopped.getvalue()[-3000:])
+        shepard.local.stop(state_dir)  # whatever destroy left running
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"shepard.state-dir={state_dir}"}
+        ):
+            container.remove(force=True)
+        for image in made.extra_images if made is not None else []:
+            with contextlib.suppress(Exception):  # already gone
+                docker_client.images.remove(image)
+        _remove_repository(docker_client, repository)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import docker
 import pytest
 
 from shepard.deploy import IMAGES_FILE, load_flock
@@ -137,9 +138,13 @@ def deployment(
             )
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(request, timeout=10).close()
+        # Only this repository's tags, by name and without force: the same image (the layer
+        # cache gives the worker image one id across builds) may carry other tests' tags.
         for image in docker_client.images.list(name=made.repository):
             for tag in image.tags:
-                docker_client.images.remove(tag, force=True)
+                if tag.startswith(made.repository + ":"):
+                    with contextlib.suppress(docker.errors.APIError):  # a container uses it
+                        docker_client.images.remove(tag)
 
 
 def test_unchanged_code_builds_and_pushes_nothing_and_new_code_only_the_payload(

@@ -1,10 +1,11 @@
 """A local flock in docker mode runs each job as Batch runs it on a sheep.
 
-One local flock for the module (``target: local``, ``local.runner: docker``), applied once with
-``images`` naming a worker image and a payload image pushed to the local registry (the stand-in
-for ECR): the job definition's image is the worker, its ``SHEPARD_PAYLOAD_IMAGE`` the payload.
-What is checked comes from the engine (its events) and from the emulator (the job records, the
-result zips), not from the project's own log:
+The session's local flock (tests/docker/conftest.py ``docker_flock``: examples/testing-setup
+with ``local.runner: docker``, applied through the CLI, its images pushed to the local registry
+that stands in for ECR): the job definition's image is the worker, its ``SHEPARD_PAYLOAD_IMAGE``
+the payload. These tests register revisions of its job definition (another payload, a missing
+image) and submit through the job layer. What is checked comes from the engine (its events) and
+from the emulator (the job records, the result zips), not from the project's own log:
 
 - a job runs in two containers, its worker (the job definition's image) and its payload;
 - the payload is the job role (``sts get-caller-identity`` through the flock's credentials
@@ -26,10 +27,8 @@ import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from shepard.emulator import emulator_environment
@@ -38,26 +37,10 @@ from shepard.joblayer.service import JobService
 from shepard.joblayer.settings import FlockSettings
 from shepard.joblayer.store import JobRecord, JobStore
 
-from .conftest import SESSION, build_image
+from .conftest import FLOCK_REGION, SESSION, DockerFlock, build_image
 
-pytestmark = pytest.mark.docker
+pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
-REGION = "us-east-1"
-FLOCK = f"dock{SESSION[:6]}"
-FLOCK_YAML = f"""\
-name: {FLOCK}
-region: {REGION}
-target: local
-batch:
-  instance_types: [c5.large]
-  desired_cpu: 1
-  desired_ram: 512
-s3:
-  force_destroy: true
-local:
-  runner: docker
-  max_parallel_jobs: 4
-"""
 WHOAMI = """\
 import json, os, resource
 import boto3
@@ -75,24 +58,33 @@ with open(os.path.join(os.environ["ROOT_OUTPUT_NAME"], "identity.json"), "w") as
 
 
 @dataclass
-class DockerFlock:
-    state_dir: Path
-    outputs: dict[str, Any]
-    endpoint_url: str
-    repository: str
-    worker_image: str
-    payload_image: str
+class JobLayer:
+    """The session's docker flock, driven through the job layer, with a payload of its own
+    (``whoami``, pushed to the flock's repository) in a revision of its job definition."""
+
+    flock: DockerFlock
     settings: FlockSettings
+    whoami_image: str
+    whoami_definition: str
+
+    @property
+    def outputs(self) -> dict[str, Any]:
+        return dict(self.flock.outputs)
+
+    @property
+    def repository(self) -> str:
+        return str(self.flock.repository)
+
+    @property
+    def worker_image(self) -> str:
+        return str(self.flock.worker_image)
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self.flock.endpoint_url)
 
     def client(self, service: str) -> Any:
-        session = boto3.Session()
-        return session.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
+        return self.flock.client(service)
 
     def store(self) -> JobStore:
         return JobStore(self.settings.table_name, self.client("dynamodb"))
@@ -120,16 +112,7 @@ class DockerFlock:
         return done
 
     def logs(self, job_ids: list[str]) -> str:
-        parts = []
-        for job_id in job_ids:
-            path = self.state_dir / "local" / "jobs" / f"{job_id}.log"
-            parts.append(f"--- {path}\n{path.read_text() if path.exists() else '(none)'}")
-        service_log = self.state_dir / "local" / "service.log"
-        if service_log.exists():
-            parts.append(
-                "--- service.log (tail)\n" + "\n".join(service_log.read_text().splitlines()[-30:])
-            )
-        return "\n".join(parts)
+        return str(self.flock.logs(job_ids))
 
     def definition_with(self, *, image: str | None = None, payload: str | None = None) -> str:
         """A new revision of the flock's job definition with another image (worker/payload)."""
@@ -175,85 +158,32 @@ def _push(client: Any, source: str, repository: str, tag: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def docker_flock(
-    docker_client: Any,
-    registry: str,
-    worker_image: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[DockerFlock]:
-    from shepard import deploy
-
-    folder = tmp_path_factory.mktemp("docker-flock")
-    repository = f"{registry}/shepard-test-{SESSION}"
-    payload_folder = folder / "payload"
-    payload_folder.mkdir()
-    (payload_folder / "whoami.py").write_text(WHOAMI)
-    (payload_folder / "Dockerfile").write_text(
-        f"FROM {worker_image}\nCOPY whoami.py /app/\nWORKDIR /app\n"
+def job_layer(
+    docker_client: Any, docker_flock: DockerFlock, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[JobLayer]:
+    """The whoami payload (FROM the flock's worker image, which has boto3) pushed to the
+    flock's repository, a job definition revision running it, and this process's AWS
+    environment pointed at the flock's emulator while the module runs."""
+    folder = tmp_path_factory.mktemp("whoami")
+    (folder / "whoami.py").write_text(WHOAMI)
+    (folder / "Dockerfile").write_text(
+        f"FROM {docker_flock.worker_image}\nCOPY whoami.py /app/\nWORKDIR /app\n"
         'ENTRYPOINT ["/opt/venv/bin/python", "/app/whoami.py"]\n'
     )
-    built = build_image(docker_client, payload_folder, f"shepard-test/whoami-flock:{SESSION}")
-    # An image of its own (one more label): the engine is shared, and an image id shared with
-    # another suite's worker image could lose its tags to that suite's cleanup.
-    worker_folder = folder / "worker"
-    worker_folder.mkdir()
-    (worker_folder / "Dockerfile").write_text(
-        f"FROM {worker_image}\nLABEL shepard.test-session={SESSION}\n"
+    built = build_image(docker_client, folder, f"shepard-test/whoami-flock:{SESSION}")
+    whoami = _push(docker_client, built, docker_flock.repository, f"whoami-{SESSION}")
+    docker_flock.extra_images += [built, whoami]
+    settings = FlockSettings.from_env(
+        {str(k): str(v) for k, v in docker_flock.outputs["lambda_environment"].items()}
     )
-    own_worker = build_image(docker_client, worker_folder, f"shepard-test/worker-flock:{SESSION}")
-    worker_uri = _push(docker_client, own_worker, repository, f"worker-{SESSION}")
-    payload_uri = _push(docker_client, built, repository, f"payload-{SESSION}")
-
-    flock_file = folder / "flock.yaml"
-    flock_file.write_text(FLOCK_YAML)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["SHEPARD_STATE_DIR"] = str(folder / "state")
-    env["SHEPARD_CONFIG_DIR"] = str(folder / "profiles")
-    progress = io.StringIO()
-    started = time.monotonic()
-    state_dir: Path | None = None
-    try:
-        outputs = deploy.apply(
-            flock_file,
-            env=env,
-            auto_approve=True,
-            progress=progress,
-            images={"worker": worker_uri, "payload": payload_uri},
-        )
-        print(f"docker_flock: applied in {time.monotonic() - started:.1f} s")
-        state_dir = deploy.state_dir_for(flock_file, FLOCK, env)
-        service = json.loads((state_dir / "local" / "service.json").read_text())
-        endpoint = str(service["endpoint_url"])
-        settings = FlockSettings.from_env(
-            {str(k): str(v) for k, v in outputs["lambda_environment"].items()}
-        )
-        with pytest.MonkeyPatch.context() as patch:
-            for key in [k for k in os.environ if k.startswith("AWS_")]:
-                patch.delenv(key)
-            for key, value in emulator_environment(endpoint, REGION).items():
-                patch.setenv(key, value)
-            yield DockerFlock(
-                state_dir=state_dir,
-                outputs=outputs,
-                endpoint_url=endpoint,
-                repository=repository,
-                worker_image=worker_uri,
-                payload_image=payload_uri,
-                settings=settings,
-            )
-    except BaseException:
-        print(progress.getvalue()[-5000:])
-        raise
-    finally:
-        deploy.destroy(flock_file, env=env, auto_approve=True, progress=progress)
-        if state_dir is not None:
-            for container in docker_client.containers.list(
-                all=True, filters={"label": f"shepard.state-dir={state_dir}"}
-            ):
-                container.remove(force=True)
-        for image in (worker_uri, payload_uri, built, own_worker):
-            with contextlib.suppress(Exception):  # already gone
-                docker_client.images.remove(image, force=True)
+    with pytest.MonkeyPatch.context() as patch:
+        for key in [k for k in os.environ if k.startswith("AWS_")]:
+            patch.delenv(key)
+        for key, value in emulator_environment(docker_flock.endpoint_url, FLOCK_REGION).items():
+            patch.setenv(key, value)
+        layer = JobLayer(docker_flock, settings, whoami, "")
+        layer.whoami_definition = layer.definition_with(payload=whoami)
+        yield layer
 
 
 def _events(client: Any, since: float, **filters: Any) -> list[dict[str, Any]]:
@@ -264,13 +194,15 @@ def _events(client: Any, since: float, **filters: Any) -> list[dict[str, Any]]:
 
 
 def test_a_job_runs_in_a_worker_and_a_payload_container_as_the_job_role(
-    docker_client: Any, docker_flock: DockerFlock
+    docker_client: Any, job_layer: JobLayer
 ) -> None:
     started = time.time()
-    job_id = docker_flock.submit({"AWS_ENDPOINT_URL_STS": docker_flock.endpoint_url})
-    record = docker_flock.wait([job_id], timeout=120)[job_id]
+    job_id = job_layer.submit(
+        {"AWS_ENDPOINT_URL_STS": job_layer.endpoint_url}, job_layer.whoami_definition
+    )
+    record = job_layer.wait([job_id], timeout=120)[job_id]
     assert record.result is not None and record.result.value == "succeeded", (
-        f"{record.reason}\n" + docker_flock.logs([job_id])
+        f"{record.reason}\n" + job_layer.logs([job_id])
     )
 
     # Two containers, seen by the engine: the job definition's image and the payload image.
@@ -280,23 +212,21 @@ def test_a_job_runs_in_a_worker_and_a_payload_container_as_the_job_role(
         (e["Actor"]["Attributes"]["shepard"], e["Actor"]["Attributes"]["image"]) for e in ours
     )
     assert kinds == [
-        ("payload", docker_flock.payload_image),
-        ("worker", docker_flock.worker_image),
+        ("payload", job_layer.whoami_image),
+        ("worker", job_layer.worker_image),
     ]
     destroyed = _events(docker_client, started, type="container", event="destroy")
     assert {e["id"] for e in ours} <= {e["id"] for e in destroyed}  # both removed
 
     # The payload's result, from the emulator's outputs bucket: it was the job role.
     (key,) = record.outputs
-    body = docker_flock.client("s3").get_object(
-        Bucket=docker_flock.outputs["outputs_bucket"], Key=key
-    )
+    body = job_layer.client("s3").get_object(Bucket=job_layer.outputs["outputs_bucket"], Key=key)
     with zipfile.ZipFile(io.BytesIO(body["Body"].read())) as result:
         identity = json.loads(result.read("identity.json"))
-    iam = docker_flock.client("iam")
+    iam = job_layer.client("iam")
     role_arn = iam.list_roles()["Roles"]
-    job_role = docker_flock.client("batch").describe_job_definitions(
-        jobDefinitions=[docker_flock.outputs["job_definition_arn"]]
+    job_role = job_layer.client("batch").describe_job_definitions(
+        jobDefinitions=[job_layer.outputs["job_definition_arn"]]
     )["jobDefinitions"][0]["containerProperties"]["jobRoleArn"]
     role_name = job_role.rsplit("/", 1)[-1]
     assert role_name in {r["RoleName"] for r in role_arn}
@@ -312,20 +242,20 @@ def test_a_job_runs_in_a_worker_and_a_payload_container_as_the_job_role(
         "AWS_REGION",
     ]
     # The engine's open-files limit, not the job definition's 1048576; the job's log says why.
-    job_log = (docker_flock.state_dir / "local" / "jobs" / f"{job_id}.log").read_text()
+    job_log = (job_layer.flock.state_dir / "local" / "jobs" / f"{job_id}.log").read_text()
     assert identity["nofile"] < 1048576
     assert f"ULIMIT_FILENO 1048576 lowered to {identity['nofile']}" in job_log
     assert "JOB_STATUS" in job_log  # the worker container's own output is in the job's log
 
 
 def test_a_missing_payload_image_fails_the_job_with_the_pull_error(
-    docker_flock: DockerFlock,
+    job_layer: JobLayer,
 ) -> None:
-    missing = f"{docker_flock.repository}:payload-missing"
-    definition = docker_flock.definition_with(payload=missing)
+    missing = f"{job_layer.repository}:payload-missing"
+    definition = job_layer.definition_with(payload=missing)
     started = time.monotonic()
-    job_id = docker_flock.submit({}, job_definition=definition)
-    record = docker_flock.wait([job_id], timeout=60)[job_id]
+    job_id = job_layer.submit({}, job_definition=definition)
+    record = job_layer.wait([job_id], timeout=60)[job_id]
     elapsed = time.monotonic() - started
     assert record.result is not None and record.result.value == "failed"
     assert record.reason is not None
@@ -335,13 +265,13 @@ def test_a_missing_payload_image_fails_the_job_with_the_pull_error(
 
 
 def test_a_missing_worker_image_fails_the_job_instead_of_leaving_it_queued(
-    docker_flock: DockerFlock,
+    job_layer: JobLayer,
 ) -> None:
-    missing = f"{docker_flock.repository}:worker-missing"
-    definition = docker_flock.definition_with(image=missing)
+    missing = f"{job_layer.repository}:worker-missing"
+    definition = job_layer.definition_with(image=missing)
     started = time.monotonic()
-    job_id = docker_flock.submit({}, job_definition=definition)
-    record = docker_flock.wait([job_id], timeout=60)[job_id]
+    job_id = job_layer.submit({}, job_definition=definition)
+    record = job_layer.wait([job_id], timeout=60)[job_id]
     elapsed = time.monotonic() - started
     assert record.result is not None and record.result.value == "failed"
     assert record.reason is not None
@@ -350,20 +280,23 @@ def test_a_missing_worker_image_fails_the_job_instead_of_leaving_it_queued(
 
 
 def test_four_jobs_submitted_together_pull_each_image_once(
-    docker_client: Any, docker_flock: DockerFlock
+    docker_client: Any, job_layer: JobLayer
 ) -> None:
-    for image in (docker_flock.worker_image, docker_flock.payload_image):
+    for image in (job_layer.worker_image, job_layer.whoami_image):
         with contextlib.suppress(Exception):  # not here: nothing to remove
-            docker_client.images.remove(image)
+            docker_client.images.remove(image)  # this tag only: the image may have others
     started = time.time()
     job_ids = [
-        docker_flock.submit({"AWS_ENDPOINT_URL_STS": docker_flock.endpoint_url, "N": str(n)})
+        job_layer.submit(
+            {"AWS_ENDPOINT_URL_STS": job_layer.endpoint_url, "N": str(n)},
+            job_layer.whoami_definition,
+        )
         for n in range(4)
     ]
-    records = docker_flock.wait(job_ids, timeout=180)
+    records = job_layer.wait(job_ids, timeout=180)
     assert {r.result.value for r in records.values() if r.result} == {"succeeded"}, [
         r.reason for r in records.values()
     ]
     pulls = [e["Actor"]["ID"] for e in _events(docker_client, started, type="image", event="pull")]
-    assert pulls.count(docker_flock.payload_image) == 1, pulls
-    assert pulls.count(docker_flock.worker_image) == 1, pulls
+    assert pulls.count(job_layer.whoami_image) == 1, pulls
+    assert pulls.count(job_layer.worker_image) == 1, pulls

@@ -1,7 +1,9 @@
 """The demo path end to end: a local flock deployed, the Hello World run, results home, destroyed.
 
 One flock for the whole module (an apply takes over a minute against the emulator); the
-destroy at the end is part of what is tested.
+destroy at the end is part of what is tested. Its jobs run as PROCESSES even where a Docker
+engine answers (``SHEPARD_DEMO_RUNNER=process``): this is the process-mode end-to-end run, and
+tests/docker/test_testing_setup_docker.py the docker-mode one.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from examples.demo import DemoJob, DemoResult, Tour, destroy_flock, run_demo
+from examples.demo import RUNNER_VARIABLE, DemoJob, DemoResult, Tour, destroy_flock, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "examples" / "testing-setup"
@@ -55,6 +57,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoResult,
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["SHEPARD_STATE_DIR"] = str(base / "state")
     env["SHEPARD_CONFIG_DIR"] = str(base / "profiles")
+    env[RUNNER_VARIABLE] = "process"
     out = io.StringIO()
     result: DemoResult | None = None
     load = None
@@ -80,7 +83,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoResult,
             from shepard import deploy
 
             shepard.local.stop(deploy.load_flock(SETUP / "flock.yaml", env).state_dir)
-    result.extra = {"quick": quick}
+    result.extra["quick"] = quick
     yield result, out.getvalue(), load
 
 
@@ -230,3 +233,17 @@ def test_a_quick_deploy_job_runs_run_sh_from_the_bucket(
     assert quick["record"].get("RESULT") == "succeeded", quick["record"]
     assert len(quick["keys"]) == 1
     assert f"for {quick['job_id']}".encode() in quick["quick_txt"]
+
+
+def test_the_jobs_ran_as_processes_and_the_demo_said_so_first(
+    demo: tuple[DemoResult, str, Any],
+) -> None:
+    result, output, _ = demo
+    said = "Jobs run as processes: SHEPARD_DEMO_RUNNER is process, so no Docker engine is used"
+    lines = output.splitlines()
+    assert said in lines
+    assert lines.index(said) < next(i for i, line in enumerate(lines) if line.startswith("1. "))
+    assert result.extra["runner"] == "process"
+    # the flock it deployed pins the runner, and its service ran processes
+    assert "runner: process" in result.flock_file.read_text()
+    assert re.search(r"job\(s\) at once \(process runner\)", output)
