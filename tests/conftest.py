@@ -34,28 +34,45 @@ def pytest_configure(config: pytest.Config) -> None:
     iam_record.install()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    from tests.support import background
+
+    background.order(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the applies of the flocks the collected tests need (tests/support/background.py)."""
+    from tests.support import background
+
+    if not session.config.option.collectonly:
+        background.start(session.items)
+
+
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    from tests.support import background
+
+    background.item_done(nodeid)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from tests.support import iam_check
+    from tests.support import background, iam_check
     from tests.support.iam_record import RECORDER
 
+    background.stop_all()
+    calls, names = RECORDER.all_calls(), RECORDER.all_names()
+    commands = RECORDER.all_commands()
     dump = os.environ.get(RECORDS_OUT_ENV)
     if dump:
-        Path(dump).write_text(iam_check.dump_records(RECORDER.all_calls(), RECORDER.all_names()))
+        Path(dump).write_text(iam_check.dump_records(calls, names, iam_check.APPLIED, commands))
     if iam_check.APPLIED is None:
         return
     write = os.environ.get(WRITE_DOC_ENV) == "1"
-    documented = None
-    if not write and iam_check.DOC.is_file():
-        documented = iam_check.documented_policies(iam_check.DOC.read_text())
-    report = iam_check.check(
-        RECORDER.all_calls(), RECORDER.all_names(), iam_check.APPLIED, documented
+    report = iam_check.session_report(
+        calls, names, iam_check.APPLIED, write_doc=write, commands=commands
     )
     iam_check.LAST_REPORT = report
-    if write:
-        iam_check.DOC.write_text(iam_check.render_doc(report.cli))
-    if not report.ok and session.exitstatus == pytest.ExitCode.OK:
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    iam_check.conclude(session, report)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

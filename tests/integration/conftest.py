@@ -20,19 +20,21 @@ The flock runs on its OWN moto server, in a process of its own (a ``SubprocessEm
 keeps its resources in module globals, so a server thread in this process would be wiped by every
 reset of the session ``emulator`` that the ``aws`` fixture does before each test.
 Treat it as shared: add objects and jobs, never delete its resources. Its buckets are
-``force_destroy`` so the teardown can empty them. At session end it is destroyed through
-``shepard.deploy.destroy`` and the teardown checks that nothing is left (the Terraform state is
-empty and, when ``tests/support/flock_checks.py`` exists, ``assert_flock_gone``). The apply takes
-about 80 s against moto, the destroy about 80 s.
+``force_destroy`` so the destroy can empty them.
+
+The apply (about 90 s against moto) and the destroy (about 80 s) run through ``shepard.deploy``
+in a process of their own (tests/support/background.py): the apply starts when collection ends,
+the tests that use the flock run after the other integration tests, and the destroy starts as
+soon as the last of them is done, while the unit suites run. The fixture's teardown waits for
+the destroy and checks that nothing is left (the Terraform state is empty and
+``assert_flock_gone``), then kills the flock's emulator.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,20 +42,12 @@ from typing import Any
 
 import pytest
 
-from shepard.emulator import SubprocessEmulator, emulator_environment
-from tests.support import iam_check
+from shepard.emulator import emulator_environment
+from tests.support import background, iam_check
 
-FLOCK_NAME = "itest-flock"
-REGION = "us-east-1"
-FLOCK_YAML = f"""\
-# The minimal flock the integration suites share (tests/integration/conftest.py).
-name: {FLOCK_NAME}
-region: {REGION}
-batch:
-  instance_types: [c5.large]
-s3:
-  force_destroy: true
-"""
+FLOCK_NAME = background.MINIMAL_NAME
+REGION = background.REGION
+FLOCK_YAML = background.MINIMAL_YAML
 
 
 @dataclass
@@ -100,29 +94,27 @@ def _state_resources(state_dir: Path) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def applied_flock(
-    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
-) -> Iterator[AppliedFlock]:
+def applied_flock(pytestconfig: pytest.Config) -> Iterator[AppliedFlock]:
+    """The minimal flock, applied through shepard.deploy in a process of its own: the apply
+    started when the session's collection ended (tests/support/background.py)."""
     from shepard import deploy
 
-    folder = tmp_path_factory.mktemp("applied-flock")
-    server = SubprocessEmulator(log_path=folder / "moto.log").start()
-    flock_file = folder / "flock.yaml"
-    flock_file.write_text(FLOCK_YAML)
-    env = flock_environment(server.endpoint_url)
-    log = io.StringIO()
+    job = background.get(background.MINIMAL)
+    flock_file = job.folder / "flock.yaml"
+    env = flock_environment(job.server.endpoint_url)
     flock: AppliedFlock | None = None
     try:
-        started = time.monotonic()
-        recorded = deploy.Timings()
-        outputs = deploy.apply(
-            flock_file, env=env, auto_approve=True, progress=log, timings=recorded
-        )
-        timings = dict(recorded.seconds)
+        try:
+            job.applied()
+        except background.RunFailed as error:
+            pytest.fail(str(error), pytrace=False)
+        applied = background.read_json(job.folder / "applied.json")
+        outputs, timings = applied["outputs"], applied["timings"]
         _report(
             pytestconfig,
-            f"applied_flock: applied in {time.monotonic() - started:.1f}s "
-            + " ".join(f"{k}={v:.1f}s" for k, v in timings.items()),
+            f"applied_flock: applied in {applied['seconds']:.1f}s "
+            + " ".join(f"{k}={v:.1f}s" for k, v in timings.items())
+            + f" (in the background; tests waited {job.waited:.1f}s for it)",
         )
         state_dir = deploy.state_dir_for(flock_file, FLOCK_NAME, env)
         # The policies as applied, for the session's IAM conformance check (tests/conftest.py).
@@ -131,7 +123,7 @@ def applied_flock(
         )
         flock = AppliedFlock(
             outputs=outputs,
-            endpoint_url=server.endpoint_url,
+            endpoint_url=job.server.endpoint_url,
             env=env,
             flock_file=flock_file,
             state_dir=state_dir,
@@ -144,23 +136,23 @@ def applied_flock(
         yield flock
     finally:
         try:
-            started = time.monotonic()
-            deploy.destroy(flock_file, env=env, auto_approve=True, progress=log)
-            _report(pytestconfig, f"applied_flock: destroyed in {time.monotonic() - started:.1f}s")
-            state_dir = deploy.state_dir_for(flock_file, FLOCK_NAME, env)
-            left = _state_resources(state_dir)
-            assert not left, f"destroy left resources in the Terraform state: {left}"
             if flock is not None:
+                # Started after the flock's last test (background.item_done); waited for here.
+                seconds = job.destroyed()
+                _report(
+                    pytestconfig,
+                    f"applied_flock: destroyed in {seconds:.1f}s (in the background)",
+                )
+                left = _state_resources(flock.state_dir)
+                assert not left, f"destroy left resources in the Terraform state: {left}"
                 _assert_gone_in_emulator(flock)
         finally:
-            server.stop()
+            job.stop()
 
 
 def _assert_gone_in_emulator(flock: AppliedFlock) -> None:
-    try:
-        from tests.support.flock_checks import assert_flock_gone
-    except ImportError:
-        return
+    from tests.support.flock_checks import assert_flock_gone
+
     saved = dict(os.environ)
     try:
         os.environ.update(emulator_environment(flock.endpoint_url, flock.region))

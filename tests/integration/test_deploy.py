@@ -176,6 +176,7 @@ def test_second_plan_has_no_changes(applied_flock: AppliedFlock) -> None:
     print("re-plan: tolerated moto noise on " + ", ".join(c["address"] for c in changes))
 
 
+@pytest.mark.reapplies
 def test_second_apply_succeeds_and_keeps_the_outputs(applied_flock: AppliedFlock) -> None:
     # Users re-apply an unchanged flock all the time (a local flock after every edit): moto's
     # re-plan noise must never make that fail ("Provider produced inconsistent final plan").

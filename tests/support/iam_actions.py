@@ -28,6 +28,8 @@ _ACTION: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "AbortMultipartUpload"): ("s3:AbortMultipartUpload",),
     ("s3", "DeleteObjects"): ("s3:DeleteObject",),
     ("s3", "CopyObject"): ("s3:PutObject",),
+    ("s3", "GetBucketNotificationConfiguration"): ("s3:GetBucketNotification",),
+    ("s3", "PutBucketNotificationConfiguration"): ("s3:PutBucketNotification",),
     ("lambda", "Invoke"): ("lambda:InvokeFunction",),
     ("lambda", "InvokeWithResponseStream"): ("lambda:InvokeFunction",),
 }

@@ -89,6 +89,7 @@ class FlockPolicies:
     queue_policies: dict[str, Policy]  # by queue ARN
     key_arn: str
     key_policy: Policy | None
+    state: Mapping[str, Any] = field(default_factory=dict, repr=False)  # as read
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any], outputs: Mapping[str, Any]) -> FlockPolicies:
@@ -122,6 +123,7 @@ class FlockPolicies:
             },
             key_arn=str(keys[0]["arn"]) if keys else "",
             key_policy=load(key_policies[0]["policy"]) if key_policies else None,
+            state=state,
         )
 
     @classmethod
@@ -148,6 +150,8 @@ def translation(names: Mapping[str, tuple[str, str]], outputs: Mapping[str, Any]
             target = outputs.get(_OUTPUT_OF_FIELD[name])
         elif origin == "profile":
             target = profile.get(f"shepard_{name}")
+        elif origin == "outputs":  # another flock's Terraform output of the same name
+            target = outputs.get(name)
         else:
             target = None
         if isinstance(target, str) and target:
@@ -176,6 +180,7 @@ def translate_call(call: Call, mapping: Mapping[str, str], outputs: Mapping[str,
         "jobDefinition",
         "repositoryName",
         "FunctionName",
+        "QueueUrl",
     ):
         if key in params:
             params[key] = _translate(params[key], mapping)
@@ -259,6 +264,11 @@ class Report:
         for role, actions in sorted(self.unused.items()):
             if actions:
                 out.append(f"  granted to role {role} and never used: {', '.join(actions)}")
+        if not self.ok:
+            out.append(
+                f"IAM conformance FAILED: {len(self.denials)} denied call(s), "
+                f"{len(self.unknown_actions)} unknown action(s): the session fails."
+            )
         return out
 
 
@@ -449,22 +459,22 @@ def _check_documented(
         if not outcome.allowed:
             reason = f"{outcome.decision.value} in docs/iam.md's policy for `{command}`"
     if reason is not None:
-        report.denials.append(Denial(generic, reason + " (run `make iam-doc`)"))
+        denial = Denial(generic, reason + " (run `make iam-doc`)")
+        if str(denial) not in {str(d) for d in report.denials}:
+            report.denials.append(denial)
 
 
 def granted_actions(policies: Iterable[Policy]) -> list[str]:
-    return sorted(
-        {
-            str(a)
-            for policy in policies
-            for st in statements(policy)
-            if st.get("Effect") == "Allow"
-            for a in (
-                st.get("Action") if isinstance(st.get("Action"), list) else [st.get("Action")]
+    granted: set[str] = set()
+    for policy in policies:
+        for st in statements(policy):
+            if st.get("Effect") != "Allow":
+                continue
+            actions = st.get("Action")
+            granted.update(
+                str(a) for a in (actions if isinstance(actions, list) else [actions]) if a
             )
-            if a
-        }
-    )
+    return sorted(granted)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -487,6 +497,11 @@ def doc_resource(resource: str, outputs: Mapping[str, Any]) -> str:
     if secret_arn and generic.startswith(secret_arn):
         generic = generic.replace(secret_arn, f"{secret_arn.rsplit('-', 1)[0]}-*", 1)
     generic = re.sub(r"(:secret:.+)-AbCdEf$", r"\1-*", generic)
+    # The flock's key and queue: named before the placeholders below, which would otherwise
+    # write the queue (named like the scheduler) as the scheduler function.
+    generic = re.sub(r"^(arn:aws:kms:[^:]*:[^:]*:key/)[0-9a-f-]{36}$", r"\1FLOCK_KEY", generic)
+    if generic == outputs.get("sqs_queue_arn"):
+        generic = generic.rsplit(":", 1)[0] + ":FLOCK_QUEUE"
     values = sorted(
         ((str(outputs[k]), p) for k, p in _PLACEHOLDER.items() if outputs.get(k)),
         key=lambda item: -len(item[0]),
@@ -505,9 +520,11 @@ call its policy here does not allow. Replace the placeholders with your flock's 
 (`shepard-tf output FLOCK --json`): `FLOCK` is the flock's name, `FLOCK_TABLE` its job table,
 `INPUTS_BUCKET`, `OUTPUTS_BUCKET`, `ERRORS_BUCKET`, `QUICK_DEPLOY_BUCKET` its buckets,
 `FLOCK_SECRET` its secret, `FLOCK_REPOSITORY` its ECR repository, `FLOCK_JOB_QUEUE` and
-`FLOCK_JOB_DEFINITION` its Batch queue and job definition, `FLOCK_API_FUNCTION` its API Lambda,
-`REGION` and `ACCOUNT` where it lives. The buckets and the secret are encrypted with the flock's
-KMS key: the `kms:` statements are what S3 and Secrets Manager use on the user's behalf.
+`FLOCK_JOB_DEFINITION` its Batch queue and job definition, `FLOCK_API_FUNCTION` and
+`FLOCK_SCHEDULER_FUNCTION` its Lambdas, `FLOCK_QUEUE` the scheduler's SQS queue, `FLOCK_KEY` the
+id of its KMS key, `REGION` and `ACCOUNT` where it lives. The buckets and the secret are
+encrypted with the flock's KMS key: the `kms:` statements are what S3 and Secrets Manager use on
+the user's behalf.
 
 Calling the API through its function URL (`batch_via_api` with an endpoint URL) needs both
 `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction` on the API function.
@@ -533,8 +550,20 @@ def policy_for(authorizations: Iterable[tuple[str, str]]) -> dict[str, Any]:
     }
 
 
-def render_doc(cli: Mapping[str, set[tuple[str, str]]]) -> str:
+# Commands that run Terraform: the deployer's rights, not listed (docs/aws.md).
+_TERRAFORM_COMMANDS = {"apply", "plan", "destroy"}
+
+
+def render_doc(cli: Mapping[str, set[tuple[str, str]]], commands: Iterable[str] = ()) -> str:
     parts = [_DOC_HEAD]
+    quiet = sorted(set(commands) - set(cli) - _TERRAFORM_COMMANDS)
+    if quiet:
+        parts.append(
+            "\nThe tests also ran "
+            + ", ".join(f"`{c}`" for c in quiet)
+            + ": these made no AWS call of their own (they read the flock's state, Terraform's"
+            " outputs or the cached role credentials), so they need no policy here.\n"
+        )
     for command in sorted(cli):
         policy = policy_for(cli[command])
         if command == "batch_via_api":
@@ -551,17 +580,64 @@ def _with_function_url(policy: dict[str, Any]) -> dict[str, Any]:
     return policy
 
 
-def dump_records(calls: Iterable[Call], names: Mapping[str, tuple[str, str]]) -> str:
-    return json.dumps(
-        {"calls": [asdict(c) for c in calls], "names": {k: list(v) for k, v in names.items()}},
-        indent=1,
-    )
+def dump_records(
+    calls: Iterable[Call],
+    names: Mapping[str, tuple[str, str]],
+    applied: FlockPolicies | None = None,
+    commands: Iterable[str] = (),
+) -> str:
+    """The session's records (and the applied flock's state), for ``tests/support/iam_doc.py``."""
+    data: dict[str, Any] = {
+        "calls": [asdict(c) for c in calls],
+        "names": {k: list(v) for k, v in names.items()},
+        "commands": sorted(commands),
+    }
+    if applied is not None:
+        data["applied"] = {"state": applied.state, "outputs": applied.outputs}
+    return json.dumps(data, indent=1)
 
 
 def load_records(text: str) -> tuple[list[Call], dict[str, tuple[str, str]]]:
     data = json.loads(text)
     names = {k: (v[0], v[1]) for k, v in data["names"].items()}
     return [Call(**c) for c in data["calls"]], names
+
+
+def load_commands(text: str) -> set[str]:
+    return set(json.loads(text).get("commands", []))
+
+
+def load_applied(text: str) -> FlockPolicies | None:
+    applied = json.loads(text).get("applied")
+    if applied is None:
+        return None
+    return FlockPolicies.from_state(applied["state"], applied["outputs"])
+
+
+def conclude(session: Any, report: Report) -> None:
+    """A session whose calls the policies deny fails, even when every test passed."""
+    import pytest
+
+    if not report.ok and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def session_report(
+    calls: Sequence[Call],
+    names: Mapping[str, tuple[str, str]],
+    applied: FlockPolicies,
+    *,
+    write_doc: bool,
+    commands: Iterable[str] = (),
+) -> Report:
+    """The session's check: against docs/iam.md as it is, or writing it (``make iam-doc``)."""
+    documented = None
+    if not write_doc and DOC.is_file():
+        documented = documented_policies(DOC.read_text())
+    report = check(calls, names, applied, documented)
+    if write_doc:
+        DOC.write_text(render_doc(report.cli, commands))
+    return report
 
 
 def documented_policies(text: str) -> dict[str, Policy]:

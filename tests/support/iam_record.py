@@ -85,6 +85,7 @@ class Recorder:
     names: dict[str, tuple[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     sink: Path | None = None  # a subprocess appends its calls here
+    commands: set[str] = field(default_factory=set)  # every CLI command the tests ran
 
     def add(self, call: Call) -> None:
         with self.lock:
@@ -102,6 +103,20 @@ class Recorder:
                 if self.sink is not None:
                     with self.sink.open("a") as out:
                         out.write(json.dumps({"name": [value, origin, field_name]}) + "\n")
+
+    def command(self, name: str) -> None:
+        with self.lock:
+            self.commands.add(name)
+            if self.sink is not None:
+                with self.sink.open("a") as out:
+                    out.write(json.dumps({"command": name}) + "\n")
+
+    def all_commands(self) -> set[str]:
+        found = set(self.commands)
+        for line in _subprocess_lines():
+            if "command" in line:
+                found.add(str(line["command"]))
+        return found
 
     def all_calls(self) -> list[Call]:
         """This process's calls and those the subprocesses wrote."""
@@ -180,7 +195,8 @@ def _resource_params(params: Mapping[str, Any]) -> dict[str, Any]:
         ]
     if isinstance(kept.get("CopySource"), Mapping):
         kept["CopySource"] = {k: kept["CopySource"].get(k) for k in ("Bucket", "Key")}
-    return json.loads(json.dumps(kept, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(kept, default=str))
+    return plain
 
 
 def _before(params: Mapping[str, Any], model: Any, context: dict[str, Any], **kwargs: Any) -> None:
@@ -273,6 +289,24 @@ def install() -> None:
 
     threading.Thread.start = recording_start  # type: ignore[method-assign]
     _hook_settings()
+    _hook_cli()
+
+
+def _hook_cli() -> None:
+    """Note every command ``shepard.cli.main`` runs, for docs/iam.md's list of the commands
+    that make no AWS call."""
+    from shepard import cli
+
+    original = cli.main
+
+    def main(argv: Any = None, *args: Any, **kwargs: Any) -> int:
+        words = [str(w) for w in (sys.argv[1:] if argv is None else argv)]
+        command = next((w for w in words if not w.startswith("-")), None)
+        if command:
+            RECORDER.command(command)
+        return original(argv, *args, **kwargs)
+
+    cli.main = main
 
 
 _FLOCK_FIELDS = {
@@ -316,6 +350,25 @@ def _hook_settings() -> None:
             RECORDER.name(repository, "flock", "ecr_repository_name")
 
         WorkerSettings.__init__ = init
+
+    try:
+        from shepard_worker.runners import EcrImage
+    except ImportError:
+        pass
+    else:  # the worker's payload image lives in the flock's repository
+        _wrap_init(EcrImage, "flock", {"repository": "ecr_repository_name"})
+
+    # `shepard-tf check` names the flock's resources from its Terraform outputs.
+    from shepard import check as flock_check
+
+    original_run_checks = flock_check.run_checks
+
+    def run_checks(clients: Any, outputs: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        for key, value in outputs.items():
+            RECORDER.name(value, "outputs", key)
+        return original_run_checks(clients, outputs, *args, **kwargs)
+
+    flock_check.run_checks = run_checks
 
     original_get = profiles.Settings.get
 

@@ -13,6 +13,7 @@ from tests.support.iam_check import (
     FlockPolicies,
     Role,
     check,
+    conclude,
     doc_resource,
     documented_policies,
     render_doc,
@@ -259,3 +260,62 @@ def test_the_doc_policy_allows_exactly_what_was_recorded() -> None:
     assert doc_resource("arn:aws:s3:::f-inputs-1/a/b.zip", flock.outputs) == (
         "arn:aws:s3:::INPUTS_BUCKET/*"
     )
+
+
+def test_a_denied_call_fails_a_session_whose_tests_all_passed() -> None:
+    call = Call("scheduler", "dynamodb", "BatchWriteItem", "us-east-1",
+                {"RequestItems": {"f-jobs": None}}, status=200)  # fmt: skip
+    report = check([call], {}, _flock(_old_scheduler_policy()))
+
+    class Session:
+        exitstatus: int = pytest.ExitCode.OK
+
+    session = Session()
+    conclude(session, report)
+    assert session.exitstatus == pytest.ExitCode.TESTS_FAILED
+    assert report.lines()[-1].startswith("IAM conformance FAILED: 1 denied call(s)")
+    failed = Session()
+    failed.exitstatus = pytest.ExitCode.INTERRUPTED
+    conclude(failed, report)  # a worse status is kept
+    assert failed.exitstatus == pytest.ExitCode.INTERRUPTED
+    passed = Session()
+    conclude(passed, check([], {}, _flock(_old_scheduler_policy())))
+    assert passed.exitstatus == pytest.ExitCode.OK
+
+
+def test_the_check_commands_resources_come_from_its_flocks_outputs() -> None:
+    flock = _flock(_old_scheduler_policy())
+    flock.outputs = {**flock.outputs, "inputs_bucket": "f-inputs-1",
+                     "sqs_queue_url": f"http://127.0.0.1:1/{ACCOUNT}/f-scheduler",
+                     "sqs_queue_arn": f"arn:aws:sqs:us-east-1:{ACCOUNT}:f-scheduler",
+                     "scheduler_function_name": "f-scheduler"}  # fmt: skip
+    calls = [
+        Call("cli:check", "s3", "GetBucketNotificationConfiguration", "us-east-1",
+             {"Bucket": "other-inputs"}, 200),
+        Call("cli:check", "sqs", "GetQueueAttributes", "us-east-1",
+             {"QueueUrl": f"http://127.0.0.1:2/{ACCOUNT}/other-scheduler"}, 200),
+        Call("cli:check", "sqs", "GetQueueAttributes", "us-east-1",
+             {"QueueUrl": f"http://127.0.0.1:2/{ACCOUNT}/other-scheduler"}, 200),
+    ]  # fmt: skip
+    names = {
+        "other-inputs": ("outputs", "inputs_bucket"),
+        f"http://127.0.0.1:2/{ACCOUNT}/other-scheduler": ("outputs", "sqs_queue_url"),
+    }
+    report = check(calls, names, flock, documented={})
+    assert report.cli == {
+        "check": {
+            ("s3:GetBucketNotification", "arn:aws:s3:::INPUTS_BUCKET"),
+            ("sqs:GetQueueAttributes", "arn:aws:sqs:REGION:ACCOUNT:FLOCK_QUEUE"),
+        }
+    }
+    key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/2045cf5c-0499-47aa-895c-c1bb3c42b9ac"
+    assert doc_resource(key, flock.outputs) == "arn:aws:kms:REGION:ACCOUNT:key/FLOCK_KEY"
+    # Undocumented: one denial per action and resource, however often the command called it.
+    assert len(report.denials) == 2 and not report.unknown_actions
+
+
+def test_the_doc_names_the_commands_that_made_no_aws_call() -> None:
+    cli = {"query": {("dynamodb:Query", "arn:aws:dynamodb:REGION:ACCOUNT:table/FLOCK_TABLE")}}
+    doc = render_doc(cli, {"query", "describe", "check_role", "apply"})
+    assert "The tests also ran `check_role`, `describe`: these made no AWS call" in doc
+    assert list(documented_policies(doc)) == ["query"]

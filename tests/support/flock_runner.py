@@ -1,0 +1,69 @@
+"""A flock's apply or destroy in a process of its own (tests/support/background.py starts it).
+
+``deploy-apply FLOCK_YAML RESULT_JSON`` and ``deploy-destroy FLOCK_YAML`` go through
+shepard.deploy, as the CLI does (it installs signal handlers, which only a main thread may);
+``terraform-apply ROOT OUTPUTS_JSON`` and ``terraform-destroy ROOT`` run plain Terraform in a
+prepared root module. The environment points at the flock's emulator. Progress goes to stdout
+(the run's log); the exit status says whether it worked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _terraform(root: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["terraform", f"-chdir={root}", *args],
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    sys.stdout.write(done.stdout[-20000:] if args[0] != "output" else "")
+    sys.stdout.write(done.stderr)
+    if done.returncode != 0:
+        raise SystemExit(f"terraform {args[0]} failed ({done.returncode})")
+    return done.stdout
+
+
+def main(argv: list[str]) -> int:
+    command, *rest = argv
+    started = time.monotonic()
+    if command == "deploy-apply":
+        from shepard import deploy
+
+        flock_file, result = Path(rest[0]), Path(rest[1])
+        timings = deploy.Timings()
+        outputs = deploy.apply(
+            flock_file, env=dict(os.environ), auto_approve=True, progress=sys.stdout,
+            timings=timings,
+        )  # fmt: skip
+        seconds = time.monotonic() - started
+        result.write_text(
+            json.dumps({"outputs": outputs, "timings": dict(timings.seconds), "seconds": seconds})
+        )
+    elif command == "deploy-destroy":
+        from shepard import deploy
+
+        deploy.destroy(Path(rest[0]), env=dict(os.environ), auto_approve=True, progress=sys.stdout)
+    elif command == "terraform-apply":
+        root, result = Path(rest[0]), Path(rest[1])
+        _terraform(root, "init", "-input=false", "-no-color")
+        _terraform(root, "apply", "-auto-approve", "-input=false", "-no-color")
+        result.write_text(_terraform(root, "output", "-json"))
+    elif command == "terraform-destroy":
+        _terraform(Path(rest[0]), "destroy", "-auto-approve", "-input=false", "-no-color")
+    else:
+        raise SystemExit(f"unknown command {command!r}")
+    print(f"{command}: {time.monotonic() - started:.1f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
