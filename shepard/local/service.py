@@ -9,7 +9,6 @@ after the CLI exits until :func:`shepard.local.stop` sends it SIGTERM.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -17,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,18 +33,32 @@ from shepard.local.settings import LocalSettings, Paths
 
 log = logging.getLogger("shepard.local.service")
 
-SCHEDULER_HANDLER = "lambdas.scheduler.handler"
-API_HANDLER = "lambdas.api.handler"
 WATCH_INTERVAL_SECONDS = 0.5
 
 
-def _load_handler(module: str) -> Handler | None:
-    try:
-        handler: Handler = importlib.import_module(module).handler
-    except (ImportError, AttributeError) as exc:
-        log.error("cannot load %s.handler: %s", module, exc)
-        return None
+def _scheduler_handler() -> Handler:
+    from lambdas.scheduler.handler import handler
+
     return handler
+
+
+def _api_handler() -> Handler:
+    from lambdas.api.handler import handler
+
+    return handler
+
+
+# The Lambda handlers, imported on first use: the service starts before the flock's outputs
+# exist, and a handler reads its environment (the flock's names) when it is first called.
+HANDLERS: dict[str, Callable[[], Handler]] = {"scheduler": _scheduler_handler, "api": _api_handler}
+
+
+def _load_handler(key: str) -> Handler | None:
+    try:
+        return HANDLERS[key]()
+    except ImportError as exc:
+        log.error("cannot load the %s Lambda's handler: %s", key, exc)
+        return None
 
 
 def docker_engine_answers(timeout: float = 2.0) -> bool:
@@ -230,9 +243,9 @@ class Service:
         handlers = dict(self.state.handlers)
         if outputs is not None:
             self._apply_lambda_environment(outputs.lambda_environment)
-            for key, module in (("scheduler", SCHEDULER_HANDLER), ("api", API_HANDLER)):
+            for key in HANDLERS:
                 if key not in handlers:
-                    loaded = _load_handler(module)
+                    loaded = _load_handler(key)
                     if loaded is not None:
                         handlers[key] = loaded
             functions: dict[str, Handler] = {}

@@ -142,7 +142,8 @@ def test_the_worker_tag_follows_the_files_its_dockerfile_copies(tmp_path: Path) 
 
 
 def test_ecr_login_becomes_the_registry_auth_of_the_push() -> None:
-    moto = pytest.importorskip("moto")
+    import moto
+
     from shepard.joblayer import calls, clients
 
     saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
