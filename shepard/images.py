@@ -26,7 +26,7 @@ from typing import IO, Any
 
 from shepard.errors import BackendError, BadInput, ShepardError
 from shepard.joblayer.calls import RegistryLogin
-from shepard.worker_image import REPO_ROOT, WORKER_FILES, build_worker_image
+from shepard.worker_image import REPO_ROOT, WORKER_FILES, build_worker_image, docker_build
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 DOCKERFILE_NAMES = ("Dockerfile", "Dockerfile.txt")
@@ -261,35 +261,16 @@ def build_payload(
     progress: Progress,
 ) -> None:
     """``docker build`` of the code folder as ``uri``, its output streamed to ``progress``."""
-    import docker
-
-    last: list[str] = []
-    try:
-        for chunk in client.api.build(
-            path=str(code_dir),
-            dockerfile=dockerfile,
-            tag=uri,
-            buildargs={"BASE_IMAGE": base_image} if base_image else None,
-            pull=False,
-            rm=True,
-            forcerm=True,
-            decode=True,
-        ):
-            if "error" in chunk:
-                tail = "\n".join(last[-8:])
-                raise BadInput(
-                    f"while building the payload image from {code_dir / dockerfile}: "
-                    f"{str(chunk['error']).strip()}. Fix the Dockerfile; the build ended with:"
-                    f"\n{tail}"
-                )
-            for line in _ANSI.sub("", str(chunk.get("stream") or "")).splitlines():
-                if line.strip():
-                    last.append(line.rstrip())
-                    progress(line.rstrip())
-    except docker.errors.APIError as exc:
-        raise BackendError(
-            f"while building the payload image: the Docker engine said {exc}. Check Docker."
-        ) from None
+    docker_build(
+        client,
+        path=code_dir,
+        dockerfile=dockerfile,
+        tag=uri,
+        buildargs={"BASE_IMAGE": base_image} if base_image else None,
+        progress=progress,
+        doing=f"building the payload image from {code_dir / dockerfile}",
+        fix="Fix the Dockerfile",
+    )
 
 
 def push(

@@ -209,7 +209,6 @@ def build_worker_image(
     when it is here already. Raises BadInput when the Dockerfile fails, BackendError when the
     engine or pip does.
     """
-    import docker
 
     if wheels is None:
         wheels = _has_image(client, base_image)
@@ -228,38 +227,67 @@ def build_worker_image(
             buildargs["WHEELS_DIR"] = WHEELS_FOLDER
         context = prepare_context(Path(tmp), repo_root=repo_root, wheels=wheel_dir)
         progress(f"worker image: building {tag} from {base_image}")
-        image_id = ""
-        last: list[str] = []
-        try:
-            for chunk in client.api.build(
-                path=str(context),
-                dockerfile=DOCKERFILE,
-                tag=tag,
-                buildargs=buildargs,
-                pull=False,
-                rm=True,
-                forcerm=True,
-                decode=True,
-            ):
-                if "error" in chunk:
-                    tail = "\n".join(last[-8:])
-                    raise BadInput(
-                        f"while building the worker image {tag}: {str(chunk['error']).strip()}. "
-                        f"Fix {DOCKERFILE} or the base image {base_image}; the build ended "
-                        f"with:\n{tail}"
-                    )
-                aux = chunk.get("aux")
-                if isinstance(aux, dict) and aux.get("ID"):
-                    image_id = str(aux["ID"])
-                for line in _ANSI.sub("", str(chunk.get("stream") or "")).splitlines():
-                    if line.strip():
-                        last.append(line.rstrip())
-                        progress(line.rstrip())
-        except docker.errors.APIError as error:
-            raise BackendError(
-                f"while building the worker image {tag}: the Docker engine said {error}. "
-                "Check that the engine runs and that the base image exists."
-            ) from None
+        image_id = docker_build(
+            client,
+            path=context,
+            dockerfile=DOCKERFILE,
+            tag=tag,
+            buildargs=buildargs,
+            progress=progress,
+            doing=f"building the worker image {tag}",
+            fix=f"Fix {DOCKERFILE} or the base image {base_image}",
+        )
     if not image_id:
         image_id = str(client.images.get(tag).id)
+    return image_id
+
+
+def docker_build(
+    client: Any,
+    *,
+    path: Path,
+    dockerfile: str,
+    tag: str,
+    buildargs: dict[str, str] | None,
+    progress: Callable[[str], None],
+    doing: str,
+    fix: str,
+) -> str:
+    """``docker build`` of ``path`` as ``tag`` (never pulling: the base is local or given), its
+    output streamed line by line to ``progress``; the new image's id ("" if the engine did not
+    say). A failed step is a :class:`BadInput` naming ``fix`` with the build's last lines; an
+    engine failure is a :class:`BackendError`."""
+    import docker
+
+    image_id = ""
+    last: list[str] = []
+    try:
+        for chunk in client.api.build(
+            path=str(path),
+            dockerfile=dockerfile,
+            tag=tag,
+            buildargs=buildargs or None,
+            pull=False,
+            rm=True,
+            forcerm=True,
+            decode=True,
+        ):
+            if "error" in chunk:
+                tail = "\n".join(last[-8:])
+                raise BadInput(
+                    f"while {doing}: {str(chunk['error']).strip()}. {fix}; the build ended "
+                    f"with:\n{tail}"
+                )
+            aux = chunk.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = str(aux["ID"])
+            for line in _ANSI.sub("", str(chunk.get("stream") or "")).splitlines():
+                if line.strip():
+                    last.append(line.rstrip())
+                    progress(line.rstrip())
+    except docker.errors.APIError as error:
+        raise BackendError(
+            f"while {doing}: the Docker engine said {error}. Check that the engine runs and that "
+            "the base image exists."
+        ) from None
     return image_id
