@@ -246,6 +246,7 @@ class RecordFailure(Protocol):
         job_id: str,
         batch_job_id: str | None,
         reason: str,
+        /,
         *,
         exit_code: int | None = None,
         worker_ran: bool = False,
