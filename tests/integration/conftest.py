@@ -141,7 +141,8 @@ def applied_flock(pytestconfig: pytest.Config) -> Iterator[AppliedFlock]:
                 seconds = job.destroyed()
                 _report(
                     pytestconfig,
-                    f"applied_flock: destroyed in {seconds:.1f}s (in the background)",
+                    f"applied_flock: re-applied, planned and destroyed in {seconds:.1f}s"
+                    " (in the background)",
                 )
                 left = _state_resources(flock.state_dir)
                 assert not left, f"destroy left resources in the Terraform state: {left}"

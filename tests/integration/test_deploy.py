@@ -1,13 +1,13 @@
 """shepard.deploy against the emulator: the applied flock, a clean re-plan, errors, outputs.
 
 The flock is applied once per session by the ``applied_flock`` fixture (tests/integration/
-conftest.py); these tests read it and never change it.
+conftest.py); these tests read it and never change it. The re-apply runs after them, before the
+flock's destroy.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import shutil
 import subprocess
@@ -21,7 +21,10 @@ import pytest
 from shepard import deploy
 from shepard.deploy import emulator_overlay
 from shepard.errors import BackendError, ExitStatus, ShepardError
+from shepard.tf.events import PlannedChange
+from shepard.tf.flock import PlanSummary
 from tests.integration.conftest import AppliedFlock
+from tests.support import background
 from tests.support.flock_checks import check_flock
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -176,18 +179,30 @@ def test_second_plan_has_no_changes(applied_flock: AppliedFlock) -> None:
     print("re-plan: tolerated moto noise on " + ", ".join(c["address"] for c in changes))
 
 
-@pytest.mark.reapplies
+@pytest.mark.after_destroy
 def test_second_apply_succeeds_and_keeps_the_outputs(applied_flock: AppliedFlock) -> None:
     # Users re-apply an unchanged flock all the time (a local flock after every edit): moto's
     # re-plan noise must never make that fail ("Provider produced inconsistent final plan").
-    log = io.StringIO()
-    started = time.monotonic()
-    outputs = deploy.apply(
-        applied_flock.flock_file, env=applied_flock.env, auto_approve=True, progress=log
-    )
-    print(f"re-apply: {time.monotonic() - started:.1f}s")
+    # The re-apply (deploy.apply) and the plan after it (deploy.plan) run in the background
+    # once the flock's other tests are done, right before its destroy (tests/support/
+    # background.py, flock_runner.py): this test runs at the end of the session and reads
+    # what they returned (the destroy is the fixture's to check).
+    job = background.get(background.MINIMAL)
+    reapplied = job.wait_for(background.REAPPLIED)
+    if reapplied is None:
+        pytest.fail(f"the re-apply left no result; its log ends:\n{job.log_tail('destroy')}")
+    result = background.read_json(reapplied)
+    assert "error" not in result, result.get("error")
+    print(f"re-apply: {result['seconds']:.1f}s")
+    outputs = result["outputs"]
     assert outputs == applied_flock.outputs
-    after = deploy.plan(applied_flock.flock_file, env=applied_flock.env)
+    planned = result["plan_after"]
+    after = PlanSummary(
+        planned["add"],
+        planned["change"],
+        planned["destroy"],
+        tuple(PlannedChange(**change) for change in planned["changes"]),
+    )
     assert after.destroy == 0, after
     # moto drops a queue's policy when the provider rewrites its (whitespace-only) redrive
     # policy, so the next plan puts the policy back; nothing else may be created again.

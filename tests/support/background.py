@@ -153,8 +153,25 @@ class Flock:
         assert self.destroy is not None
         return self.destroy.wait()
 
+    def wait_for(self, name: str, timeout: float = WAIT_LIMIT) -> Path | None:
+        """``<folder>/<name>``, which the destroy run writes before it destroys (starting that
+        run if nobody has); None when the run ended without writing it."""
+        self.start_destroy()
+        assert self.destroy is not None
+        path = self.folder / name
+        deadline = time.monotonic() + timeout
+        while not path.is_file():
+            if not self.destroy.running() or time.monotonic() > deadline:
+                return path if path.is_file() else None
+            time.sleep(0.5)
+        return path
+
     def log(self, what: str) -> Path:
         return self.folder / f"{what}.log"
+
+    def log_tail(self, what: str, size: int = 4000) -> str:
+        path = self.log(what)
+        return path.read_text(errors="replace")[-size:] if path.is_file() else "(no log)"
 
     def stop(self) -> None:
         for run in (self.apply, self.destroy):
@@ -206,6 +223,8 @@ batch:
 s3:
   force_destroy: true
 """
+# What the re-apply before the minimal flock's destroy gave (tests/integration/test_deploy.py).
+REAPPLIED = "reapplied.json"
 FULL_CASE = ROOT / "tests" / "terraform" / "cases" / "full.tfvars.json"
 
 
@@ -215,7 +234,7 @@ def _prepare_minimal(folder: Path, env: dict[str, str]) -> tuple[list[str], list
     flock_file.write_text(MINIMAL_YAML)
     return (
         _runner("deploy-apply", str(flock_file), str(folder / "applied.json")),
-        _runner("deploy-destroy", str(flock_file)),
+        _runner("deploy-destroy", str(flock_file), str(folder / REAPPLIED)),
     )
 
 
@@ -265,8 +284,11 @@ RECIPES: dict[str, Prepare] = {MINIMAL: _prepare_minimal, FULL: _prepare_full}
 
 
 def needed(items: Iterable[pytest.Item]) -> dict[str, list[pytest.Item]]:
+    """The tests that use each flock before its destroy."""
     users: dict[str, list[pytest.Item]] = {}
     for item in items:
+        if item.get_closest_marker("after_destroy") is not None:
+            continue
         names = getattr(item, "fixturenames", ())
         for flock, fixture in FIXTURE_OF.items():
             if fixture in names:
@@ -276,29 +298,34 @@ def needed(items: Iterable[pytest.Item]) -> dict[str, list[pytest.Item]]:
 
 def order(items: list[pytest.Item]) -> None:
     """In place: the tests that need no flock and are not CPU-bound suites first, then the
-    flocks' users (their applies had that long; those that re-apply last), then the unit and
-    Terraform suites (the destroys run meanwhile), and the tests that wait for a destroy
-    last."""
+    flocks' users (their applies had that long), then the unit and Terraform suites (the
+    destroys run meanwhile), and the tests that wait for a destroy last."""
     users = {id(item) for group in needed(items).values() for item in group}
 
     def rank(item: pytest.Item) -> int:
         if item.get_closest_marker("after_destroy") is not None:
-            return 4
-        if id(item) in users:
-            # A test that changes the flock (a re-apply) runs after the tests that expect it
-            # as its first apply left it ("right after an apply, a second plan is empty").
-            return 2 if item.get_closest_marker("reapplies") is not None else 1
-        if item.nodeid.startswith(TAIL_SUITES):
             return 3
+        if id(item) in users:
+            return 1
+        if item.nodeid.startswith(TAIL_SUITES):
+            return 2
         return 0
 
     items.sort(key=rank)  # stable: the order within each group is kept
 
 
 def start(items: Sequence[pytest.Item]) -> None:
-    """Start the apply of every flock a collected test needs; remember each one's last user."""
+    """Start the apply of every flock a collected test needs; remember each one's last user
+    (none when only tests that wait for its destroy use it: they start the destroy)."""
     for flock, group in needed(items).items():
         _LAST_USER[flock] = group[-1].nodeid
+    wanted = {
+        f
+        for f, fixture in FIXTURE_OF.items()
+        for i in items
+        if fixture in getattr(i, "fixturenames", ())
+    }
+    for flock in sorted(wanted):
         get(flock)
 
 

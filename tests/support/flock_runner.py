@@ -1,7 +1,8 @@
 """A flock's apply or destroy in a process of its own (tests/support/background.py starts it).
 
-``deploy-apply FLOCK_YAML RESULT_JSON`` and ``deploy-destroy FLOCK_YAML`` go through
-shepard.deploy, as the CLI does (it installs signal handlers, which only a main thread may);
+``deploy-apply FLOCK_YAML RESULT_JSON`` and ``deploy-destroy FLOCK_YAML [REAPPLIED_JSON]`` (a
+re-apply and a plan first, their results in REAPPLIED_JSON) go through shepard.deploy, as the
+CLI does (it installs signal handlers, which only a main thread may);
 ``terraform-apply ROOT OUTPUTS_JSON`` and ``terraform-destroy ROOT`` run plain Terraform in a
 prepared root module. The environment points at the flock's emulator. Progress goes to stdout
 (the run's log); the exit status says whether it worked.
@@ -32,6 +33,25 @@ def _terraform(root: Path, *args: str) -> str:
     return done.stdout
 
 
+def _reapply(flock_file: Path) -> dict[str, object]:
+    """``deploy.apply`` of the applied flock again, then ``deploy.plan``: what a user who
+    re-applies an unchanged flock gets (tests/integration/test_deploy.py reads it)."""
+    from dataclasses import asdict
+
+    from shepard import deploy
+
+    started = time.monotonic()
+    try:
+        outputs = deploy.apply(
+            flock_file, env=dict(os.environ), auto_approve=True, progress=sys.stdout
+        )
+        seconds = time.monotonic() - started
+        after = deploy.plan(flock_file, env=dict(os.environ))
+    except Exception as error:  # the test reports it; the destroy still runs
+        return {"error": f"{type(error).__name__}: {error}"}
+    return {"outputs": outputs, "seconds": seconds, "plan_after": asdict(after)}
+
+
 def main(argv: list[str]) -> int:
     command, *rest = argv
     started = time.monotonic()
@@ -51,7 +71,13 @@ def main(argv: list[str]) -> int:
     elif command == "deploy-destroy":
         from shepard import deploy
 
-        deploy.destroy(Path(rest[0]), env=dict(os.environ), auto_approve=True, progress=sys.stdout)
+        flock_file = Path(rest[0])
+        if len(rest) > 1:  # first re-apply it unchanged, and plan once more
+            result = Path(rest[1])
+            partial = result.with_suffix(".partial")
+            partial.write_text(json.dumps(_reapply(flock_file)))
+            partial.rename(result)  # whole or absent for whoever waits for it
+        deploy.destroy(flock_file, env=dict(os.environ), auto_approve=True, progress=sys.stdout)
     elif command == "terraform-apply":
         root, result = Path(rest[0]), Path(rest[1])
         _terraform(root, "init", "-input=false", "-no-color")
