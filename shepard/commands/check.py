@@ -56,12 +56,12 @@ def check(ctx: Context) -> int:
             f" outputs). Run `shepard-tf apply {flock_file}` first."
         )
     settings = ctx.aws_settings()
-    if flock.target == "local":
+    running = deploy.target_for(flock, terraform_env(ctx)).running_service(
+        flock, doing=f"checking the local flock {flock.name}"
+    )
+    if running is not None:
         import shepard.local
 
-        running = shepard.local.require_running(
-            flock.state_dir, doing=f"checking the local flock {flock.name}"
-        )
         settings = replace(
             settings,
             region=flock.region,

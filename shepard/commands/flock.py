@@ -18,7 +18,6 @@ from shepard import images as image_builder
 from shepard.commands import Context
 from shepard.core import deployer_of, flock_file_of, flock_outputs, write_profile_from_outputs
 from shepard.deploy import Deployer, default_stages
-from shepard.deploy.images import with_local_images
 from shepard.errors import BadInput, ShepardError
 
 EXAMPLES = Path(__file__).resolve().parent.parent.parent / "examples"
@@ -69,10 +68,9 @@ def apply(ctx: Context) -> int:
     flock_file = flock_file_of(ctx, "applying the flock")
     plan_file = ctx.flag("plan_file")
     deployer = deployer_of(ctx, flock_file)
-    if not plan_file:  # a saved plan carries its own images
-        deployer.stages = with_local_images(
-            list(deployer.stages), deployer.flock, stream=ctx.console.err
-        )
+    image_stages = deployer.where.image_stages(deployer.flock, stream=ctx.console.err)
+    if image_stages and not plan_file:  # a saved plan carries its own images
+        deployer.stages = [*deployer.stages, *image_stages]
     result = deployer.apply(
         auto_approve=bool(ctx.flag("auto_approve")),
         plan_file=Path(plan_file).expanduser() if plan_file else None,
@@ -154,14 +152,11 @@ def deploy(ctx: Context) -> int:
     deployer = deployer_of(ctx, flock_file)
     auto_approve = bool(ctx.flag("auto_approve"))
     if not ctx.flag("skip_images"):
-        if deployer.where.kind == "local":
-            # Built, tagged by content and pushed to the local registry by the images stage.
-            deployer.stages = with_local_images(
-                list(deployer.stages),
-                deployer.flock,
-                stream=ctx.console.err,
-                code_dir=folder / "code",
-            )
+        image_stages = deployer.where.image_stages(
+            deployer.flock, stream=ctx.console.err, code_dir=folder / "code"
+        )
+        if image_stages is not None:
+            deployer.stages = [*deployer.stages, *image_stages]
         else:
             deployer.stages = default_stages(_push_to_ecr(ctx, deployer, folder, auto_approve))
     outputs = deployer.apply(auto_approve=auto_approve).outputs

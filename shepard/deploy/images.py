@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from shepard import images
 from shepard.deploy.flock import Flock
-from shepard.deploy.stages import RememberImages, Stage
+from shepard.deploy.stages import RememberImages
 from shepard.errors import BadInput
 
 
@@ -57,8 +57,6 @@ class LocalImages:
     published: images.Published | None = None
 
     def run(self, flock: Flock, tfvars: dict[str, Any], env: Mapping[str, str]) -> None:
-        if flock.target != "local":
-            return
         progress = images.ImageProgress.for_stream(self.stream, env)
         runner = flock.config.local.runner if flock.config is not None else "auto"
         if runner == "process":
@@ -111,12 +109,3 @@ def publish_local(
         progress.note(f"images: local flock {flock.name} has no code folder: no payload image")
     wanted.append(images.worker_image(client, base_image=base))
     return images.publish(client, wanted, registry, progress)
-
-
-def with_local_images(
-    stages: list[Stage], flock: Flock, *, stream: IO[str], code_dir: Path | None = None
-) -> list[Stage]:
-    """``stages`` with :class:`LocalImages` last, for a ``target: local`` flock."""
-    if flock.target != "local":
-        return stages
-    return [*stages, LocalImages(code_dir=code_dir, stream=stream)]

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import shepard.local
 from shepard.deploy.flock import Flock
+from shepard.deploy.images import LocalImages
+from shepard.deploy.stages import Stage
 from shepard.emulator import MOTO_ACCOUNT_ID, is_loopback_url
 from shepard.tf.workdir import write_if_changed
 
@@ -88,6 +90,17 @@ class AwsTarget:
         """Destroy without Terraform when that is the same thing; seconds taken, or None."""
         return None
 
+    def image_stages(
+        self, flock: Flock, *, stream: IO[str], code_dir: Path | None = None
+    ) -> list[Stage] | None:
+        """Stages that build and publish the flock's images before Terraform runs; None when
+        they go to ECR, which exists only after a first apply (``deploy`` pushes them)."""
+        return None
+
+    def running_service(self, flock: Flock, *, doing: str) -> Any | None:
+        """The service that stands in for AWS on this machine (its endpoints), or None."""
+        return None
+
     def after_destroy(self, flock: Flock) -> None:
         """What follows a Terraform destroy."""
 
@@ -142,6 +155,15 @@ class LocalTarget(EmulatorTarget):
 
     def after_destroy(self, flock: Flock) -> None:
         shepard.local.stop(flock.state_dir)
+
+    def image_stages(
+        self, flock: Flock, *, stream: IO[str], code_dir: Path | None = None
+    ) -> list[Stage] | None:
+        """Built, tagged by content and pushed to the local registry standing in for ECR."""
+        return [LocalImages(code_dir=code_dir, stream=stream)]
+
+    def running_service(self, flock: Flock, *, doing: str) -> Any | None:
+        return shepard.local.require_running(flock.state_dir, doing=doing)
 
 
 def target_for(flock: Flock, env: Mapping[str, str]) -> AwsTarget:
