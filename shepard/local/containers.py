@@ -243,9 +243,9 @@ class RecordFailure(Protocol):
 
     def __call__(
         self,
-        job_id: str,
-        batch_job_id: str | None,
-        reason: str,
+        job: str,
+        batch_job: str | None,
+        why: str,
         /,
         *,
         exit_code: int | None = None,

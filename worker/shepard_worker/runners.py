@@ -474,7 +474,7 @@ class DockerRunner:
         except docker.errors.APIError as error:
             raise BackendError(
                 f"while pulling the payload image {image}: {error}. Check that `shepard-tf "
-                "deploy` pushed it and that the instance role may pull from ECR."
+                "deploy` pushed it and that the job role may pull from the flock's ECR repository."
             ) from error
 
     def prune_images(self, image: str, log: LogSink) -> list[str]:
