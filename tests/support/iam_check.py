@@ -551,18 +551,25 @@ def policy_for(authorizations: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 
 # Commands that run Terraform: the deployer's rights, not listed (docs/aws.md).
-_TERRAFORM_COMMANDS = {"apply", "plan", "destroy"}
+_TERRAFORM_COMMANDS = {"apply", "plan", "destroy", "deploy"}
+
+
+def _declared_commands() -> set[str]:
+    from shepard.cli import COMMANDS
+
+    return {command.name for command in COMMANDS}
 
 
 def render_doc(cli: Mapping[str, set[tuple[str, str]]], commands: Iterable[str] = ()) -> str:
     parts = [_DOC_HEAD]
-    quiet = sorted(set(commands) - set(cli) - _TERRAFORM_COMMANDS)
+    quiet = sorted(set(commands) & _declared_commands() - set(cli) - _TERRAFORM_COMMANDS)
     if quiet:
         parts.append(
             "\nThe tests also ran "
             + ", ".join(f"`{c}`" for c in quiet)
             + ": these made no AWS call of their own (they read the flock's state, Terraform's"
-            " outputs or the cached role credentials), so they need no policy here.\n"
+            " outputs, the profiles or the cached role credentials), so they need no policy"
+            " here. `deploy`, like `apply`, runs Terraform.\n"
         )
     for command in sorted(cli):
         policy = policy_for(cli[command])
