@@ -1,7 +1,7 @@
 """``shepard-tf check`` against a local flock: healthy, every hop passes (the canary included);
 each hop broken behind the flock's back, check exits 1 and names that hop with a fix.
 
-One local flock for the module (an apply takes about 90 s against the emulator).
+One local flock for the module, applied in the background (tests/support/background.py).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from shepard.cli import main
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.testing import create_job_table
+from tests.support import background
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "examples" / "testing-setup"
@@ -75,27 +76,38 @@ class LocalFlock:
         return code, json.loads(out)
 
 
-@pytest.fixture(scope="module")
-def local_flock(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalFlock]:
-    base = tmp_path_factory.mktemp("check")
-    shutil.copytree(SETUP / "code", base / "code")
-    flock_file = base / "flock.yaml"
+def _prepare_local_flock(folder: Path, env: dict[str, str]) -> tuple[list[str], list[str]]:
+    shutil.copytree(SETUP / "code", folder / "code")
+    flock_file = folder / "flock.yaml"
     flock_file.write_text(FLOCK_YAML)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env["SHEPARD_STATE_DIR"] = str(base / "state")
-    env["SHEPARD_CONFIG_DIR"] = str(base / "profiles")
-    state_dir = base / "state" / "checked"
-    err = io.StringIO()
+    for key in [k for k in env if k.startswith("AWS_")]:
+        del env[key]
+    env["SHEPARD_STATE_DIR"] = str(folder / "state")
+    env["SHEPARD_CONFIG_DIR"] = str(folder / "profiles")
+    return background.cli_apply(flock_file), []  # destroyed by stopping its service
+
+
+# One local flock for the module, applied with `shepard-tf apply` in the background from the
+# end of collection (an apply takes about 90 s), while other tests run.
+background.register("check_local_flock", "local_flock", _prepare_local_flock)
+
+
+@pytest.fixture(scope="module")
+def local_flock() -> Iterator[LocalFlock]:
+    job = background.get("check_local_flock")
+    state_dir = job.folder / "state" / "checked"
     try:
-        code = main(
-            ["apply", str(flock_file), "--auto-approve"], env, stdout=io.StringIO(), stderr=err
-        )
-        assert code == 0, err.getvalue()[-3000:]
+        try:
+            job.applied()
+        except background.RunFailed as error:
+            pytest.fail(str(error), pytrace=False)
         outputs = json.loads((state_dir / "outputs.json").read_text())
         running = shepard.local.require_running(state_dir)
-        yield LocalFlock(flock_file, state_dir, env, outputs, running.endpoint_url)
+        yield LocalFlock(job.folder / "flock.yaml", state_dir, dict(job.env), outputs,
+                         running.endpoint_url)  # fmt: skip
     finally:
         shepard.local.stop(state_dir)
+        job.stop()
 
 
 def _hops(report: dict[str, Any]) -> dict[str, dict[str, Any]]:

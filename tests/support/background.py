@@ -138,7 +138,7 @@ class Flock:
             self.waited += time.monotonic() - started
 
     def start_destroy(self) -> None:
-        if self.destroy is not None:
+        if self.destroy is not None or not self.destroy_argv:
             return
         if self.apply is not None and self.apply.running():
             self.applied()
@@ -276,6 +276,18 @@ def _prepare_full(folder: Path, env: dict[str, str]) -> tuple[list[str], list[st
 
 
 RECIPES: dict[str, Prepare] = {MINIMAL: _prepare_minimal, FULL: _prepare_full}
+
+
+def register(flock: str, fixture: str, prepare: Prepare) -> None:
+    """A test module's own flock (at import, before collection ends): started in the
+    background like the others when a collected test uses ``fixture``."""
+    RECIPES[flock] = prepare
+    FIXTURE_OF[flock] = fixture
+
+
+def cli_apply(flock_file: Path) -> list[str]:
+    """The argv of ``shepard-tf apply FLOCK_YAML --auto-approve`` run through shepard.cli."""
+    return _runner("cli-apply", str(flock_file))
 
 
 # ----------------------------------------------------------------------------------------------

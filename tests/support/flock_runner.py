@@ -3,7 +3,9 @@
 ``deploy-apply FLOCK_YAML RESULT_JSON`` and ``deploy-destroy FLOCK_YAML [REAPPLIED_JSON]`` (a
 re-apply and a plan first, their results in REAPPLIED_JSON) go through shepard.deploy, as the
 CLI does (it installs signal handlers, which only a main thread may);
-``terraform-apply ROOT OUTPUTS_JSON`` and ``terraform-destroy ROOT`` run plain Terraform in a
+``cli-apply FLOCK_YAML`` is ``shepard-tf apply FLOCK_YAML --auto-approve`` (a local flock's
+service outlives it); ``terraform-apply ROOT OUTPUTS_JSON`` and ``terraform-destroy ROOT`` run
+plain Terraform in a
 prepared root module. The environment points at the flock's emulator. Progress goes to stdout
 (the run's log); the exit status says whether it worked.
 """
@@ -78,6 +80,12 @@ def main(argv: list[str]) -> int:
             partial.write_text(json.dumps(_reapply(flock_file)))
             partial.rename(result)  # whole or absent for whoever waits for it
         deploy.destroy(flock_file, env=dict(os.environ), auto_approve=True, progress=sys.stdout)
+    elif command == "cli-apply":
+        from shepard.cli import main as cli
+
+        code = cli(["apply", rest[0], "--auto-approve"], dict(os.environ))
+        if code != 0:
+            raise SystemExit(f"shepard-tf apply exited with {code}")
     elif command == "terraform-apply":
         root, result = Path(rest[0]), Path(rest[1])
         _terraform(root, "init", "-input=false", "-no-color")
