@@ -48,6 +48,8 @@ def emulator_overlay() -> dict[str, Any]:
         # moto keeps neither (each re-plan would show them again).
         "cancel_stuck_jobs": False,
         "compute_environment_update_policy": False,
+        # moto cannot delete an EFS file-system policy (500), so a destroy would fail.
+        "efs_file_system_policy": False,
         "aws_provider": {
             "max_retries": EMULATOR_MAX_RETRIES,
             # moto's fixed account: a guard against an emulator run reaching real AWS.

@@ -170,13 +170,14 @@ module "registry" {
 module "efs" {
   source = "../modules/efs"
 
-  create            = local.uses_efs
-  file_system_name  = coalesce(var.efs.name, "${var.name}-efs")
-  kms_key_arn       = module.kms.key_arn
-  throughput_mode   = var.efs.throughput_mode
-  provisioned_mibps = var.efs.provisioned_mibps
-  subnets           = module.network.subnet_ids_by_zone
-  security_group_id = module.network.security_group_id
+  create             = local.uses_efs
+  file_system_policy = var.efs_file_system_policy
+  file_system_name   = coalesce(var.efs.name, "${var.name}-efs")
+  kms_key_arn        = module.kms.key_arn
+  throughput_mode    = var.efs.throughput_mode
+  provisioned_mibps  = var.efs.provisioned_mibps
+  subnets            = module.network.subnet_ids_by_zone
+  security_group_id  = module.network.security_group_id
 }
 
 module "lustre" {

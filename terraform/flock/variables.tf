@@ -315,6 +315,12 @@ variable "create_batch_service_role" {
   default     = false
 }
 
+variable "efs_file_system_policy" {
+  type        = bool
+  description = "The EFS file system gets its policy (access through mount targets only, over TLS only). moto cannot delete one (DeleteFileSystemPolicy answers 500), so the emulator leaves it out."
+  default     = true
+}
+
 variable "cancel_stuck_jobs" {
   type        = bool
   description = "The job queue cancels a job stuck RUNNABLE (no capacity, or no environment that can run it) after batch.runnable_timeout_seconds (job_state_time_limit_action; moto drops it, so every plan would show it again)."

@@ -74,7 +74,8 @@ def test_no_data_source_needs_aws() -> None:
             if line.startswith("data "):
                 kind = line.split('"')[1]
                 if kind in gated:
-                    first = lines[number + 1].strip()
+                    body = (text.strip() for text in lines[number + 1 :])
+                    first = next(text for text in body if not text.startswith("#"))
                     assert first.startswith("count = var.availability_zones == null"), (
                         f"{path}:{number + 1}: data source {kind} must exist only when"
                         " availability_zones is null (count on its first line)"

@@ -60,7 +60,7 @@ data "aws_iam_policy_document" "file_system" {
 }
 
 resource "aws_efs_file_system_policy" "this" {
-  count = var.create ? 1 : 0
+  count = var.create && var.file_system_policy ? 1 : 0
 
   file_system_id = aws_efs_file_system.this[0].id
   policy         = data.aws_iam_policy_document.file_system[0].json

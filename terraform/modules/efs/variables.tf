@@ -4,6 +4,12 @@ variable "create" {
   default     = false
 }
 
+variable "file_system_policy" {
+  type        = bool
+  description = "Attach the file-system policy (mount targets only, TLS only). moto cannot delete one, so the emulator leaves it out."
+  default     = true
+}
+
 variable "file_system_name" {
   type        = string
   description = "Name tag and creation token of the file system."
