@@ -75,6 +75,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     iam_check.conclude(session, report)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from tests.support import background
+
+    background.remove_records()  # the background runs' IAM records, read at sessionfinish
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     from tests.support import iam_check
 

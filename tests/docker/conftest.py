@@ -6,8 +6,10 @@ the registry for the tests that pull) the tests SKIP and say what to start:
 ``scripts/engine.sh up`` and ``scripts/engine.sh base-image``.
 
 ``docker_flock`` is the session's one local flock in docker mode (an apply costs over a minute
-and a half): examples/testing-setup, applied through the CLI, shared by the tests that need a
-flock (test_local_flock_docker.py, test_testing_setup_docker.py).
+and a half): examples/testing-setup, applied through the CLI in a process of its own from the end
+of collection (tests/support/background.py) when an engine, the base image and the registry
+answer, shared by the tests that need a flock (test_local_flock_docker.py,
+test_testing_setup_docker.py), which run after the tests that need none.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import io
 import json
 import os
 import shutil
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.support import background
 
 BASE_IMAGE = os.environ.get("SHEPARD_BASE_IMAGE", "shepard-base:bookworm")
 REGISTRY = os.environ.get("SHEPARD_REGISTRY", "127.0.0.1:5000")
@@ -276,43 +279,117 @@ def _remove_repository(client: Any, repository: str) -> None:
             urllib.request.urlopen(delete, timeout=10).close()
 
 
-@pytest.fixture(scope="session")
-def docker_flock(
-    docker_client: Any, base_image: str, registry: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DockerFlock]:
-    """ONE local flock in docker mode for the session: a copy of examples/testing-setup
-    (``local.runner: docker``), applied through the CLI (the images built from its code/ and
-    the worker files, pushed to the local registry); at the end the local destroy shortcut
-    stops its service (no Terraform destroy)."""
-    import shepard.local
-    from shepard.deploy import IMAGES_FILE, state_dir_for
+DOCKER_FLOCK = "docker_flock"
+
+
+def _engine_ready() -> bool:
+    """Whether the docker_flock's tests can run: an engine answers, it has the base image, and
+    the registry answers (else its fixtures skip, and nothing is applied)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        try:
+            client.ping()
+            client.images.get(BASE_IMAGE)
+        finally:
+            client.close()
+        with urllib.request.urlopen(f"http://{REGISTRY}/v2/", timeout=3):
+            pass
+    except Exception:
+        return False
+    return True
+
+
+def _prepare_docker_flock(folder: Path, env: dict[str, str]) -> tuple[list[str], list[str]]:
+    """A copy of examples/testing-setup in docker mode in ``folder``, and its environment (no
+    AWS setting but fake credentials: the service is its emulator)."""
     from shepard.images import BASE_IMAGE_VARIABLE, REGISTRY_VARIABLE
 
-    base = tmp_path_factory.mktemp("docker-flock")
-    flock_file = testing_setup_copy(base / "testing-setup", FLOCK_NAME)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    flock_file = testing_setup_copy(folder / "testing-setup", FLOCK_NAME)
     env |= {
-        "SHEPARD_STATE_DIR": str(base / "state"),
-        "SHEPARD_CONFIG_DIR": str(base / "profiles"),
-        REGISTRY_VARIABLE: registry,
-        BASE_IMAGE_VARIABLE: base_image,
+        "SHEPARD_STATE_DIR": str(folder / "state"),
+        "SHEPARD_CONFIG_DIR": str(folder / "profiles"),
+        REGISTRY_VARIABLE: REGISTRY,
+        BASE_IMAGE_VARIABLE: BASE_IMAGE,
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_REGION": FLOCK_REGION,
         "AWS_DEFAULT_REGION": FLOCK_REGION,
     }
+    return background.cli_apply(flock_file), []  # the local destroy shortcut stops it
+
+
+def _remove_what_it_made(
+    client: Any, state_dir: Path, repository: str, extra_images: list[str]
+) -> None:
+    """Its service, its containers, the images tests pushed, its registry repository."""
+    import shepard.local
+
+    shepard.local.stop(state_dir)  # whatever destroy left running
+    for container in client.containers.list(
+        all=True, filters={"label": f"shepard.state-dir={state_dir}"}
+    ):
+        container.remove(force=True)
+    for image in extra_images:
+        with contextlib.suppress(Exception):  # already gone
+            client.images.remove(image)
+    _remove_repository(client, repository)
+
+
+def _stop_unused_flock(flock: background.Flock) -> None:
+    """A session that ended before the fixture took the flock over (interrupted, ``-x``)."""
+    import docker
+
+    from shepard.deploy import state_dir_for
+
+    client = docker.from_env(timeout=120)
+    try:
+        flock_file = flock.folder / "testing-setup" / "flock.yaml"
+        state_dir = state_dir_for(flock_file, FLOCK_NAME, flock.env)
+        _remove_what_it_made(client, state_dir, f"{REGISTRY}/{FLOCK_NAME}", [])
+    finally:
+        client.close()
+
+
+# The session's one docker-mode flock is applied (over a minute and a half, images built and
+# pushed) from the end of collection, while the tests that need no flock run; only when an
+# engine, the base image and the registry answer.
+background.register(
+    DOCKER_FLOCK,
+    "docker_flock",
+    _prepare_docker_flock,
+    emulator=False,
+    when=_engine_ready,
+    cleanup=_stop_unused_flock,
+)
+
+
+@pytest.fixture(scope="session")
+def docker_flock(docker_client: Any, base_image: str, registry: str) -> Iterator[DockerFlock]:
+    """ONE local flock in docker mode for the session: a copy of examples/testing-setup
+    (``local.runner: docker``), applied through the CLI in the background from the end of
+    collection (the images built from its code/ and the worker files, pushed to the local
+    registry); at the end the local destroy shortcut stops its service (no Terraform
+    destroy)."""
+    from shepard.deploy import IMAGES_FILE, state_dir_for
+
+    assert (base_image, registry) == (BASE_IMAGE, REGISTRY), "the background apply used these"
+    job = background.get(DOCKER_FLOCK)
+    flock_file = job.folder / "testing-setup" / "flock.yaml"
+    env = job.env
     state_dir = state_dir_for(flock_file, FLOCK_NAME, env)
     repository = f"{registry}/{FLOCK_NAME}"
     made: DockerFlock | None = None
-    started = time.monotonic()
     try:
-        from shepard.cli import main as cli_main
-
-        out = io.StringIO()
-        status = cli_main(["apply", str(flock_file), "--auto-approve"], env, stdout=out, stderr=out)
-        apply_seconds = time.monotonic() - started
-        assert status == 0, f"apply exited {status}:\n{out.getvalue()[-6000:]}"
-        print(f"\ndocker_flock: `shepard-tf apply` took {apply_seconds:.1f} s")
+        try:
+            apply_seconds = job.applied()
+        except background.RunFailed as error:
+            pytest.fail(f"`shepard-tf apply` of the docker flock: {error}", pytrace=False)
+        print(
+            f"\ndocker_flock: `shepard-tf apply` took {apply_seconds:.1f} s (in the background; "
+            f"tests waited {job.waited:.1f} s for it)"
+        )
         service = json.loads((state_dir / "local" / "service.json").read_text())
         images = json.loads((state_dir / IMAGES_FILE).read_text())
         made = DockerFlock(
@@ -331,15 +408,11 @@ def docker_flock(
     finally:
         from shepard.cli import main as cli_main
 
-        stopped = io.StringIO()
-        if cli_main(["destroy", str(flock_file), "--auto-approve"], env, stdout=stopped) != 0:
-            print(stopped.getvalue()[-3000:])
-        shepard.local.stop(state_dir)  # whatever destroy left running
-        for container in docker_client.containers.list(
-            all=True, filters={"label": f"shepard.state-dir={state_dir}"}
-        ):
-            container.remove(force=True)
-        for image in made.extra_images if made is not None else []:
-            with contextlib.suppress(Exception):  # already gone
-                docker_client.images.remove(image)
-        _remove_repository(docker_client, repository)
+        try:
+            stopped = io.StringIO()
+            if cli_main(["destroy", str(flock_file), "--auto-approve"], env, stdout=stopped) != 0:
+                print(stopped.getvalue()[-3000:])
+        finally:
+            extra = made.extra_images if made is not None else []
+            _remove_what_it_made(docker_client, state_dir, repository, extra)
+            job.stop(cleanup=False)

@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import os
+import pickle
 import re
 import socket
 import sys
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from examples.demo import RUNNER_VARIABLE, DemoJob, DemoResult, Tour, destroy_flock, run_demo
+from tests.support import background
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "examples" / "testing-setup"
@@ -50,41 +52,76 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] not in "ZX"
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoResult, str, Any]]:
-    """The demo with the flock kept, the load benchmark's quick run on it, then the destroy."""
-    base = tmp_path_factory.mktemp("demo")
+DEMO = "e2e_demo"
+OUTPUT = "demo-output.txt"  # what the demo said
+RESULT = "demo-result.pickle"  # (DemoResult, LoadResult), written once the run is over
+
+
+def run_in_background(folder: str) -> None:
+    """The fixture's run, in a process of its own (tests/support/background.py starts it when
+    collection ends): the demo with the flock kept, a quick-deploy job and the load benchmark's
+    quick run on it, then the destroy. What the demo says goes to ``<folder>/demo-output.txt``;
+    raises (a traceback in the run's log) when anything fails."""
+    base = Path(folder)
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["SHEPARD_STATE_DIR"] = str(base / "state")
     env["SHEPARD_CONFIG_DIR"] = str(base / "profiles")
     env[RUNNER_VARIABLE] = "process"
-    out = io.StringIO()
     result: DemoResult | None = None
-    load = None
-    try:
-        result = run_demo(
-            flock_file=SETUP / "flock.yaml",
-            results_dir=base / "results",
-            env=env,
-            keep=True,
-            timeout=240,
-            out=out,
-        )
-        quick = _quick_deploy_job(result, out)
-        load = _bench().run_load(result.state_dir, 20, timeout=240)
-    except BaseException:
-        print(out.getvalue())  # what the demo said, in pytest's report of the failure
-        raise
-    finally:
-        if result is not None:
-            destroy_flock(Tour(result.env, out), result)
-        else:  # the demo failed before it could say where its flock is: stop it anyway
-            import shepard.local
-            from shepard import deploy
+    with (base / OUTPUT).open("w", buffering=1) as out:
+        try:
+            result = run_demo(
+                flock_file=SETUP / "flock.yaml",
+                results_dir=base / "results",
+                env=env,
+                keep=True,
+                timeout=240,
+                out=out,
+            )
+            quick = _quick_deploy_job(result, out)
+            load = _bench().run_load(result.state_dir, 20, timeout=240)
+        finally:
+            if result is not None:
+                destroy_flock(Tour(result.env, out), result)
+            else:  # the demo failed before it could say where its flock is: stop it anyway
+                import shepard.local
+                from shepard import deploy
 
-            shepard.local.stop(deploy.load_flock(SETUP / "flock.yaml", env).state_dir)
+                shepard.local.stop(deploy.load_flock(SETUP / "flock.yaml", env).state_dir)
     result.extra["quick"] = quick
-    yield result, out.getvalue(), load
+    partial = base / (RESULT + ".partial")
+    partial.write_bytes(pickle.dumps((result, load)))
+    partial.rename(base / RESULT)
+
+
+def _prepare_demo(folder: Path, env: dict[str, str]) -> tuple[list[str], list[str]]:
+    return background.call("tests.e2e.test_demo:run_in_background", str(folder)), []
+
+
+# The demo deploys a local flock (over a minute and a half): it runs from the end of
+# collection, while the tests that need no flock run; a killed run's service is stopped.
+background.register(
+    DEMO, "demo", _prepare_demo, emulator=False, cleanup=background.stop_local_services
+)
+
+
+@pytest.fixture(scope="module")
+def demo() -> Iterator[tuple[DemoResult, str, Any]]:
+    """The demo with the flock kept, the load benchmark's quick run on it, then the destroy:
+    run in the background (``run_in_background``); its output and what it returned."""
+    job = background.get(DEMO)
+    output = job.folder / OUTPUT
+    try:
+        try:
+            job.applied()
+        except background.RunFailed as error:
+            said = output.read_text(errors="replace") if output.is_file() else "(nothing)"
+            pytest.fail(f"{error}\n\nthe demo said:\n{said}", pytrace=False)
+        _bench()  # the benchmark's module, which the pickled LoadResult names
+        result, load = pickle.loads((job.folder / RESULT).read_bytes())
+        yield result, output.read_text(), load
+    finally:
+        job.stop()
 
 
 QUICK_RUN_SH = """#!/bin/bash

@@ -11,6 +11,14 @@ destroys (``item_done`` starts a flock's destroy once its last test has run).
 Each flock has its own moto server (``SubprocessEmulator``): the session ``emulator`` is reset
 before every test that uses ``aws``. The server is killed at the end of the session, which
 removes whatever is left in it; the destroys run because they are tested, not to clean up.
+A local flock (``register(..., emulator=False)``) starts its own service instead; its
+``cleanup`` stops that service (``stop_local_services``) when the flock is stopped, whatever
+state its run was left in. ``when`` keeps a flock from starting in a session that cannot use
+it (no Docker engine: its tests skip).
+
+The runs record the AWS calls of the CLI commands they make, as the session does in process
+(tests/support/iam_record.py): their calls go to ``SHEPARD_IAM_RECORD_DIR``, which the session's
+IAM check reads at the end.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from typing import Any
 import pytest
 
 from shepard.emulator import SubprocessEmulator, emulator_environment
+from tests.support.iam_record import RECORD_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).resolve().parent / "flock_runner.py"
@@ -70,7 +79,7 @@ class Run:
             self._process = subprocess.Popen(
                 self.argv,
                 cwd=ROOT,
-                env=self.env,
+                env=self.env | recording_environment(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -110,17 +119,20 @@ class Run:
 
 @dataclass
 class Flock:
-    """A flock applied in the background to its own emulator, destroyed when asked."""
+    """A flock applied in the background (to its own emulator unless it is a local flock, whose
+    service is its emulator), destroyed when asked."""
 
     name: str
     folder: Path
-    server: SubprocessEmulator
+    server: SubprocessEmulator | None
     apply_argv: list[str]
     destroy_argv: list[str]
     env: dict[str, str]
     apply: Run | None = None
     destroy: Run | None = None
     waited: float = 0.0  # how long a test waited for the apply
+    cleanup: Cleanup | None = None
+    stopped: bool = False
 
     def start_apply(self) -> None:
         self.apply = Run(f"the apply of {self.name}", self.apply_argv, self.env, self.log("apply"))
@@ -173,42 +185,99 @@ class Flock:
         path = self.log(what)
         return path.read_text(errors="replace")[-size:] if path.is_file() else "(no log)"
 
-    def stop(self) -> None:
-        for run in (self.apply, self.destroy):
-            if run is not None:
-                run.kill()
-        self.server.stop()
-        shutil.rmtree(self.folder, ignore_errors=True)
+    @property
+    def endpoint_url(self) -> str:
+        assert self.server is not None, f"{self.name} is a local flock: it has no moto server"
+        return self.server.endpoint_url
+
+    def stop(self, *, cleanup: bool = True) -> None:
+        """Kill its runs, run its cleanup (unless its fixture did that itself), stop its
+        emulator, remove its folder; once."""
+        if self.stopped:
+            return
+        self.stopped = True
+        try:
+            for run in (self.apply, self.destroy):
+                if run is not None:
+                    run.kill()
+            if cleanup and self.cleanup is not None:
+                self.cleanup(self)
+        finally:
+            if self.server is not None:
+                self.server.stop()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+Cleanup = Callable[[Flock], None]
+
+
+def stop_local_services(flock: Flock) -> None:
+    """Stop every local flock service whose state folder is under the flock's folder (a run
+    killed mid-apply leaves its service running: it has a session of its own)."""
+    import shepard.local
+
+    for service in sorted(flock.folder.glob("**/local/service.json")):
+        shepard.local.stop(service.parent.parent)
 
 
 FLOCKS: dict[str, Flock] = {}
 _LAST_USER: dict[str, str] = {}  # flock -> nodeid of the last test that uses it
+_LOCAL: set[str] = set()  # flocks without a moto server of their own
+_WHEN: dict[str, Callable[[], bool]] = {}  # flock -> whether this session can use it
+_CLEANUP: dict[str, Cleanup] = {}
+_RECORDS: list[Path] = []  # the folder this module made for the runs' IAM records
 
 
 def _runner(*args: str) -> list[str]:
     return [sys.executable, str(RUNNER), *args]
 
 
-def environment_for(endpoint_url: str) -> dict[str, str]:
-    """This process's environment without any AWS setting, pointed at ``endpoint_url``."""
+def environment_for(endpoint_url: str | None) -> dict[str, str]:
+    """This process's environment without any AWS setting, pointed at ``endpoint_url`` (none:
+    no AWS setting at all), with the repository on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SHEPARD_STATE"))}
-    env.update(emulator_environment(endpoint_url, REGION))
+    if endpoint_url is not None:
+        env.update(emulator_environment(endpoint_url, REGION))
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT), str(ROOT / "worker"), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     return env
 
 
+def recording_environment() -> dict[str, str]:
+    """What makes a run record its AWS calls where the session's IAM check reads them
+    (tests/support/iam_record.py); the folder is made on first use."""
+    folder = os.environ.get(RECORD_DIR_ENV)
+    if not folder:
+        made = Path(tempfile.mkdtemp(prefix="shepard-iam-records-"))
+        _RECORDS.append(made)
+        folder = os.environ[RECORD_DIR_ENV] = str(made)
+    return {RECORD_DIR_ENV: folder, "SHEPARD_IAM_SUBPROCESS": "1"}
+
+
+def remove_records() -> None:
+    """After the session's IAM check: the records folder this module made, if it made one."""
+    for folder in _RECORDS:
+        if os.environ.get(RECORD_DIR_ENV) == str(folder):
+            del os.environ[RECORD_DIR_ENV]
+        shutil.rmtree(folder, ignore_errors=True)
+    _RECORDS.clear()
+
+
 def _new_flock(name: str, prepare: Prepare) -> Flock:
     folder = Path(tempfile.mkdtemp(prefix=f"shepard-{name}-"))
-    server = SubprocessEmulator(log_path=folder / "moto.log").start()
-    env = environment_for(server.endpoint_url)
+    server = None
     try:
+        if name not in _LOCAL:
+            server = SubprocessEmulator(log_path=folder / "moto.log").start()
+        env = environment_for(server.endpoint_url if server is not None else None)
         apply_argv, destroy_argv = prepare(folder, env)
     except BaseException:
-        server.stop()
+        if server is not None:
+            server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
         raise
-    return Flock(name, folder, server, apply_argv, destroy_argv, env)
+    return Flock(name, folder, server, apply_argv, destroy_argv, env, cleanup=_CLEANUP.get(name))
 
 
 Prepare = Callable[[Path, dict[str, str]], tuple[list[str], list[str]]]
@@ -278,16 +347,40 @@ def _prepare_full(folder: Path, env: dict[str, str]) -> tuple[list[str], list[st
 RECIPES: dict[str, Prepare] = {MINIMAL: _prepare_minimal, FULL: _prepare_full}
 
 
-def register(flock: str, fixture: str, prepare: Prepare) -> None:
+def register(
+    flock: str,
+    fixture: str,
+    prepare: Prepare,
+    *,
+    emulator: bool = True,
+    when: Callable[[], bool] | None = None,
+    cleanup: Cleanup | None = None,
+) -> None:
     """A test module's own flock (at import, before collection ends): started in the
-    background like the others when a collected test uses ``fixture``."""
+    background like the others when a collected test uses ``fixture``.
+
+    ``emulator=False``: no moto server of its own (a local flock starts its service); ``when``:
+    asked at the end of collection, False leaves the flock unstarted (its fixture skips, or
+    starts it when asked); ``cleanup``: called with the flock when it is stopped."""
     RECIPES[flock] = prepare
     FIXTURE_OF[flock] = fixture
+    if not emulator:
+        _LOCAL.add(flock)
+    if when is not None:
+        _WHEN[flock] = when
+    if cleanup is not None:
+        _CLEANUP[flock] = cleanup
 
 
 def cli_apply(flock_file: Path) -> list[str]:
     """The argv of ``shepard-tf apply FLOCK_YAML --auto-approve`` run through shepard.cli."""
     return _runner("cli-apply", str(flock_file))
+
+
+def call(function: str, *args: str) -> list[str]:
+    """The argv that calls ``function`` (``"package.module:name"``, importable from the
+    repository's root) with the string arguments ``args``; it raises to fail."""
+    return _runner("call", function, *args)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -338,6 +431,8 @@ def start(items: Sequence[pytest.Item]) -> None:
         if fixture in getattr(i, "fixturenames", ())
     }
     for flock in sorted(wanted):
+        if flock in _WHEN and not _WHEN[flock]():
+            continue  # its tests skip, or its fixture starts it when asked
         get(flock)
 
 

@@ -6,12 +6,18 @@ CLI does (it installs signal handlers, which only a main thread may);
 ``cli-apply FLOCK_YAML`` is ``shepard-tf apply FLOCK_YAML --auto-approve`` (a local flock's
 service outlives it); ``terraform-apply ROOT OUTPUTS_JSON`` and ``terraform-destroy ROOT`` run
 plain Terraform in a
-prepared root module. The environment points at the flock's emulator. Progress goes to stdout
-(the run's log); the exit status says whether it worked.
+prepared root module; ``call MODULE:FUNCTION [ARG...]`` calls a test module's function with the
+string arguments (the e2e demo's whole run, for one). The environment points at the flock's
+emulator. Progress goes to stdout (the run's log); the exit status says whether it worked.
+
+With ``SHEPARD_IAM_SUBPROCESS=1`` and ``SHEPARD_IAM_RECORD_DIR`` set (background.py sets them),
+the AWS calls of the CLI commands run here are recorded for the session's IAM check, as they
+are when a test runs the CLI in process (tests/support/iam_record.py).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
@@ -57,6 +63,10 @@ def _reapply(flock_file: Path) -> dict[str, object]:
 def main(argv: list[str]) -> int:
     command, *rest = argv
     started = time.monotonic()
+    if os.environ.get("SHEPARD_IAM_SUBPROCESS") == "1" and os.environ.get("SHEPARD_IAM_RECORD_DIR"):
+        from tests.support import iam_record
+
+        iam_record.install()
     if command == "deploy-apply":
         from shepard import deploy
 
@@ -86,6 +96,9 @@ def main(argv: list[str]) -> int:
         code = cli(["apply", rest[0], "--auto-approve"], dict(os.environ))
         if code != 0:
             raise SystemExit(f"shepard-tf apply exited with {code}")
+    elif command == "call":
+        module, _, name = rest[0].partition(":")
+        getattr(importlib.import_module(module), name)(*rest[1:])
     elif command == "terraform-apply":
         root, result = Path(rest[0]), Path(rest[1])
         _terraform(root, "init", "-input=false", "-no-color")
