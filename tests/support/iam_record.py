@@ -22,9 +22,19 @@ flock's policies, so the recorder also notes every resource name a part is confi
 (``FlockSettings``, the worker's ``Settings``, the CLI's profile values): ``translation()`` maps
 them onto the applied flock's names.
 
-Subprocesses (the worker signalled by a test, a payload) record too when they run with
-``SHEPARD_IAM_RECORD_DIR`` set and ``tests/support/iam_site`` on ``PYTHONPATH``: each appends
-JSON lines to a file in that folder, which ``calls()`` reads back.
+Other processes record into the session's record folder (``SHEPARD_IAM_RECORD_DIR``; the
+session's first background run makes it, tests/support/background.py): each appends one JSON line
+per call to ``<folder>/<pid>.jsonl`` as the call ends, and ``all_calls()``, ``all_names()`` and
+``all_commands()`` merge those files with this process's records for the check at the end of the
+session. Two ways in:
+
+* the background runs (tests/support/flock_runner.py) call ``install()`` with
+  ``SHEPARD_IAM_SUBPROCESS=1``;
+* any Python process started with ``tests/support/iam_site`` on ``PYTHONPATH`` (``SITE_DIR``;
+  ``subprocess_environment()`` gives the variables) installs the recorder from that folder's
+  ``sitecustomize``, before its own code runs. A payload runs that way with
+  ``SHEPARD_IAM_PART=payload``: every call it makes is charged to ``payload``, which the check
+  evaluates against the job role (tests/integration/test_payload_iam.py).
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ from typing import Any
 
 RECORD_DIR_ENV = "SHEPARD_IAM_RECORD_DIR"
 PART_ENV = "SHEPARD_IAM_PART"
+SUBPROCESS_ENV = "SHEPARD_IAM_SUBPROCESS"
 SITE_DIR = Path(__file__).resolve().parent / "iam_site"
 
 # The request parameters that name resources; nothing else is kept.
@@ -258,8 +269,34 @@ def _note_fields(origin: str, instance: Any, fields: Mapping[str, str]) -> None:
         RECORDER.name(getattr(instance, attribute, None), origin, role)
 
 
-def install() -> None:
-    """Hook botocore and the settings classes; idempotent."""
+def subprocess_environment(folder: str | Path, part: str | None = None) -> dict[str, str]:
+    """The variables that make a Python process record its calls into ``folder``, charged to
+    ``part`` (None: to the part on the calling stack); PYTHONPATH keeps what the caller had."""
+    env = {
+        RECORD_DIR_ENV: str(folder),
+        "PYTHONPATH": os.pathsep.join(
+            [str(SITE_DIR), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    }
+    if part:
+        env[PART_ENV] = part
+    return env
+
+
+def record_into(folder: str | Path, *, project: bool = True) -> Path:
+    """Install the recorder in this process, its records appended to ``<folder>/<pid>.jsonl``
+    (tests/support/iam_site/sitecustomize.py calls it); ``project=False`` hooks botocore only,
+    for a process that runs none of shepard's code (a payload)."""
+    sink = Path(folder) / f"{os.getpid()}.jsonl"
+    install(sink=sink, project=project)
+    return sink
+
+
+def install(*, sink: Path | None = None, project: bool = True) -> None:
+    """Hook botocore and, with ``project``, the settings classes and the CLI; idempotent, also
+    across copies of this module (sitecustomize loads it by path). ``sink``: append every
+    record to that file (by default, with ``SHEPARD_IAM_SUBPROCESS=1``, one in the folder
+    ``SHEPARD_IAM_RECORD_DIR`` names)."""
     global _installed
     if _installed:
         return
@@ -267,16 +304,19 @@ def install() -> None:
     import botocore.session
 
     folder = os.environ.get(RECORD_DIR_ENV)
-    if folder and os.environ.get("SHEPARD_IAM_SUBPROCESS") == "1":
-        RECORDER.sink = Path(folder) / f"{os.getpid()}.jsonl"
-
+    if sink is None and folder and os.environ.get(SUBPROCESS_ENV) == "1":
+        sink = Path(folder) / f"{os.getpid()}.jsonl"
     create_client = botocore.session.Session.create_client
+    if getattr(create_client, "iam_recording", False):  # another copy of this module hooked it
+        return
+    RECORDER.sink = sink
 
     def recording_create_client(self: Any, *args: Any, **kwargs: Any) -> Any:
         client = create_client(self, *args, **kwargs)
         _hook_client(client)
         return client
 
+    recording_create_client.iam_recording = True  # type: ignore[attr-defined]
     botocore.session.Session.create_client = recording_create_client  # type: ignore[method-assign]
 
     start = threading.Thread.start
@@ -288,8 +328,9 @@ def install() -> None:
         start(self)
 
     threading.Thread.start = recording_start  # type: ignore[method-assign]
-    _hook_settings()
-    _hook_cli()
+    if project:
+        _hook_settings()
+        _hook_cli()
 
 
 def _hook_cli() -> None:
