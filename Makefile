@@ -23,8 +23,10 @@ $(BIN)/shepard-tf: pyproject.toml
 install: $(BIN)/shepard-tf  ## make .venv and install shepard-tf with its test and dev tools
 
 $(CHECKOV_VENV)/bin/checkov:
-	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet checkov
+	@echo "installing checkov into $(CHECKOV_VENV)/ (pip's log: $(CHECKOV_VENV)/install.log)"
+	@$(PYTHON) -m venv $(CHECKOV_VENV)
+	@$(CHECKOV_VENV)/bin/pip install --quiet checkov > $(CHECKOV_VENV)/install.log 2>&1 \
+	  || { tail -n 30 $(CHECKOV_VENV)/install.log; exit 1; }
 	@touch $@
 
 checkov-install: $(CHECKOV_VENV)/bin/checkov  ## checkov in its own venv (it pins an older boto3)
