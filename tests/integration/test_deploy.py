@@ -112,7 +112,7 @@ def _tolerated(change: dict[str, Any], *, code_changed: bool) -> bool:
       ``launch-template`` entry of ``tag_specifications`` (the compute environments use the
       template's default version against the emulator, so they do not change with it);
     - ``aws_lambda_function``: a new ``source_code_hash`` only when the Lambda code really was
-      edited after the apply (other engineers work in the same tree).
+      edited after the apply (a change made while the flock is up).
     """
     before, after, differing = _differing(change)
     unknown = change["change"].get("after_unknown") or {}
