@@ -560,6 +560,23 @@ def _declared_commands() -> set[str]:
     return {command.name for command in COMMANDS}
 
 
+# Calls a command makes only against AWS, which no test here can record: the function URL
+# (the local flock answers Invoke), and check's reads of Batch jobs and CloudWatch Logs (the
+# local flock has no log groups; its canary finds its job in the table).
+AWS_ONLY_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
+    "batch_via_api": (
+        ("lambda:InvokeFunctionUrl", "arn:aws:lambda:REGION:ACCOUNT:function:FLOCK_API_FUNCTION"),
+    ),
+    "check": (
+        ("batch:DescribeJobs", "*"),  # Batch has no resource-level permission for it
+        (
+            "logs:FilterLogEvents",
+            "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/lambda/FLOCK-*",
+        ),
+    ),
+}
+
+
 def render_doc(cli: Mapping[str, set[tuple[str, str]]], commands: Iterable[str] = ()) -> str:
     parts = [_DOC_HEAD]
     quiet = sorted(set(commands) & _declared_commands() - set(cli) - _TERRAFORM_COMMANDS)
@@ -573,18 +590,12 @@ def render_doc(cli: Mapping[str, set[tuple[str, str]]], commands: Iterable[str] 
         )
     for command in sorted(cli):
         policy = policy_for(cli[command])
-        if command == "batch_via_api":
-            policy = _with_function_url(policy)
+        for action, resource in AWS_ONLY_CALLS.get(command, ()):
+            policy["Statement"].append(
+                {"Effect": "Allow", "Action": [action], "Resource": [resource]}
+            )
         parts.append(f"\n## `{command}`\n\n```json\n{json.dumps(policy, indent=2)}\n```\n")
     return "".join(parts)
-
-
-def _with_function_url(policy: dict[str, Any]) -> dict[str, Any]:
-    resource = "arn:aws:lambda:REGION:ACCOUNT:function:FLOCK_API_FUNCTION"
-    policy["Statement"].append(
-        {"Effect": "Allow", "Action": ["lambda:InvokeFunctionUrl"], "Resource": [resource]}
-    )
-    return policy
 
 
 def dump_records(

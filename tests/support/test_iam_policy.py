@@ -319,3 +319,28 @@ def test_the_doc_names_the_commands_that_made_no_aws_call() -> None:
     doc = render_doc(cli, {"query", "describe", "check_role", "apply"})
     assert "The tests also ran `check_role`, `describe`: these made no AWS call" in doc
     assert list(documented_policies(doc)) == ["query"]
+
+
+def test_the_doc_grants_the_calls_only_aws_can_make_and_docs_iam_md_has_them() -> None:
+    from tests.support.iam_check import AWS_ONLY_CALLS, DOC
+
+    cli: dict[str, set[tuple[str, str]]] = {
+        "check": {("batch:DescribeJobQueues", "*")},
+        "batch_via_api": {("lambda:InvokeFunction", "*")},
+    }
+    rendered = documented_policies(render_doc(cli))
+    on_disk = documented_policies(DOC.read_text())
+    log_group = "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/lambda/FLOCK-scheduler"
+    concrete = {"arn:aws:logs:REGION:ACCOUNT:log-group:/aws/lambda/FLOCK-*": log_group}
+    for command, calls in AWS_ONLY_CALLS.items():
+        for action, resource in calls:
+            request = Request(action, concrete.get(resource, resource))
+            for where, policies in (("rendered", rendered), ("docs/iam.md", on_disk)):
+                decision = evaluate(request, [policies[command]]).decision
+                assert decision is Decision.ALLOW, f"{where}: {command} may not {action}"
+    # and what the AWS-only statements grant stays narrow
+    other_group = "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/batch/FLOCK"
+    assert (
+        evaluate(Request("logs:FilterLogEvents", other_group), [on_disk["check"]]).decision
+        is not Decision.ALLOW
+    )
