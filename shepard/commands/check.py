@@ -48,7 +48,8 @@ def check(ctx: Context) -> int:
     from shepard.core import flock_file_of, flock_outputs, terraform_env
 
     flock_file = flock_file_of(ctx, "checking the flock")
-    flock = deploy.load_flock(flock_file, terraform_env(ctx))
+    env = terraform_env(ctx)
+    flock = deploy.load_flock(flock_file, env)
     outputs = flock_outputs(ctx, flock_file)
     if not outputs.get("job_queue_name"):
         raise BadInput(
@@ -56,7 +57,7 @@ def check(ctx: Context) -> int:
             f" outputs). Run `shepard-tf apply {flock_file}` first."
         )
     settings = ctx.aws_settings()
-    running = deploy.target_for(flock, terraform_env(ctx)).running_service(
+    running = deploy.target_for(flock, env).running_service(
         flock, doing=f"checking the local flock {flock.name}"
     )
     if running is not None:
