@@ -219,6 +219,17 @@ class Apply:
     renders: bool = True
 
     def execute(self, deployer: Deployer, tf: FlockTerraform) -> ApplyResult:
+        try:
+            return self._plan_and_apply(deployer, tf)
+        except BackendError as error:
+            if not deployer.where.dropped_connection(error.message):
+                raise
+            deployer.stream.write(
+                "The emulator dropped a connection; planning and applying again.\n"
+            )
+            return self._plan_and_apply(deployer, tf)
+
+    def _plan_and_apply(self, deployer: Deployer, tf: FlockTerraform) -> ApplyResult:
         flock, stream = deployer.flock, deployer.stream
         plan_file = tf.root / PLAN_FILE
         try:

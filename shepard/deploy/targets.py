@@ -14,6 +14,7 @@ intent-named root variables of ``terraform/flock`` (docs/contracts.md), written 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,7 +28,10 @@ from shepard.emulator import MOTO_ACCOUNT_ID, is_loopback_url
 from shepard.tf.workdir import write_if_changed
 
 OVERLAY_FILE = "local.auto.tfvars.json"
-EMULATOR_MAX_RETRIES = 3  # moto answers 500 for actions it lacks; the default 25 retries hang
+# moto answers 500 for actions it lacks and the default 25 retries hang; 3 was too few for a
+# connection the emulator drops under load (a full apply failed on GetInstanceProfile).
+EMULATOR_MAX_RETRIES = 5
+DROPPED_CONNECTION = re.compile(r"use of closed network connection|connection reset by peer")
 REMOVED_BY_LOCAL_DESTROY = ("terraform.tfstate", "terraform.tfstate.backup", "outputs.json")
 
 Ask = Callable[[str, str], None]  # (question, what was not done) -> raises when declined
@@ -106,6 +110,11 @@ class AwsTarget:
     def after_destroy(self, flock: Flock) -> None:
         """What follows a Terraform destroy."""
 
+    def dropped_connection(self, message: str) -> bool:
+        """Whether a failed apply failed only on a connection the other side dropped (worth a
+        second plan and apply: Terraform converges)."""
+        return False
+
 
 class EmulatorTarget(AwsTarget):
     """An AWS flock whose Terraform talks to an emulator (a loopback ``AWS_ENDPOINT_URL``)."""
@@ -114,6 +123,11 @@ class EmulatorTarget(AwsTarget):
 
     def overlay(self, run_env: Mapping[str, str]) -> dict[str, Any] | None:
         return emulator_overlay()
+
+    def dropped_connection(self, message: str) -> bool:
+        # moto's server, busy on 2 cores, drops a kept-alive connection now and then; the
+        # provider's retries give up on it (measured: GetInstanceProfile, 1 apply in ~30).
+        return DROPPED_CONNECTION.search(message) is not None
 
 
 class LocalTarget(EmulatorTarget):

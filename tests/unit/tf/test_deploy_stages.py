@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 from shepard.config import parse_flock
 from shepard.deploy import (
     OVERLAY_FILE,
+    Apply,
     AwsTarget,
+    Deployer,
     EmulatorTarget,
     Flock,
     LocalTarget,
@@ -19,6 +22,7 @@ from shepard.deploy import (
     state_dir_for,
     target_for,
 )
+from shepard.errors import BackendError
 from shepard.package import build_lambda_zips, module_lambda_dir
 from shepard.tf.events import PlannedChange
 from shepard.tf.flock import PlanSummary
@@ -140,3 +144,69 @@ def test_plan_summary_words() -> None:
     deferred_read = PlannedChange("module.scheduler.data.aws_iam_policy_document.queue", "read")
     assert PlanSummary(0, 1, 0, (PlannedChange("a.b", "update"), deferred_read)).total == 2
     assert replace.describe() == "Plan: 1 to add, 2 to change, 1 to destroy."
+
+
+# Terraform's words when moto's server dropped a kept-alive connection (a CI apply, 2 cores).
+DROPPED = (
+    "while applying flock demo: Terraform failed:\nError: waiting for IAM Instance Profile "
+    "(demo-sheep) to be ready: operation error IAM: GetInstanceProfile, exceeded maximum number "
+    "of attempts, 3, https response error StatusCode: 200, decomposing response: read tcp "
+    "127.0.0.1:56316->127.0.0.1:38527: use of closed network connection"
+)
+
+
+class _FlakyTerraform:
+    """Plans one change; its first ``failures`` applies fail with ``message``."""
+
+    def __init__(self, root: Path, failures: int, message: str = DROPPED) -> None:
+        self.root, self.failures, self.message = root, failures, message
+        self.plans = self.applies = 0
+
+    def plan(self, *, out_file: Path) -> PlanSummary:
+        self.plans += 1
+        out_file.write_text("plan")
+        return PlanSummary(1, 0, 0)
+
+    def apply_plan(self, plan_file: Path, **_: object) -> None:
+        self.applies += 1
+        if self.applies <= self.failures:
+            raise BackendError(self.message)
+
+    def outputs(self) -> dict[str, str]:
+        return {"applied": "yes"}
+
+
+@pytest.mark.parametrize(
+    ("target", "failures", "applies"),
+    [(EmulatorTarget(), 1, 2), (LocalTarget(), 1, 2), (EmulatorTarget(), 2, None)],
+)
+def test_an_emulator_apply_runs_again_once_after_a_dropped_connection(
+    tmp_path: Path, target: AwsTarget, failures: int, applies: int | None
+) -> None:
+    flock = _flock(tmp_path)
+    tf = _FlakyTerraform(tmp_path, failures)
+    deployer = Deployer(flock, {}, target=target, stream=io.StringIO())
+    if applies is None:  # a second drop is the error the user sees
+        with pytest.raises(BackendError, match="use of closed network connection"):
+            Apply(auto_approve=True).execute(deployer, tf)  # type: ignore[arg-type]
+        assert tf.applies == 2
+        return
+    assert Apply(auto_approve=True).execute(deployer, tf).outputs == {"applied": "yes"}  # type: ignore[arg-type]
+    assert (tf.plans, tf.applies) == (2, applies)
+    assert "dropped a connection" in deployer.stream.getvalue()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [(AwsTarget(), DROPPED), (EmulatorTarget(), "Error: creating S3 Bucket: BucketAlreadyExists")],
+)
+def test_other_apply_failures_are_not_run_again(
+    tmp_path: Path, target: AwsTarget, message: str
+) -> None:
+    """On AWS a dropped connection is not the emulator's: the user decides; nor is any other
+    error retried on an emulator."""
+    tf = _FlakyTerraform(tmp_path, 1, message)
+    deployer = Deployer(_flock(tmp_path), {}, target=target, stream=io.StringIO())
+    with pytest.raises(BackendError):
+        Apply(auto_approve=True).execute(deployer, tf)  # type: ignore[arg-type]
+    assert tf.applies == 1
