@@ -38,6 +38,7 @@ class Result(StrEnum):
     FAILED = "failed"
     REJECTED = "rejected"
     INTERRUPTED = "interrupted"
+    CANCELLED = "cancelled"  # shepard-tf cancel, or the queue's time limit (REASON says which)
 
 
 STATUS_INDEX = contract.PHASE_INDEX  # the name callers of records knew it by

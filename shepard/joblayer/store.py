@@ -70,6 +70,20 @@ class JobRecord:
     outputs: tuple[str, ...] = ()  # OUTPUTS
     error_zip: str | None = None  # ERROR_ZIP
     expires_at: int | None = None  # EXPIRES_AT
+    # -- operating jobs (docs/contracts.md section 5; each written by the one owner named) -----
+    batch_id: str | None = None  # BATCH_ID: the submission it came in (batch, API, array, drop)
+    batch_status: str | None = None  # BATCH_STATUS: Batch's last state seen (events handler)
+    batch_reason: str | None = None  # BATCH_REASON: Batch's statusReason (events handler)
+    log_stream: str | None = None  # LOG_STREAM: the CloudWatch stream of the latest attempt
+    job_queue: str | None = None  # JOB_QUEUE: the queue name it was last submitted to
+    vcpus: int | None = None  # VCPUS requested (fit check, why, OOM retry)
+    memory_mib: int | None = None  # MEMORY_MIB requested
+    gpus: int | None = None  # GPUS requested
+    timeout_seconds: int | None = None  # TIMEOUT_SECONDS: the attempt timeout it was given
+    reclaims: int = 0  # RECLAIMS: Spot reclaims / host losses so far (not application retries)
+    # ATTEMPTS: one map per attempt, keys of ATTEMPT_KEYS
+    attempts: tuple[Mapping[str, Any], ...] = ()
+    usage: Mapping[str, Any] = field(default_factory=dict)  # USAGE: keys of USAGE_KEYS
 
     @property
     def succeeded(self) -> bool:
@@ -111,6 +125,18 @@ class JobRecord:
             outputs=tuple(str(v["S"]) for v in item.get("OUTPUTS", {}).get("L", [])),
             error_zip=s("ERROR_ZIP"),
             expires_at=n("EXPIRES_AT"),
+            batch_id=s("BATCH_ID"),
+            batch_status=s("BATCH_STATUS"),
+            batch_reason=s("BATCH_REASON"),
+            log_stream=s("LOG_STREAM"),
+            job_queue=s("JOB_QUEUE"),
+            vcpus=n("VCPUS"),
+            memory_mib=n("MEMORY_MIB"),
+            gpus=n("GPUS"),
+            timeout_seconds=n("TIMEOUT_SECONDS"),
+            reclaims=n("RECLAIMS") or 0,
+            attempts=tuple(_plain(v) for v in item.get("ATTEMPTS", {}).get("L", [])),
+            usage=_plain(item["USAGE"]) if "USAGE" in item else {},
         )
 
     def to_plain(self) -> dict[str, Any]:
@@ -139,6 +165,11 @@ class JobRecord:
             "START_TIME": self.start_time,
             "END_TIME": self.end_time,
             "ERROR_ZIP": self.error_zip,
+            "BATCH_ID": self.batch_id,
+            "BATCH_STATUS": self.batch_status,
+            "BATCH_REASON": self.batch_reason,
+            "LOG_STREAM": self.log_stream,
+            "JOB_QUEUE": self.job_queue,
         }
         for name, text in strings.items():
             if text is not None:
@@ -148,21 +179,78 @@ class JobRecord:
             "ARRAY_INDEX": self.array_index,
             "EXPIRES_AT": self.expires_at,
             "BATCH_ATTEMPT": self.batch_attempt,
+            "VCPUS": self.vcpus,
+            "MEMORY_MIB": self.memory_mib,
+            "GPUS": self.gpus,
+            "TIMEOUT_SECONDS": self.timeout_seconds,
         }
         for name, number in numbers.items():
             if number is not None:
                 item[name] = {"N": str(number)}
         if self.outputs:
             item["OUTPUTS"] = {"L": [{"S": key} for key in self.outputs]}
+        if self.reclaims:
+            item["RECLAIMS"] = {"N": str(self.reclaims)}
+        if self.attempts:
+            item["ATTEMPTS"] = {"L": [to_attribute(a) for a in self.attempts]}
+        if self.usage:
+            item["USAGE"] = to_attribute(self.usage)
         return item
 
 
+# The keys of one ATTEMPTS entry (absent when unknown). number: Batch's attempt (1-based);
+# started/ended: seed time text; lifecycle: "spot" | "on_demand" | "local"; cause: for an
+# interruption "spot reclaim" | "host terminated" | "job terminated", else Batch's reason.
+ATTEMPT_KEYS = (
+    "number",
+    "started",
+    "ended",
+    "exit_code",
+    "reason",
+    "cause",
+    "queue",
+    "instance_type",
+    "lifecycle",
+    "host",
+    "log_stream",
+)
+# The keys of USAGE, written when a job ends (docs/cost.md states the method).
+USAGE_KEYS = (
+    "seconds",
+    "vcpu_seconds",
+    "memory_gib_seconds",
+    "instance_type",
+    "lifecycle",
+    "cost_usd",
+)
+
+
+def to_attribute(value: Any) -> dict[str, Any]:
+    """A plain value (str, int, float, bool, None, list, mapping) as a low-level attribute."""
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, int | float):
+        return {"N": repr(value) if isinstance(value, float) else str(value)}
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, Mapping):
+        return {"M": {str(k): to_attribute(v) for k, v in value.items()}}
+    return {"L": [to_attribute(v) for v in value]}
+
+
 def _plain(value: Mapping[str, Any]) -> Any:
-    """One low-level attribute value (S, N, M, L) as a plain Python value."""
+    """One low-level attribute value (S, N, M, L, BOOL, NULL) as a plain Python value."""
     if "S" in value:
         return value["S"]
     if "N" in value:
-        return int(value["N"])
+        text = value["N"]
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    if "BOOL" in value:
+        return bool(value["BOOL"])
+    if "NULL" in value:
+        return None
     if "M" in value:
         return {k: _plain(v) for k, v in value["M"].items()}
     return [_plain(v) for v in value["L"]]

@@ -81,8 +81,25 @@ def test_record_item_round_trip_keeps_every_field() -> None:
         outputs=("t_result@x_root.zip",),
         error_zip="err.zip",
         expires_at=1_800_000_000,
+        batch_id="b-20261129-0001",
+        batch_status="FAILED",
+        batch_reason="Host EC2 (instance i-0abc) terminated.",
+        log_stream="demo-job/default/0123",
+        job_queue="demo-queue",
+        vcpus=2,
+        memory_mib=4096,
+        gpus=1,
+        timeout_seconds=3600,
+        reclaims=1,
+        attempts=(
+            {"number": 1, "exit_code": None, "cause": "spot reclaim", "lifecycle": "spot"},
+            {"number": 2, "exit_code": 0, "lifecycle": "on_demand", "preempted": False},
+        ),
+        usage={"vcpu_seconds": 120, "memory_gib_seconds": 240.5, "cost_usd": 0.00125},
     )
     item = record.to_item()
+    assert item["USAGE"]["M"]["cost_usd"] == {"N": "0.00125"}
+    assert item["ATTEMPTS"]["L"][0]["M"]["exit_code"] == {"NULL": True}
     assert item["IS_INVOKED"] == {"S": "True"}
     assert item["EXIT_CODE"] == {"N": "2"}
     assert item["VARIABLES"] == {"M": {"A": {"S": "1"}, "TAG": {"S": "t"}}}
