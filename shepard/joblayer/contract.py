@@ -42,6 +42,9 @@ LAMBDA_ENVIRONMENT_FIELDS: dict[str, str] = {
     "days_to_keep_failed_launch_indexes": "SHEPARD_DAYS_TO_KEEP_FAILED_LAUNCH_INDEXES",
     "days_to_keep_finished_jobs": "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS",
     "job_timeout_seconds": "SHEPARD_JOB_TIMEOUT_SECONDS",
+    # JSON: every job's vcpus/memory_mib/gpus and each compute environment's instance types,
+    # for the fit check at submit (shepard/joblayer/fit.py); may be absent (older flocks).
+    "job_resources": "SHEPARD_JOB_RESOURCES",
 }
 LAMBDA_ENVIRONMENT: tuple[str, ...] = tuple(LAMBDA_ENVIRONMENT_FIELDS.values())
 

@@ -15,6 +15,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shepard.joblayer import clients
+from shepard.joblayer.batch_events import BatchEvent
+from shepard.joblayer.batch_events import outcome as batch_outcome
 from shepard.joblayer.contract import PHASE_INDEX
 from shepard.joblayer.records import Phase, Result, Status
 
@@ -569,3 +571,140 @@ class JobStore:
                     "record with that id. Check the id (shepard-tf query)."
                 ) from None
             raise
+
+    # -- events: Batch's own view of a job -----------------------------------------------------
+
+    def apply_batch_event(self, event: BatchEvent) -> bool:
+        """Record what Batch says of a job: True when the record took the event.
+
+        Writes BATCH_STATUS, BATCH_REASON, LOG_STREAM and JOB_QUEUE, conditionally:
+        - the record exists and belongs to this Batch job (a job resubmitted to another queue
+          has a new BATCH_JOB_ID, and the old job's late events are ignored);
+        - the event ranks above the last one taken for that Batch job (batch_events.rank), so a
+          duplicate or an event delivered after a later one changes nothing.
+        A FAILED event (final for the Batch job) then finishes a record its worker did not
+        finish (never ran, or was killed): PHASE finished, RESULT failed (cancelled for the
+        queue's time limit), Batch's reason as REASON, JOB_STATUS ``<done>``. That second write
+        is conditional on PHASE not finished, so it never moves a finished record back; the
+        worker's own JOB_STATUS strings are never touched while the record is not finished.
+        """
+        job_id = event.shepard_job_id
+        if not job_id:
+            return False
+        names = {
+            "#id": "UUID",
+            "#bj": "BATCH_JOB_ID",
+            "#bs": "BATCH_STATUS",
+            "#ej": "BATCH_EVENT_JOB",
+            "#er": "BATCH_EVENT_RANK",
+        }
+        values: dict[str, Any] = {
+            ":bj": {"S": event.batch_job_id},
+            ":bs": {"S": event.status},
+            ":er": {"N": str(event.rank)},
+        }
+        sets = ["#bs = :bs", "#ej = :bj", "#er = :er"]
+        removes: list[str] = []
+        optional = {
+            "BATCH_REASON": ("#br", event.status_reason),
+            "LOG_STREAM": ("#ls", event.log_stream),
+            "JOB_QUEUE": ("#jq", event.job_queue),
+        }
+        for attribute, (alias, text) in optional.items():
+            names[alias] = attribute
+            if text is not None:
+                sets.append(f"{alias} = :{alias[1:]}")
+                values[f":{alias[1:]}"] = {"S": text}
+            elif attribute == "BATCH_REASON":
+                removes.append(alias)
+            else:
+                del names[alias]
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": job_id}},
+                UpdateExpression=expression,
+                ConditionExpression=(
+                    "attribute_exists(#id) "
+                    "AND (attribute_not_exists(#bj) OR #bj = :bj) "
+                    "AND (attribute_not_exists(#er) OR #ej <> :bj OR #er < :er)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        record = JobRecord.from_item(answer["Attributes"])
+        if event.status == "FAILED" and record.phase is not Phase.FINISHED:
+            self._finish_failed_by_batch(record, event)
+        self._note_batch_attempt(record, event)
+        return True
+
+    def _finish_failed_by_batch(self, record: JobRecord, event: BatchEvent) -> bool:
+        """Finish a record Batch failed while its worker could not (see apply_batch_event)."""
+        result, reason = batch_outcome(event, timeout_seconds=record.timeout_seconds)
+        now = self.clock()
+        names = {
+            "#id": "UUID",
+            "#bj": "BATCH_JOB_ID",
+            "#phase": "PHASE",
+            "#result": "RESULT",
+            "#reason": "REASON",
+            "#status": "JOB_STATUS",
+            "#end": "END_TIME",
+            "#expires": "EXPIRES_AT",
+        }
+        values: dict[str, Any] = {
+            ":bj": {"S": event.batch_job_id},
+            ":finished": {"S": Phase.FINISHED.value},
+            ":result": {"S": result.value},
+            ":reason": {"S": reason},
+            ":done": {"S": Status.DONE.value},
+            ":end": {"S": seed_time_text(now)},
+            ":expires": {"N": str(expires_at(now, self.days_to_keep_finished_jobs))},
+        }
+        sets = (
+            "#phase = :finished, #result = :result, #reason = :reason, #status = :done, "
+            "#end = :end, #expires = :expires"
+        )
+        if event.exit_code is not None:
+            names["#code"] = "EXIT_CODE"
+            values[":code"] = {"N": str(event.exit_code)}
+            sets += ", #code = :code"
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": record.job_id}},
+                UpdateExpression="SET " + sets,
+                ConditionExpression=(
+                    "attribute_exists(#id) AND #phase <> :finished "
+                    "AND (attribute_not_exists(#bj) OR #bj = :bj)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def _note_batch_attempt(self, record: JobRecord, event: BatchEvent) -> None:
+        """Fill the attempt's queue, host and log stream (JobStore.note_attempt, when the
+        attempts' section provides it; the attempt is the one running, or the one just ended)."""
+        note = getattr(self, "note_attempt", None)
+        if note is None or event.status not in ("STARTING", "RUNNING", "SUCCEEDED", "FAILED"):
+            return
+        number = event.attempt if event.final else event.attempt + 1
+        fields = {
+            "queue": event.job_queue,
+            "host": event.instance,
+            "log_stream": event.log_stream,
+        }
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if number >= 1 and fields:
+            note(record.job_id, number, **fields)
