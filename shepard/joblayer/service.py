@@ -131,6 +131,15 @@ class JobService:
                 idempotency_key=idempotency_key,
                 input_zip_name=input_zip_name,
             )
+        unplaceable = self.unplaceable()
+        if unplaceable:
+            return self.reject(
+                unplaceable,
+                job_id=job_id,
+                is_invoked=is_invoked,
+                idempotency_key=idempotency_key,
+                input_zip_name=input_zip_name,
+            )
         now = self.clock()
         record = JobRecord(
             job_id=job_id,
@@ -148,6 +157,17 @@ class JobService:
                 return self._duplicate(job_id, existing)
             record = existing
         return self._submit_recorded(record)
+
+    def unplaceable(self) -> str | None:
+        """Why no compute environment can ever place the flock's jobs (shepard/joblayer/fit.py),
+        or None; an unreadable SHEPARD_JOB_RESOURCES refuses nothing."""
+        from shepard.joblayer.fit import FlockResources, ResourcesError
+
+        try:
+            resources = FlockResources.from_json(self.settings.job_resources)
+        except ResourcesError:
+            return None
+        return resources.refusal() if resources is not None else None
 
     def _half_submitted(self, record: JobRecord) -> bool:
         if record.phase is not Phase.QUEUED or record.batch_job_id or record.result:
@@ -240,6 +260,9 @@ class JobService:
             except JobRejected as exc:
                 return self.reject(f"array item {index}: {exc.reason}", is_invoked=is_invoked)
             all_variables.append(variables)
+        unplaceable = self.unplaceable()
+        if unplaceable:
+            return self.reject(unplaceable, is_invoked=is_invoked)
         parent = new_job_id()
         now = self.clock()
         stamp = created_at_text(now)

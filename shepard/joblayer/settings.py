@@ -55,13 +55,22 @@ class FlockSettings:
     days_to_keep_failed_launch_indexes: int = 2
     days_to_keep_finished_jobs: int = 30
     job_timeout_seconds: int = 86400
+    job_resources: str = ""  # JSON for the fit check (shepard/joblayer/fit.py); "" checks nothing
+    # shepard/joblayer/retry.py (RetryPolicy.from_settings): empty/0 when the flock has none.
+    on_demand_job_queue: str = ""
+    spot_attempts: int = 0
+    oom_factor: int = 0
+    oom_max_memory_mib: int = 0
+    job_memory_mib: int = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> FlockSettings:
         values: dict[str, Any] = {}
         for name, variable in LAMBDA_ENVIRONMENT_FIELDS.items():
             default = _DEFAULTS.get(name)
-            if default is None:
+            if name in _OPTIONAL_TEXT:
+                values[name] = env.get(variable, "")
+            elif default is None:
                 values[name] = _required(env, variable)
             else:
                 values[name] = _number(env, variable, default)
@@ -82,6 +91,11 @@ _DEFAULTS: dict[str, int] = {
     if isinstance(field.default, int)
 }
 
+
+# The text settings the Lambdas' environment may leave out (empty: the feature is off).
+_OPTIONAL_TEXT: frozenset[str] = frozenset(
+    field.name for field in fields(FlockSettings) if field.default == ""
+)
 
 T = TypeVar("T")
 

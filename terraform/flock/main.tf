@@ -87,6 +87,14 @@ locals {
     SHEPARD_DAYS_TO_KEEP_FAILED_LAUNCH_INDEXES = tostring(var.table.days_to_keep_failed_launch_indexes)
     SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS         = tostring(var.table.days_to_keep_finished_jobs)
     SHEPARD_JOB_TIMEOUT_SECONDS                = tostring(var.job.timeout_seconds)
+    # The fit check at submit (shepard/joblayer/fit.py): what every job asks, what each compute
+    # environment may launch.
+    SHEPARD_JOB_RESOURCES = jsonencode({
+      vcpus                = var.job.vcpus
+      memory_mib           = var.job.memory_mib
+      gpus                 = var.job.gpus
+      compute_environments = { for k, ce in var.batch.compute_environments : k => ce.instance_types }
+    })
   }
 }
 

@@ -18,6 +18,7 @@ import pytest
 import tftest
 
 from shepard.deploy import emulator_overlay
+from shepard.joblayer.fit import FlockResources
 from tests.terraform.conftest import CASES, FlockPlanner
 
 pytestmark = [pytest.mark.terraform, pytest.mark.slow]
@@ -27,7 +28,7 @@ LAMBDA_ENV_KEYS = {
     "SHEPARD_FLOCK", "SHEPARD_TABLE_NAME", "SHEPARD_JOB_QUEUE", "SHEPARD_JOB_DEFINITION",
     "SHEPARD_INPUTS_BUCKET", "SHEPARD_OUTPUTS_BUCKET", "SHEPARD_ERRORS_BUCKET",
     "SHEPARD_QUICK_DEPLOY_BUCKET", "SHEPARD_DAYS_TO_KEEP_FAILED_LAUNCH_INDEXES",
-    "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS", "SHEPARD_JOB_TIMEOUT_SECONDS",
+    "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS", "SHEPARD_JOB_TIMEOUT_SECONDS", "SHEPARD_JOB_RESOURCES",
 }  # fmt: skip
 JOB_ENV_KEYS = {
     "INPUTS_BUCKET", "OUTPUTS_BUCKET", "ERROR_BUCKET", "USES_EFS", "USES_LUSTRE",
@@ -512,6 +513,14 @@ def test_full_job_and_lambda_environment(full: Plan) -> None:
     assert full.output("lambda_environment")["SHEPARD_JOB_TIMEOUT_SECONDS"] == "7200"
     definition = full.after("module.batch.aws_batch_job_definition.this")
     assert definition["retry_strategy"][0]["attempts"] == 4
+    # The fit check's copy of the job's resources is the job definition's.
+    fit = FlockResources.from_json(full.output("lambda_environment")["SHEPARD_JOB_RESOURCES"])
+    asks = {
+        r["type"]: int(r["value"])
+        for r in json.loads(definition["container_properties"])["resourceRequirements"]
+    }
+    assert fit is not None and fit.compute_environments
+    assert (fit.vcpus, fit.memory_mib) == (asks["VCPU"], asks["MEMORY"])
     queue = full.after("module.scheduler.aws_sqs_queue.this")
     assert queue["visibility_timeout_seconds"] == 900
     template = full.after("module.batch.aws_launch_template.sheep")
