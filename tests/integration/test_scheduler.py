@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 import boto3
 import pytest
@@ -26,7 +27,7 @@ from botocore.exceptions import ClientError
 from lambdas.scheduler import handler as scheduler
 from lambdas.scheduler.handler import Runtime, handle
 from shepard.emulator import InProcessEmulator, emulator_environment
-from shepard.joblayer.ids import new_job_id
+from shepard.joblayer.ids import is_batch_id, new_job_id
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.testing import FlockFixture, make_test_flock
@@ -197,10 +198,13 @@ def records(flock: FlockFixture) -> list[JobRecord]:
 
 
 def batch_job_count(flock: FlockFixture) -> int:
+    """Jobs submitted (an array job counts once, not with its children)."""
     batch = boto3.client("batch")
     return sum(
-        len(batch.list_jobs(jobQueue=flock.settings.job_queue, jobStatus=s)["jobSummaryList"])
+        1
         for s in ("SUBMITTED", "PENDING", "RUNNABLE", "RUNNING", "SUCCEEDED", "FAILED")
+        for job in batch.list_jobs(jobQueue=flock.settings.job_queue, jobStatus=s)["jobSummaryList"]
+        if ":" not in job["jobId"]
     )
 
 
@@ -395,8 +399,51 @@ def test_one_poison_among_nine_good(flock: FlockFixture, drops: Deliveries) -> N
         "rejected"
     ]
     assert sorted(r.variables.get("I", "-") for r in found) == ["-", *map(str, range(9))]
-    assert batch_job_count(flock) == 9
+    # The nine fan in to one array job: one SubmitJob, children 0..8 of one parent, one BATCH_ID.
+    assert rt.service.submitter.calls == 1 and batch_job_count(flock) == 1
+    children = [r for r in found if r.result is None]
+    assert len({r.array_parent for r in children}) == 1
+    assert sorted(r.array_index or 0 for r in children) == list(range(9))
+    assert all(r.job_id == f"{r.array_parent}-{r.array_index}" for r in children)
+    assert len({r.batch_id for r in found}) == 1 and is_batch_id(str(found[0].batch_id))
     assert report(flock, "bad.zip")["result"] == "rejected"
+
+
+def test_fan_in_skips_duplicates_per_drop(flock: FlockFixture, drops: Deliveries) -> None:
+    for i in range(3):
+        drops.upload(f"first/{i}.zip", make_zip({"inputs.json": json.dumps({"I": i}).encode()}))
+    first = drops.collect(3)
+    rt = Runtime.from_settings(flock.settings)
+    assert handle(rt, first) == {"batchItemFailures": []}
+    drops.upload("second/new.zip", make_zip({"inputs.json": b'{"I": "new"}'}))
+    again = {"Records": first["Records"][:2] + drops.collect(1)["Records"]}
+    assert handle(rt, again) == {"batchItemFailures": []}  # two duplicates, one new drop
+    found = records(flock)  # the claims are not jobs
+    assert sorted(r.variables["I"] for r in found) == ["0", "1", "2", "new"]
+    assert rt.service.submitter.calls == 2 and batch_job_count(flock) == 2
+    (new,) = [r for r in found if r.variables["I"] == "new"]
+    # All but one were duplicates: the survivor runs as a plain job under its child id.
+    assert new.job_id == f"{new.array_parent}-0"
+
+
+def test_fan_in_throttled_returns_its_messages_and_leaves_nothing(
+    flock: FlockFixture, drops: Deliveries
+) -> None:
+    for i in range(2):
+        drops.upload(f"t/{i}.zip", make_zip({"inputs.json": INPUTS}))
+    drops.upload("t/bad.zip", b"poison")
+    event = drops.collect(3)
+    stub = AlwaysThrottled()
+    throttled = Runtime.from_settings(flock.settings, batch_client=stub, sleep=lambda _: None)
+    answer = handle(throttled, event)
+    by_id = {unquote_plus(json.loads(m["body"])["Records"][0]["s3"]["object"]["key"]):
+             m["messageId"] for m in event["Records"]}  # fmt: skip
+    assert answer == {
+        "batchItemFailures": [{"itemIdentifier": by_id[f"t/{i}.zip"]} for i in range(2)]
+    }  # the poison zip is handled; the two good ones come back
+    assert [r.result for r in records(flock)] == [Result.REJECTED]
+    assert handle(Runtime.from_settings(flock.settings), event) == {"batchItemFailures": []}
+    assert len(records(flock)) == 3 and batch_job_count(flock) == 1
 
 
 class AlwaysThrottled:
