@@ -7,7 +7,7 @@ the table's attribute names.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -258,6 +258,19 @@ def _plain(value: Mapping[str, Any]) -> Any:
     return [_plain(v) for v in value["L"]]
 
 
+# fanin: the attribute of a claim item naming the record that holds the job, and how many
+# (claim, record) pairs go in one TransactWriteItems (100 items at most).
+CLAIM_ATTRIBUTE = "SAME_AS"
+CLAIMS_PER_TRANSACTION = 50
+
+
+def renumbered(record: JobRecord, index: int) -> JobRecord:
+    """An array child record moved to ``index`` (its UUID ``<parent>-<index>`` follows)."""
+    if record.array_parent is None:
+        return record
+    return replace(record, job_id=f"{record.array_parent}-{index}", array_index=index)
+
+
 def _is_condition_failure(exc: ClientError) -> bool:
     return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
@@ -404,7 +417,8 @@ class JobStore:
         while True:
             answer = self.client.scan(**kwargs)
             for item in answer.get("Items", []):
-                yield JobRecord.from_item(item)
+                if CLAIM_ATTRIBUTE not in item:  # a fan-in claim is not a job
+                    yield JobRecord.from_item(item)
             last = answer.get("LastEvaluatedKey")
             if not last:
                 return
@@ -708,3 +722,381 @@ class JobStore:
         fields = {k: v for k, v in fields.items() if v is not None}
         if number >= 1 and fields:
             note(record.job_id, number, **fields)
+
+    # -- fanin: zip drops fanned in to one array job ---------------------------------------------
+
+    def create_claimed(
+        self, pairs: Sequence[tuple[str, JobRecord]], *, max_rounds: int = 5
+    ) -> list[JobRecord]:
+        """Write each ``(claim id, record)`` pair unless its claim exists already; return the
+        records written, in order.
+
+        A claim is an item at the id a request's idempotency key gives (``ids.job_id_for``) with
+        ``SAME_AS`` naming the record that holds the job; it has no PHASE, CREATED_AT or BATCH_ID,
+        so no index and no resubmission sees it. Each claim is written with its record in one
+        TransactWriteItems (50 pairs a request, the claims conditional), so a record exists only
+        with its claim and a second delivery of a drop, or a plain job or rejection holding that
+        id, writes nothing. Array children are renumbered (ARRAY_INDEX and UUID) so the ones
+        written stay 0..n-1 when some claims turn out taken.
+        """
+        written: list[JobRecord] = []
+        for start in range(0, len(pairs), CLAIMS_PER_TRANSACTION):
+            pending = list(pairs[start : start + CLAIMS_PER_TRANSACTION])
+            for _ in range(max_rounds):
+                if not pending:
+                    break
+                numbered = [
+                    (claim, renumbered(record, len(written) + offset))
+                    for offset, (claim, record) in enumerate(pending)
+                ]
+                taken = self._write_claims(numbered)
+                if taken is None:
+                    written.extend(record for _, record in numbered)
+                    pending = []
+                    break
+                pending = [pair for index, pair in enumerate(pending) if index not in taken]
+            if pending:
+                raise RuntimeError(
+                    f"while writing {len(pending)} job records with their claims: the "
+                    f"transaction was cancelled {max_rounds} times (table busy)"
+                )
+        return written
+
+    def _write_claims(self, pairs: Sequence[tuple[str, JobRecord]]) -> set[int] | None:
+        """One transaction; None when written, else the pair indexes whose claim was taken
+        (empty when cancelled for another reason, such as a conflict: try again)."""
+        items: list[dict[str, Any]] = []
+        for claim, record in pairs:
+            marker: Item = {
+                "UUID": {"S": claim},
+                CLAIM_ATTRIBUTE: {"S": record.job_id},
+            }
+            if record.idempotency_key:
+                marker["IDEMPOTENCY_KEY"] = {"S": record.idempotency_key}
+            if record.expires_at is not None:
+                marker["EXPIRES_AT"] = {"N": str(record.expires_at)}
+            items.append(
+                {
+                    "Put": {
+                        "TableName": self.table_name,
+                        "Item": marker,
+                        "ConditionExpression": "attribute_not_exists(#id)",
+                        "ExpressionAttributeNames": {"#id": "UUID"},
+                    }
+                }
+            )
+            items.append({"Put": {"TableName": self.table_name, "Item": record.to_item()}})
+        try:
+            self.client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = exc.response.get("CancellationReasons") or []
+            return {
+                index // 2
+                for index, reason in enumerate(reasons)
+                if isinstance(reason, Mapping) and reason.get("Code") == "ConditionalCheckFailed"
+            }
+        return None
+
+    def delete_claimed(self, records: Iterable[JobRecord], claims: Iterable[str]) -> None:
+        """Remove records and their claims (a fan-in whose SubmitJob failed transiently, so the
+        drops' next delivery starts afresh)."""
+        keys = [record.job_id for record in records] + list(claims)
+        for start in range(0, len(keys), 25):
+            pending: list[dict[str, Any]] = [
+                {"DeleteRequest": {"Key": {"UUID": {"S": key}}}} for key in keys[start : start + 25]
+            ]
+            for _ in range(10):
+                if not pending:
+                    break
+                answer = self.client.batch_write_item(RequestItems={self.table_name: pending})
+                pending = answer.get("UnprocessedItems", {}).get(self.table_name, [])
+
+    # -- spot: attempts, interruptions ---------------------------------------------------------
+
+    def start_attempt(self, job_id: str, number: int, **fields: Any) -> None:
+        """Open the ATTEMPTS entry of attempt ``number`` (Batch's, 1-based) with ``started`` now
+        and ``fields`` (keys of ATTEMPT_KEYS: queue, instance_type, lifecycle, host...).
+
+        An entry of that number the events handler made first (it may see RUNNING before the
+        worker starts) is filled in, not doubled."""
+        values = {k: v for k, v in fields.items() if v is not None and k in ATTEMPT_KEYS}
+        values["started"] = seed_time_text(self.clock())
+        self._write_attempt(job_id, number, values, create=True)
+
+    def end_attempt(
+        self,
+        job_id: str,
+        number: int,
+        *,
+        exit_code: int | None = None,
+        reason: str | None = None,
+        cause: str | None = None,
+        reclaimed: bool = False,
+    ) -> None:
+        """Close attempt ``number``: ``ended`` now, its exit code, reason and cause. A reclaimed
+        attempt (the host taken back) adds one to RECLAIMS, which is not the application's
+        retry budget."""
+        values: dict[str, Any] = {"ended": seed_time_text(self.clock())}
+        for key, value in (("exit_code", exit_code), ("reason", reason), ("cause", cause)):
+            if value is not None:
+                values[key] = value
+        self._write_attempt(job_id, number, values, create=True)
+        if reclaimed:
+            self._update(
+                job_id,
+                "SET #r = if_not_exists(#r, :zero) + :one",
+                {"#r": "RECLAIMS"},
+                {":zero": {"N": "0"}, ":one": {"N": "1"}},
+            )
+
+    def note_attempt(self, job_id: str, number: int, **fields: Any) -> None:
+        """Fill keys of attempt ``number`` (the events handler: queue, host, log stream; the
+        entry is made if the worker has not opened it yet)."""
+        values = {k: v for k, v in fields.items() if v is not None and k in ATTEMPT_KEYS}
+        if values:
+            self._write_attempt(job_id, number, values, create=True)
+
+    def finish_interrupted(self, job_id: str, reason: str, *, exit_code: int | None = None) -> None:
+        """An interruption that will not be retried: the job ends (PHASE finished, RESULT
+        interrupted) with its cause in REASON, unless it was cancelled meanwhile."""
+        record = self.get(job_id)
+        if record is not None and record.result is Result.CANCELLED:
+            return
+        self.finish(job_id, Result.INTERRUPTED, exit_code=exit_code, reason=reason)
+
+    def _write_attempt(
+        self, job_id: str, number: int, values: Mapping[str, Any], *, create: bool
+    ) -> None:
+        """Set ``values`` in the last ATTEMPTS entry numbered ``number`` (appended when there is
+        none): conditional on the list being as read, tried again when another writer won."""
+        for _ in range(5):
+            record = self.get(job_id)
+            if record is None:
+                raise JobNotFound(
+                    f"while recording attempt {number} of job {job_id}: the job table "
+                    f"{self.table_name} has no record with that id. Check the id."
+                )
+            attempts = list(record.attempts)
+            numbered = [i for i, entry in enumerate(attempts) if entry.get("number") == number]
+            index = numbered[-1] if numbered else None
+            names: dict[str, str] = {"#id": "UUID", "#a": "ATTEMPTS"}
+            expression_values: dict[str, Any] = {":n": {"N": str(len(attempts))}}
+            if index is None:
+                if not create:
+                    return
+                entry = {"number": number, **values}
+                expression = "SET #a = list_append(if_not_exists(#a, :empty), :new)"
+                expression_values[":empty"] = {"L": []}
+                expression_values[":new"] = {"L": [to_attribute(entry)]}
+                condition = "attribute_exists(#id) AND " + (
+                    "size(#a) = :n" if attempts else "attribute_not_exists(#a)"
+                )
+                if not attempts:
+                    del expression_values[":n"]
+            else:
+                sets = []
+                for i, (key, value) in enumerate(values.items()):
+                    names[f"#k{i}"] = key
+                    expression_values[f":v{i}"] = to_attribute(value)
+                    sets.append(f"#a[{index}].#k{i} = :v{i}")
+                expression = "SET " + ", ".join(sets)
+                condition = "attribute_exists(#id) AND size(#a) = :n"
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"UUID": {"S": job_id}},
+                    UpdateExpression=expression,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=expression_values,
+                )
+                return
+            except ClientError as exc:
+                if not _is_condition_failure(exc):
+                    raise
+        raise RuntimeError(
+            f"while recording attempt {number} of job {job_id}: the record kept changing "
+            "(5 tries). The attempt is not recorded; the job itself is unaffected."
+        )
+
+    def mark_batch_notified(self, job_id: str) -> bool:
+        """Set BATCH_NOTIFIED on a batch's oldest record, once: False when it was set already
+        (another handler sent the batch's completion message)."""
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": job_id}},
+                UpdateExpression="SET #n = :now",
+                ConditionExpression="attribute_exists(#id) AND attribute_not_exists(#n)",
+                ExpressionAttributeNames={"#id": "UUID", "#n": "BATCH_NOTIFIED"},
+                ExpressionAttributeValues={":now": {"S": seed_time_text(self.clock())}},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    # -- ladder: retries after a failure (shepard/joblayer/retry.py) ---------------------------
+
+    # What requeue_for_retry changes, and undo_requeue puts back.
+    _RETRY_ATTRIBUTES = (
+        "PHASE",
+        "JOB_STATUS",
+        "RESULT",
+        "REASON",
+        "EXIT_CODE",
+        "END_TIME",
+        "ERROR_ZIP",
+        "BATCH_JOB_ID",
+        "BATCH_STATUS",
+        "BATCH_REASON",
+        "JOB_QUEUE",
+        "RECLAIMS",
+        "MEMORY_MIB",
+    )
+
+    def requeue_for_retry(
+        self,
+        job_id: str,
+        failed_batch_job_id: str,
+        *,
+        queue: str,
+        reclaims: int,
+        memory_mib: int | None,
+        reason: str,
+    ) -> JobRecord | None:
+        """Put a job Batch failed back in the queue before it is submitted again: PHASE queued,
+        JOB_STATUS not_yet_initiated, ``reason`` as REASON (the worker's claim removes it), the new
+        JOB_QUEUE, RECLAIMS and MEMORY_MIB (when raised); RESULT, EXIT_CODE, END_TIME, ERROR_ZIP
+        and BATCH_JOB_ID go. ATTEMPTS and ATTEMPT stay.
+
+        Conditional on the record still showing this Batch job's failure (finished, failed or
+        interrupted, BATCH_JOB_ID that job's or none): None when it does not, so a second
+        delivery of one event resubmits nothing."""
+        names = {
+            "#id": "UUID",
+            "#phase": "PHASE",
+            "#status": "JOB_STATUS",
+            "#result": "RESULT",
+            "#reason": "REASON",
+            "#code": "EXIT_CODE",
+            "#end": "END_TIME",
+            "#ezip": "ERROR_ZIP",
+            "#bj": "BATCH_JOB_ID",
+            "#bs": "BATCH_STATUS",
+            "#br": "BATCH_REASON",
+            "#queue": "JOB_QUEUE",
+            "#reclaims": "RECLAIMS",
+        }
+        values: dict[str, Any] = {
+            ":queued": {"S": Phase.QUEUED.value},
+            ":finished": {"S": Phase.FINISHED.value},
+            ":initial": {"S": Status.NOT_YET_INITIATED.value},
+            ":failed": {"S": Result.FAILED.value},
+            ":interrupted": {"S": Result.INTERRUPTED.value},
+            ":reason": {"S": reason},
+            ":old": {"S": failed_batch_job_id},
+            ":submitted": {"S": "SUBMITTED"},
+            ":queue": {"S": queue},
+            ":reclaims": {"N": str(reclaims)},
+        }
+        sets = [
+            "#phase = :queued",
+            "#status = :initial",
+            "#reason = :reason",
+            "#bs = :submitted",
+            "#queue = :queue",
+            "#reclaims = :reclaims",
+        ]
+        if memory_mib is not None:
+            names["#memory"] = "MEMORY_MIB"
+            values[":memory"] = {"N": str(memory_mib)}
+            sets.append("#memory = :memory")
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": job_id}},
+                UpdateExpression=(
+                    "SET " + ", ".join(sets) + " REMOVE #result, #code, #end, #ezip, #bj, #br"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(#id) AND #phase = :finished "
+                    "AND #result IN (:failed, :interrupted) "
+                    "AND (attribute_not_exists(#bj) OR #bj = :old)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return JobRecord.from_item(answer["Attributes"])
+
+    def undo_requeue(self, before: JobRecord, failed_batch_job_id: str) -> None:
+        """Put back what requeue_for_retry changed (SubmitJob stayed throttled): the record as
+        ``before`` had it, with BATCH_JOB_ID the failed job's, so a new delivery of the event
+        finds the failure again. Only while no Batch job took the record meanwhile."""
+        item = before.to_item()
+        item["BATCH_JOB_ID"] = {"S": failed_batch_job_id}
+        names = {"#id": "UUID", "#bj": "BATCH_JOB_ID", "#phase": "PHASE"}
+        values: dict[str, Any] = {":queued": {"S": Phase.QUEUED.value}}
+        sets: list[str] = []
+        removes: list[str] = []
+        for i, attribute in enumerate(self._RETRY_ATTRIBUTES):
+            alias = f"#u{i}"
+            names[alias] = attribute
+            if attribute in item:
+                values[f":u{i}"] = item[attribute]
+                sets.append(f"{alias} = :u{i}")
+            else:
+                removes.append(alias)
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": before.job_id}},
+                UpdateExpression=expression,
+                ConditionExpression=(
+                    "attribute_exists(#id) AND #phase = :queued AND attribute_not_exists(#bj)"
+                ),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    # -- cost: each job's usage and estimated cost -----------------------------------------------
+
+    def record_usage(self, job_id: str, usage: Mapping[str, Any]) -> dict[str, Any]:
+        """Add one run's USAGE (keys of ``USAGE_KEYS``) to the job's record and return the
+        total: seconds, vCPU-seconds, memory GiB-seconds and cost add up over the job's attempts;
+        instance type and lifecycle are the latest run's. A cost of None (no price known) makes
+        the total's cost None."""
+        unknown = set(usage) - set(USAGE_KEYS)
+        if unknown:
+            raise ValueError(f"USAGE has no keys {sorted(unknown)}; its keys are {USAGE_KEYS}")
+        current = self.get(job_id)
+        before = dict(current.usage) if current is not None and current.usage else {}
+        total: dict[str, Any] = {key: usage.get(key) for key in USAGE_KEYS}
+        if before:
+            for key in ("seconds", "vcpu_seconds", "memory_gib_seconds", "cost_usd"):
+                mine, theirs = usage.get(key), before.get(key)
+                total[key] = None if mine is None or theirs is None else mine + theirs
+        values = {":u": {"M": {k: self._usage_attribute(v) for k, v in total.items()}}}
+        self._update(job_id, "SET #usage = :u", {"#usage": "USAGE"}, values)
+        return total
+
+
+    @staticmethod
+    def _usage_attribute(value: Any) -> dict[str, Any]:
+        """A USAGE value; numbers in plain decimal notation (never ``1e-05``)."""
+        if isinstance(value, float):
+            text = f"{value:.6f}".rstrip("0").rstrip(".")
+            return {"N": text if text not in ("", "-0") else "0"}
+        return to_attribute(value)
