@@ -23,7 +23,7 @@ from pathlib import Path
 import shepard
 from shepard.errors import ShepardError
 
-LAMBDAS = ("scheduler", "api")
+LAMBDAS = ("scheduler", "api", "events")
 FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644  # regular file, rw-r--r--
 
@@ -83,8 +83,8 @@ def zip_bytes(entries: dict[str, bytes]) -> bytes:
 
 
 def build_lambda_zips(out_dir: Path, *, root: Path | None = None) -> dict[str, Path]:
-    """Write ``scheduler.zip`` and ``api.zip`` into ``out_dir``; a file is rewritten only when its
-    bytes change (so its timestamp, too, says whether the code changed)."""
+    """Write ``scheduler.zip``, ``api.zip`` and ``events.zip`` into ``out_dir``; a file is
+    rewritten only when its bytes change (so its timestamp, too, says whether the code changed)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     zips: dict[str, Path] = {}
     for name in LAMBDAS:

@@ -106,6 +106,8 @@ module "kms" {
   log_group_prefixes = ["/aws/lambda/${var.name}-", "/aws/batch/${var.name}"]
   # S3 writes the inputs bucket's notifications to the encrypted scheduler queue.
   s3_notification_bucket_arns = [module.storage.bucket_arns["inputs"]]
+  # EventBridge sends Batch's job events to the encrypted events queue (module.events' rule).
+  eventbridge_rule_names = ["${var.name}-batch-job-state"]
 }
 
 module "network" {
@@ -218,6 +220,9 @@ module "iam" {
   job_definition_arn_prefix = module.batch.job_definition_arn_prefix
   scheduler_log_group_arn   = module.scheduler.log_group_arn
   api_log_group_arn         = module.api.log_group_arn
+  events_queue_arn          = module.events.queue_arn
+  events_log_group_arn      = module.events.log_group_arn
+  notifications_topic_arn   = module.events.topic_arn
   extra_iam_policy_json     = var.extra_iam_policy_json
   create_spot_fleet_role    = local.uses_spot
   create_batch_service_role = var.create_batch_service_role
@@ -290,4 +295,24 @@ module "api" {
   lambda_timeout_seconds = var.lambda.timeout_seconds
   log_retention_days     = var.lambda.log_retention_days
   environment            = local.lambda_environment
+}
+
+module "events" {
+  source = "../modules/events"
+
+  name = var.name
+  # Every queue of the flock: a job the retry ladder moves to the on-demand queue keeps
+  # reporting its states.
+  job_queue_arns               = [module.batch.job_queue_arn]
+  kms_key_arn                  = module.kms.key_arn
+  role_arn                     = module.iam.events_role_arn
+  zip_path                     = coalesce(var.lambda.events_zip, "${path.module}/lambda/events.zip")
+  max_receive_count            = var.sqs.max_receive_count
+  lambda_memory_mib            = var.lambda.memory_mib
+  lambda_timeout_seconds       = var.lambda.timeout_seconds
+  log_retention_days           = var.lambda.log_retention_days
+  environment                  = local.lambda_environment
+  enable_event_source_mapping  = var.enable_event_source_mapping
+  notification_emails          = var.notifications.emails
+  notification_https_endpoints = var.notifications.https_endpoints
 }

@@ -213,9 +213,10 @@ variable "lambda" {
     timeout_seconds    = optional(number, 60)
     scheduler_zip      = optional(string)
     api_zip            = optional(string)
+    events_zip         = optional(string)
     log_retention_days = optional(number, 30)
   })
-  description = "The two Lambdas: memory, timeout, log retention; scheduler_zip and api_zip replace the packages kept in lambda/ (built by shepard.package)."
+  description = "The Lambdas: memory, timeout, log retention; scheduler_zip, api_zip and events_zip replace the packages kept in lambda/ (built by shepard.package)."
   default     = {}
 }
 
@@ -331,4 +332,23 @@ variable "compute_environment_update_policy" {
   type        = bool
   description = "Compute environments carry an update_policy (running jobs get batch.update_job_timeout_minutes when an update replaces the sheep; moto drops it, so every plan would show it again)."
   default     = true
+}
+
+variable "notifications" {
+  type = object({
+    emails          = optional(list(string), [])
+    https_endpoints = optional(list(string), [])
+  })
+  description = "Subscribers of the flock's SNS topic (KMS-encrypted), told when a job fails and when a batch completes; no topic when both lists are empty."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for a in var.notifications.emails : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", a))])
+    error_message = "notifications.emails must be e-mail addresses."
+  }
+
+  validation {
+    condition     = alltrue([for u in var.notifications.https_endpoints : startswith(u, "https://")])
+    error_message = "notifications.https_endpoints must be https:// URLs."
+  }
 }

@@ -276,3 +276,65 @@ moved {
   from = aws_iam_role_policy_attachment.batch_service
   to   = aws_iam_role_policy_attachment.batch_service[0]
 }
+
+# ---------------------------------------------------------------------------------------------
+# Events Lambda: records Batch's job state changes, retries (the ladder), notifies
+# ---------------------------------------------------------------------------------------------
+
+resource "aws_iam_role" "events" {
+  name               = "${var.name}-events"
+  description        = "Batch events Lambda of shepard flock ${var.name}"
+  assume_role_policy = data.aws_iam_policy_document.trust["lambda"].json
+}
+
+data "aws_iam_policy_document" "events" {
+  statement {
+    sid = "JobRecords"
+    # JobStore.apply_batch_event (UpdateItem), get (GetItem), and a batch's records for its
+    # completion message (Query on the batch index).
+    actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"]
+    resources = [var.table_arn, "${var.table_arn}/index/*"]
+  }
+  statement {
+    # The retry ladder (shepard.joblayer.retry) submits a failed job again.
+    sid       = "ResubmitJobs"
+    actions   = ["batch:SubmitJob"]
+    resources = local.submit_job_resources
+  }
+  dynamic "statement" {
+    for_each = var.events_queue_arn == null ? [] : [var.events_queue_arn]
+    content {
+      sid       = "ConsumeOwnQueue"
+      actions   = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"]
+      resources = [statement.value]
+    }
+  }
+  dynamic "statement" {
+    for_each = var.events_log_group_arn == null ? [] : [var.events_log_group_arn]
+    content {
+      sid       = "OwnLogGroup"
+      actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+      resources = [statement.value, "${statement.value}:*"]
+    }
+  }
+  statement {
+    # The queue's and the topic's messages are encrypted with the flock's key.
+    sid       = "FlockKey"
+    actions   = local.kms_use
+    resources = [var.kms_key_arn]
+  }
+  dynamic "statement" {
+    for_each = var.notifications_topic_arn == null ? [] : [var.notifications_topic_arn]
+    content {
+      sid       = "PublishNotifications"
+      actions   = ["sns:Publish"]
+      resources = [statement.value]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "events" {
+  name   = "events"
+  role   = aws_iam_role.events.id
+  policy = data.aws_iam_policy_document.events.json
+}

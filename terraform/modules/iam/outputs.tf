@@ -41,3 +41,9 @@ output "secret_arn_pattern" {
   description = "ARN pattern of the flock's secrets: the main one and the parts secretify adds (<secret_name>-*)."
   value       = local.secret_arn_pattern
 }
+
+output "events_role_arn" {
+  description = "Role of the events Lambda, available once its policy is in place (the event source mapping checks the role's SQS rights)."
+  value       = aws_iam_role.events.arn
+  depends_on  = [aws_iam_role_policy.events]
+}

@@ -95,3 +95,21 @@ variable "create_batch_service_role" {
   description = "Create a custom Batch service role (<name>-batch-service). AWS compute environments use the service-linked role instead; the moto emulator needs a custom one."
   default     = false
 }
+
+variable "events_queue_arn" {
+  type        = string
+  description = "ARN of the queue Batch's job state events arrive on (the events Lambda's); null leaves the statement out."
+  default     = null
+}
+
+variable "events_log_group_arn" {
+  type        = string
+  description = "ARN of the events Lambda's log group; null leaves the statement out."
+  default     = null
+}
+
+variable "notifications_topic_arn" {
+  type        = string
+  description = "ARN of the notifications topic the events Lambda publishes to; null when the flock has none."
+  default     = null
+}

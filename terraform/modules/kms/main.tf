@@ -89,6 +89,27 @@ data "aws_iam_policy_document" "key" {
       }
     }
   }
+
+  # EventBridge sends the flock's Batch job events to the KMS-encrypted events queue and needs a
+  # data key for that (EventBridge user guide, "Amazon SQS permissions": an encrypted queue's
+  # key grants events.amazonaws.com these two actions), only for the flock's own rules.
+  dynamic "statement" {
+    for_each = length(var.eventbridge_rule_names) > 0 ? [1] : []
+    content {
+      sid       = "EventBridgeSendsToEncryptedQueue"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = ["*"]
+      principals {
+        type        = "Service"
+        identifiers = ["events.amazonaws.com"]
+      }
+      condition {
+        test     = "ArnEquals"
+        variable = "aws:SourceArn"
+        values   = [for rule in var.eventbridge_rule_names : "arn:${local.partition}:events:${var.region}:${local.account_id}:rule/${rule}"]
+      }
+    }
+  }
 }
 
 resource "aws_kms_key_policy" "this" {

@@ -40,3 +40,9 @@ variable "tags" {
   description = "Tags for the key (the provider's default_tags are added)."
   default     = {}
 }
+
+variable "eventbridge_rule_names" {
+  type        = list(string)
+  description = "Names of the EventBridge rules (default event bus) that send to queues encrypted with the key (the flock's Batch job events rule); empty for none. Names, not ARNs: the rules' queues need the key first."
+  default     = []
+}
