@@ -316,7 +316,13 @@ COMMANDS: tuple[Command, ...] = (
                     "failed",
                     "rejected",
                     "interrupted",
+                    "cancelled",
                 ),
+            ),
+            option(
+                "batch",
+                metavar="BATCH_ID",
+                help="the jobs of one submission: counts by result (and their cost)",
             ),
             option(
                 "watch",
@@ -339,6 +345,38 @@ COMMANDS: tuple[Command, ...] = (
             option("directory_to_sync_s3_bucket_to", metavar="FOLDER"),
             option("tag", help="only results whose name starts with TAG_"),
             switch("unzip", help="unzip each result beside its zip"),
+        ),
+    ),
+    # -- operating jobs -------------------------------------------------------------------------
+    Command(
+        "wait",
+        "ops:wait",
+        "wait until a batch's (or the given) jobs are finished; exit 1 if any did not succeed",
+        "shepard-tf wait --batch b-20261129T061500-3fa9c1 --timeout 3600",
+        (
+            Arg("jobs", nargs="*", metavar="JOB", help="job ids (an array job's id: its children)"),
+            option("batch", metavar="BATCH_ID", help="every job of this submission"),
+            option(
+                "expect",
+                type=int,
+                metavar="N",
+                help="wait until the batch has at least N jobs (zips the scheduler has yet to"
+                " read); `batch` prints it",
+            ),
+            option(
+                "timeout",
+                type=float,
+                metavar="SECONDS",
+                help="give up (exit 1) after SECONDS (default: wait as long as it takes)",
+            ),
+            option(
+                "interval",
+                type=float,
+                default=5.0,
+                metavar="SECONDS",
+                help="seconds between reads of the job table (default 5)",
+            ),
+            option("dynamo_db_to_query", metavar="TABLE"),
         ),
     ),
     Command(

@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from shepard.joblayer.batch import TransientFailure, is_transient
+from shepard.joblayer.ids import new_batch_id
 from shepard.joblayer.service import JobOutcome, JobService, Outcome
 from shepard.joblayer.settings import PerEnvironment
 from shepard.joblayer.variables import JobRejected, parse_json
@@ -48,6 +49,8 @@ def _answer(outcome: JobOutcome) -> tuple[int, dict[str, Any]]:
     }
     if outcome.array_size is not None:
         body["array_size"] = outcome.array_size
+    if outcome.batch_id is not None:
+        body["batch_id"] = outcome.batch_id
     return 200, body
 
 
@@ -67,9 +70,14 @@ def submit_payload(
                     "error": "an idempotency key is for one job, not an array job; leave it out",
                     "statusCode": 400,
                 }
-            outcome = jobs.submit_array(payload, is_invoked=True)
+            outcome = jobs.submit_array(payload, is_invoked=True, batch_id=new_batch_id())
         else:
-            outcome = jobs.submit(payload, is_invoked=True, idempotency_key=idempotency_key)
+            outcome = jobs.submit(
+                payload,
+                is_invoked=True,
+                idempotency_key=idempotency_key,
+                batch_id=new_batch_id(),
+            )
     except (TransientFailure, ClientError) as exc:
         if not is_transient(exc):
             raise

@@ -7,7 +7,7 @@ Every method wraps its call in :func:`aws_errors`, so a failure reaches the user
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,9 @@ from shepard.aws.session import AwsSettings, assume, base_session, client, sessi
 from shepard.errors import BackendError
 from shepard.joblayer import calls
 from shepard.joblayer.calls import RegistryLogin, S3Object, SecretSettings
+from shepard.joblayer.contract import BATCH_INDEX
 from shepard.joblayer.records import Phase, Result
-from shepard.joblayer.store import JobStore
+from shepard.joblayer.store import JobRecord, JobStore
 
 SECRET_LIMIT = 64 * 1024  # Secrets Manager's SecretString limit
 
@@ -70,10 +71,16 @@ class Aws:
 
     # -- S3 -----------------------------------------------------------------------------------
     def upload_file(
-        self, path: Path, bucket: str, key: str, on_bytes: Callable[[int], None] | None = None
+        self,
+        path: Path,
+        bucket: str,
+        key: str,
+        on_bytes: Callable[[int], None] | None = None,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> None:
         with aws_errors(f"uploading {path.name} to s3://{bucket}/{key}"):
-            calls.upload(self._client("s3"), path, bucket, key, on_bytes)
+            calls.upload(self._client("s3"), path, bucket, key, on_bytes, metadata=metadata)
 
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[S3Object]:
         with aws_errors(f"listing s3://{bucket}/{prefix}"):
@@ -111,6 +118,64 @@ class Aws:
                 Phase(phase), result=Result(result) if result is not None else None
             )
         return [record.to_plain() for record in records]
+
+    def job_store(self, table: str) -> JobStore:
+        """The job table through the CLI's own DynamoDB client (wrap its calls in aws_errors)."""
+        return JobStore(table, self._client("dynamodb"))
+
+    def query_batch(self, table: str, batch_id: str) -> list[JobRecord]:
+        """The jobs of one submission through the batch index (a Query, never a Scan)."""
+        with aws_errors(f"querying the job table {table} ({BATCH_INDEX} = {batch_id})"):
+            return self.job_store(table).query_batch(batch_id)
+
+    def get_job(self, table: str, job_id: str) -> JobRecord | None:
+        with aws_errors(f"reading job {job_id} from the job table {table}"):
+            return self.job_store(table).get(job_id)
+
+    def cancel_job_record(self, table: str, job_id: str, reason: str) -> JobRecord | None:
+        """Record a job cancelled (conditional: None when it had finished already)."""
+        with aws_errors(f"recording job {job_id} cancelled in the job table {table}"):
+            return self.job_store(table).cancel(job_id, reason)
+
+    # -- Batch --------------------------------------------------------------------------------
+    def cancel_batch_job(self, batch_job_id: str, reason: str) -> None:
+        """CancelJob: a job not yet STARTING/RUNNING leaves the queue (an array parent takes
+        its children)."""
+        with aws_errors(f"cancelling the AWS Batch job {batch_job_id}"):
+            self._client("batch").cancel_job(jobId=batch_job_id, reason=reason[:1024])
+
+    def terminate_batch_job(self, batch_job_id: str, reason: str) -> None:
+        """TerminateJob: a STARTING/RUNNING job is stopped (its container gets SIGTERM)."""
+        with aws_errors(f"terminating the AWS Batch job {batch_job_id}"):
+            self._client("batch").terminate_job(jobId=batch_job_id, reason=reason[:1024])
+
+    def batch_job_statuses(self, batch_job_ids: list[str]) -> dict[str, str]:
+        """Batch's status of each job id it still knows (DescribeJobs, 100 ids a call)."""
+        statuses: dict[str, str] = {}
+        with aws_errors("describing AWS Batch jobs"):
+            for start in range(0, len(batch_job_ids), 100):
+                answer = self._client("batch").describe_jobs(
+                    jobs=batch_job_ids[start : start + 100]
+                )
+                for job in answer.get("jobs", []):
+                    statuses[str(job["jobId"])] = str(job.get("status", ""))
+        return statuses
+
+    # -- CloudWatch Logs ----------------------------------------------------------------------
+    def log_events(
+        self, group: str, stream: str, next_token: str | None = None
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """One GetLogEvents page from the start of the stream: (events, nextForwardToken).
+        Throttling is raised as it is (the caller backs off)."""
+        kwargs: dict[str, Any] = {
+            "logGroupName": group,
+            "logStreamName": stream,
+            "startFromHead": True,
+        }
+        if next_token:
+            kwargs["nextToken"] = next_token
+        answer = self._client("logs").get_log_events(**kwargs)
+        return list(answer.get("events", [])), answer.get("nextForwardToken")
 
     # -- Secrets Manager ----------------------------------------------------------------------
     def put_secret(

@@ -98,6 +98,11 @@ def batch(ctx: Context) -> int:
     for folder in folders:
         _check_inputs(folder)
     bucket = ctx.settings.require("s3_bucket_to_upload_to", "batching")
+    from shepard.joblayer.contract import BATCH_ID_METADATA
+    from shepard.joblayer.ids import new_batch_id
+
+    batch_id = new_batch_id()
+    metadata = {BATCH_ID_METADATA: batch_id}
     jobs = [JobFolder(f, _zip_name(override)) for f in folders]
     with tempfile.TemporaryDirectory(prefix="shepard-batch-") as tmp:
         zips = []
@@ -110,14 +115,24 @@ def batch(ctx: Context) -> int:
 
             def upload(item: tuple[JobFolder, Path, int]) -> None:
                 job, path, _ = item
-                aws.upload_file(path, bucket, job.zip_name, bar.advance)
+                aws.upload_file(path, bucket, job.zip_name, bar.advance, metadata=metadata)
 
             with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(zips))) as pool:
                 list(pool.map(upload, zips))
     for job in jobs:
         ctx.console.note(f"{job.folder} -> s3://{bucket}/{job.zip_name}")
         ctx.console.print(job.zip_name)
+    _note_batch(ctx, batch_id, len(jobs))
     return 0
+
+
+def _note_batch(ctx: Context, batch_id: str | None, jobs: int) -> None:
+    """Say the submission's batch id, and how to wait for it (stderr: stdout stays data)."""
+    if batch_id:
+        ctx.console.note(
+            f"batch {batch_id}: {jobs} job(s); wait for them with"
+            f" `shepard-tf wait --batch {batch_id} --expect {jobs}`"
+        )
 
 
 def _array_inputs(items: Sequence[str]) -> list[tuple[Path, dict[str, str]]]:
@@ -167,6 +182,7 @@ def _batch_array(ctx: Context) -> int:
         f"array job of {len(inputs)} children: {job_id}-0 .. {job_id}-{len(inputs) - 1}"
     )
     ctx.console.print(job_id)
+    _note_batch(ctx, answer.get("batch_id"), len(inputs))
     return 0
 
 
@@ -245,6 +261,7 @@ def batch_via_api(ctx: Context) -> int:
         ctx.console.json(body)
     else:
         ctx.console.print(_job_id(body))
+        _note_batch(ctx, body.get("batch_id"), 1)
     return 0
 
 
@@ -309,6 +326,10 @@ def fetch_jobs(ctx: Context, table: str, status: str | None) -> list[dict[str, A
 
 def query(ctx: Context) -> int:
     table = ctx.settings.require("dynamo_db_to_query", "querying jobs")
+    if ctx.flag("batch"):
+        from shepard.commands.ops import query_batch
+
+        return query_batch(ctx, table, str(ctx.flag("batch")))
     status: str | None = ctx.flag("status")
     watch: float | None = ctx.flag("watch")
     while True:

@@ -8,7 +8,7 @@ CLI, ``shepard_worker.aws`` in the worker).
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,10 +58,21 @@ def list_objects(s3: Any, bucket: str, prefix: str = "") -> Iterator[S3Object]:
             yield S3Object(str(item["Key"]), int(item["Size"]), str(item["ETag"]).strip('"'))
 
 
-def upload(s3: Any, path: Path, bucket: str, key: str, on_bytes: OnBytes | None = None) -> None:
-    """``path`` to ``s3://bucket/key`` (multipart past one part)."""
+def upload(
+    s3: Any,
+    path: Path,
+    bucket: str,
+    key: str,
+    on_bytes: OnBytes | None = None,
+    *,
+    metadata: Mapping[str, str] | None = None,
+) -> None:
+    """``path`` to ``s3://bucket/key`` (multipart past one part), with user ``metadata``."""
+    extra = {"Metadata": dict(metadata)} if metadata else None
     with path.open("rb") as source:
-        s3.upload_fileobj(source, bucket, key, Config=transfer_config(), Callback=on_bytes)
+        s3.upload_fileobj(
+            source, bucket, key, ExtraArgs=extra, Config=transfer_config(), Callback=on_bytes
+        )
 
 
 def download(

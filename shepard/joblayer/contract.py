@@ -17,6 +17,12 @@ QUEUED = "queued"
 RUNNING = "running"
 FINISHED = "finished"
 PHASES: tuple[str, ...] = (QUEUED, RUNNING, FINISHED)
+# The GSI whose hash key is BATCH_ID (range CREATED_AT): the jobs of one submission
+# (`query --batch`, `wait --batch`, `cancel --batch`).
+BATCH_INDEX = "batch-index"
+# The S3 user metadata (x-amz-meta-shepard-batch-id) `shepard-tf batch` puts on each zip it
+# uploads: the scheduler stores it as the job's BATCH_ID.
+BATCH_ID_METADATA = "shepard-batch-id"
 
 # The DynamoDB actions the Lambdas' JobStore calls (create, put_many, delete_unsubmitted, get,
 # set_batch_job_id, finish): the Lambda role must allow exactly these on the table.

@@ -59,6 +59,7 @@ class JobOutcome:
     reason: str | None = None
     batch_job_id: str | None = None
     array_size: int | None = None
+    batch_id: str | None = None  # BATCH_ID of the submission it came in
 
     @property
     def accepted(self) -> bool:
@@ -113,6 +114,7 @@ class JobService:
         is_invoked: bool,
         idempotency_key: str | None = None,
         input_zip_name: str | None = None,
+        batch_id: str | None = None,
     ) -> JobOutcome:
         """Validate a request (a decoded JSON object), record it, submit it to Batch.
 
@@ -130,6 +132,7 @@ class JobService:
                 is_invoked=is_invoked,
                 idempotency_key=idempotency_key,
                 input_zip_name=input_zip_name,
+                batch_id=batch_id,
             )
         unplaceable = self.unplaceable()
         if unplaceable:
@@ -139,6 +142,7 @@ class JobService:
                 is_invoked=is_invoked,
                 idempotency_key=idempotency_key,
                 input_zip_name=input_zip_name,
+                batch_id=batch_id,
             )
         now = self.clock()
         record = JobRecord(
@@ -150,6 +154,7 @@ class JobService:
             input_zip_name=input_zip_name,
             idempotency_key=idempotency_key,
             expires_at=expires_at(now, self.settings.days_to_keep_failed_launch_indexes),
+            batch_id=batch_id,
         )
         if not self.store.create(record):
             existing = self.store.get(job_id)
@@ -179,13 +184,15 @@ class JobService:
         return self.clock() - created > RESUBMIT_AFTER
 
     def _duplicate(self, job_id: str, existing: JobRecord | None) -> JobOutcome:
+        batch_id = existing.batch_id if existing else None
         if existing is not None and existing.result is Result.REJECTED:
-            return JobOutcome(job_id, Outcome.REJECTED, existing.reason)
+            return JobOutcome(job_id, Outcome.REJECTED, existing.reason, batch_id=batch_id)
         return JobOutcome(
             job_id,
             Outcome.DUPLICATE,
             existing.reason if existing else None,
             existing.batch_job_id if existing else None,
+            batch_id=batch_id,
         )
 
     def _submit_recorded(self, record: JobRecord) -> JobOutcome:
@@ -204,9 +211,11 @@ class JobService:
                 reason=reason,
                 days_to_keep=self.settings.days_to_keep_failed_launch_indexes,
             )
-            return JobOutcome(job_id, Outcome.FAILED, reason)
+            return JobOutcome(job_id, Outcome.FAILED, reason, batch_id=record.batch_id)
         self.store.set_batch_job_id(job_id, batch_job_id)
-        return JobOutcome(job_id, Outcome.SUBMITTED, batch_job_id=batch_job_id)
+        return JobOutcome(
+            job_id, Outcome.SUBMITTED, batch_job_id=batch_job_id, batch_id=record.batch_id
+        )
 
     def reject(
         self,
@@ -216,6 +225,7 @@ class JobService:
         is_invoked: bool,
         idempotency_key: str | None = None,
         input_zip_name: str | None = None,
+        batch_id: str | None = None,
     ) -> JobOutcome:
         """Record a request that can never run (RESULT rejected, with the reason)."""
         job_id = job_id or (job_id_for(idempotency_key) if idempotency_key else new_job_id())
@@ -231,26 +241,34 @@ class JobService:
             input_zip_name=input_zip_name,
             idempotency_key=idempotency_key,
             expires_at=expires_at(now, self.settings.days_to_keep_failed_launch_indexes),
+            batch_id=batch_id,
         )
         if not self.store.create(record):
             return self._duplicate(job_id, self.store.get(job_id))
-        return JobOutcome(job_id, Outcome.REJECTED, reason)
+        return JobOutcome(job_id, Outcome.REJECTED, reason, batch_id=batch_id)
 
     # -- array jobs -----------------------------------------------------------------------------
 
-    def submit_array(self, requests: Sequence[object], *, is_invoked: bool = True) -> JobOutcome:
+    def submit_array(
+        self,
+        requests: Sequence[object],
+        *,
+        is_invoked: bool = True,
+        batch_id: str | None = None,
+    ) -> JobOutcome:
         """One Batch array job for 2..10,000 requests; one child record each.
 
         A list of one request is an ordinary job. Any bad request rejects the whole array (its
         index is named): one rejected record, no child records, nothing submitted.
         """
         if len(requests) == 1:
-            return self.submit(requests[0], is_invoked=is_invoked)
+            return self.submit(requests[0], is_invoked=is_invoked, batch_id=batch_id)
         if not 2 <= len(requests) <= MAX_ARRAY_SIZE:
             return self.reject(
                 f"an array job takes 2 to {MAX_ARRAY_SIZE} variable objects, not "
                 f"{len(requests)}; split the list",
                 is_invoked=is_invoked,
+                batch_id=batch_id,
             )
         all_variables: list[dict[str, str]] = []
         for index, request in enumerate(requests):
@@ -258,11 +276,13 @@ class JobService:
                 variables = validate_variables(request)
                 check_request_size(variables)
             except JobRejected as exc:
-                return self.reject(f"array item {index}: {exc.reason}", is_invoked=is_invoked)
+                return self.reject(
+                    f"array item {index}: {exc.reason}", is_invoked=is_invoked, batch_id=batch_id
+                )
             all_variables.append(variables)
         unplaceable = self.unplaceable()
         if unplaceable:
-            return self.reject(unplaceable, is_invoked=is_invoked)
+            return self.reject(unplaceable, is_invoked=is_invoked, batch_id=batch_id)
         parent = new_job_id()
         now = self.clock()
         stamp = created_at_text(now)
@@ -276,6 +296,7 @@ class JobService:
                 array_parent=parent,
                 array_index=index,
                 expires_at=expires_at(now, self.settings.days_to_keep_failed_launch_indexes),
+                batch_id=batch_id,
             )
             for index, variables in enumerate(all_variables)
         ]
@@ -302,7 +323,13 @@ class JobService:
                 )
                 for child in children
             )
-            return JobOutcome(parent, Outcome.FAILED, reason, array_size=len(children))
+            return JobOutcome(
+                parent, Outcome.FAILED, reason, array_size=len(children), batch_id=batch_id
+            )
         return JobOutcome(
-            parent, Outcome.SUBMITTED, batch_job_id=batch_job_id, array_size=len(children)
+            parent,
+            Outcome.SUBMITTED,
+            batch_job_id=batch_job_id,
+            array_size=len(children),
+            batch_id=batch_id,
         )

@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from shepard.joblayer import clients
 from shepard.joblayer.batch_events import BatchEvent
 from shepard.joblayer.batch_events import outcome as batch_outcome
-from shepard.joblayer.contract import PHASE_INDEX
+from shepard.joblayer.contract import BATCH_INDEX, PHASE_INDEX
 from shepard.joblayer.records import Phase, Result, Status
 
 Item = dict[str, Any]
@@ -585,6 +585,83 @@ class JobStore:
                     "record with that id. Check the id (shepard-tf query)."
                 ) from None
             raise
+
+    # -- ops: batches and cancel ---------------------------------------------------------------
+
+    def query_batch(self, batch_id: str) -> list[JobRecord]:
+        """Every record of one submission, oldest first, through the batch index: a Query (paged
+        with LastEvaluatedKey), never a Scan."""
+        records: list[JobRecord] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table_name,
+            "IndexName": BATCH_INDEX,
+            "KeyConditionExpression": "#b = :b",
+            "ExpressionAttributeNames": {"#b": "BATCH_ID"},
+            "ExpressionAttributeValues": {":b": {"S": batch_id}},
+        }
+        while True:
+            answer = self.client.query(**kwargs)
+            records.extend(JobRecord.from_item(item) for item in answer.get("Items", []))
+            last = answer.get("LastEvaluatedKey")
+            if not last:
+                return records
+            kwargs["ExclusiveStartKey"] = last
+
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """How many jobs of one submission are ``queued`` or ``running``, and how many finished
+        with each RESULT (``succeeded``, ``failed``...); only the non-zero ones."""
+        return self.count_by_result(self.query_batch(batch_id))
+
+    @staticmethod
+    def count_by_result(records: Iterable[JobRecord]) -> dict[str, int]:
+        """``queued``/``running`` for unfinished records (by PHASE), else their RESULT."""
+        counts: dict[str, int] = {}
+        for record in records:
+            if record.phase is Phase.FINISHED:
+                key = record.result.value if record.result else Phase.FINISHED.value
+            else:
+                key = record.phase.value
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def cancel(self, job_id: str, reason: str) -> JobRecord | None:
+        """Record a job cancelled (RESULT cancelled, REASON, END_TIME): the new record, or None
+        when it is finished already or has no record. Conditional, so a job that finished while
+        it was being cancelled keeps its own result."""
+        now = self.clock()
+        try:
+            answer = self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": job_id}},
+                UpdateExpression=(
+                    "SET #phase = :finished, #result = :cancelled, #status = :done, "
+                    "#reason = :reason, #end = :end, #expires = :expires"
+                ),
+                ConditionExpression="attribute_exists(#id) AND #phase <> :finished",
+                ExpressionAttributeNames={
+                    "#id": "UUID",
+                    "#phase": "PHASE",
+                    "#result": "RESULT",
+                    "#status": "JOB_STATUS",
+                    "#reason": "REASON",
+                    "#end": "END_TIME",
+                    "#expires": "EXPIRES_AT",
+                },
+                ExpressionAttributeValues={
+                    ":finished": {"S": Phase.FINISHED.value},
+                    ":cancelled": {"S": Result.CANCELLED.value},
+                    ":done": {"S": Status.DONE.value},
+                    ":reason": {"S": reason},
+                    ":end": {"S": seed_time_text(now)},
+                    ":expires": {"N": str(expires_at(now, self.days_to_keep_finished_jobs))},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None
+            raise
+        return JobRecord.from_item(answer["Attributes"])
 
     # -- events: Batch's own view of a job -----------------------------------------------------
 

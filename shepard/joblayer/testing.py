@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from shepard.joblayer import clients
-from shepard.joblayer.contract import PHASE_INDEX
+from shepard.joblayer.contract import BATCH_INDEX, PHASE_INDEX
 from shepard.joblayer.settings import FlockSettings
 
 
@@ -24,6 +24,7 @@ def create_job_table(client: Any, table_name: str) -> None:
             {"AttributeName": "UUID", "AttributeType": "S"},
             {"AttributeName": "PHASE", "AttributeType": "S"},
             {"AttributeName": "CREATED_AT", "AttributeType": "S"},
+            {"AttributeName": "BATCH_ID", "AttributeType": "S"},
         ],
         KeySchema=[{"AttributeName": "UUID", "KeyType": "HASH"}],
         GlobalSecondaryIndexes=[
@@ -34,7 +35,15 @@ def create_job_table(client: Any, table_name: str) -> None:
                     {"AttributeName": "CREATED_AT", "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            {
+                "IndexName": BATCH_INDEX,
+                "KeySchema": [
+                    {"AttributeName": "BATCH_ID", "KeyType": "HASH"},
+                    {"AttributeName": "CREATED_AT", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            },
         ],
     )
 

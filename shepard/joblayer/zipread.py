@@ -25,7 +25,8 @@ import io
 import struct
 import zipfile
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -54,6 +55,7 @@ class InputsRead:
     requests: int
     bytes_fetched: int
     etag: str
+    metadata: Mapping[str, str] = field(default_factory=dict)  # the object's user metadata
 
 
 class RangedObject(io.RawIOBase):
@@ -73,6 +75,7 @@ class RangedObject(io.RawIOBase):
         self.requests = 0
         self.bytes_fetched = 0
         self.size = 0
+        self.metadata: dict[str, str] = {}
         self._position = 0
         self._segments: list[tuple[int, bytes]] = []  # (start, bytes), sorted, disjoint
 
@@ -119,6 +122,7 @@ class RangedObject(io.RawIOBase):
         body: bytes = answer["Body"].read()
         self.bytes_fetched += len(body)
         self.etag = self.etag or str(answer.get("ETag", ""))
+        self.metadata = {str(k).lower(): str(v) for k, v in (answer.get("Metadata") or {}).items()}
         content_range = str(answer.get("ContentRange") or "")
         if "/" in content_range:
             self.size = int(content_range.rsplit("/", 1)[1])
@@ -323,4 +327,5 @@ def read_inputs_json(
         requests=source.requests,
         bytes_fetched=source.bytes_fetched,
         etag=source.etag,
+        metadata=source.metadata,
     )

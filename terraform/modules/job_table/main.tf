@@ -18,10 +18,24 @@ resource "aws_dynamodb_table" "this" {
     type = "S"
   }
 
+  attribute {
+    name = "BATCH_ID"
+    type = "S"
+  }
+
   # `query` reads queued/running jobs through this index instead of scanning the whole history.
   global_secondary_index {
     name            = var.status_index_name
     hash_key        = "PHASE"
+    range_key       = "CREATED_AT"
+    projection_type = "ALL"
+  }
+
+  # `query --batch`, `wait --batch` and `cancel --batch` read the jobs of one submission through
+  # this index. Records without a BATCH_ID (older jobs) are simply not in it: a sparse index.
+  global_secondary_index {
+    name            = var.batch_index_name
+    hash_key        = "BATCH_ID"
     range_key       = "CREATED_AT"
     projection_type = "ALL"
   }

@@ -17,3 +17,13 @@ output "status_index_arn" {
   description = "ARN of the GSI (for IAM policies that query it)."
   value       = "${aws_dynamodb_table.this.arn}/index/${var.status_index_name}"
 }
+
+output "batch_index_name" {
+  description = "Name of the GSI on BATCH_ID/CREATED_AT."
+  value       = var.batch_index_name
+}
+
+output "batch_index_arn" {
+  description = "ARN of the batch GSI (for IAM policies that query it)."
+  value       = "${aws_dynamodb_table.this.arn}/index/${var.batch_index_name}"
+}

@@ -14,6 +14,12 @@ variable "status_index_name" {
   default     = "phase-index"
 }
 
+variable "batch_index_name" {
+  type        = string
+  description = "Name of the GSI on BATCH_ID/CREATED_AT (the contract fixes it as batch-index)."
+  default     = "batch-index"
+}
+
 variable "kms_key_arn" {
   type        = string
   description = "KMS key that encrypts the table."

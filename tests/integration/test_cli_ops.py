@@ -1,0 +1,233 @@
+"""Operating jobs against the emulator, through the CLI as a user runs it: batch ids, `query
+--batch`, `wait`, `cancel` and `logs`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from lambdas.api.handler import handler as api_handler
+from lambdas.scheduler.handler import Runtime, handle
+from shepard.emulator import InProcessEmulator, emulator_environment
+from shepard.joblayer.ids import is_batch_id, new_batch_id, new_job_id
+from shepard.joblayer.records import Result
+from shepard.joblayer.store import JobRecord, JobStore
+from shepard.joblayer.testing import FlockFixture, make_test_flock
+from shepard.local.invoke_server import serving
+from tests.unit.cli.helpers import cli_env, run, write_flock_profile
+
+pytestmark = pytest.mark.integration
+API = "cliops-api"
+BATCH_NOTE = re.compile(r"batch (b-\d{8}T\d{6}-[0-9a-f]{6}): (\d+) job")
+
+
+@pytest.fixture(scope="module")
+def base_flock(emulator: InProcessEmulator) -> Iterator[FlockFixture]:
+    """One flock for the module (its Batch queue is the slow part to make)."""
+    with pytest.MonkeyPatch.context() as patch:
+        emulator.reset()
+        for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+            patch.delenv(key, raising=False)
+        for key, value in emulator_environment(emulator.endpoint_url, "us-east-1").items():
+            patch.setenv(key, value)
+        yield make_test_flock("cliops")
+
+
+@pytest.fixture(scope="module")
+def flock(base_flock: FlockFixture) -> FlockFixture:
+    """The module's flock; tests tell their jobs apart by their own batch and job ids."""
+    return base_flock
+
+
+@pytest.fixture(scope="module")
+def env(flock: FlockFixture, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A CLI profile on the flock, its API Lambda's real handler behind the invoke server."""
+    with serving({API: api_handler}, env=flock.env) as server:
+        env = cli_env(tmp_path_factory.mktemp("config"))
+        write_flock_profile(
+            env,
+            flock.settings,
+            shepard_lambda_to_invoke=API,
+            shepard_lambda_endpoint_url=server.url,
+        )
+        yield env
+
+
+def _store(flock: FlockFixture) -> JobStore:
+    return JobStore(flock.settings.table_name)
+
+
+def _batch_note(err: str) -> tuple[str, int]:
+    found = BATCH_NOTE.search(err)
+    assert found, err
+    return found.group(1), int(found.group(2))
+
+
+def _jobs(flock: FlockFixture, count: int, *, array: bool = True) -> tuple[str, str]:
+    """``count`` queued records of a new batch (children of one array job); (batch, parent)."""
+    batch_id, parent = new_batch_id(), new_job_id()
+    _store(flock).put_many(
+        JobRecord(
+            job_id=f"{parent}-{index}" if array else new_job_id(),
+            batch_id=batch_id,
+            array_parent=parent if array else None,
+            array_index=index if array else None,
+        )
+        for index in range(count)
+    )
+    return batch_id, parent
+
+
+def _array(tmp_path: Path, count: int) -> Path:
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    for index in range(count):
+        (folder / f"job{index}.json").write_text(json.dumps({"INDEX_VALUE": str(index)}))
+    return folder
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+def test_every_job_of_one_submission_has_its_batch_id(
+    env: dict[str, str], flock: FlockFixture, tmp_path: Path
+) -> None:
+    array = run(["batch", "--array", str(_array(tmp_path, 3))], env)
+    assert array.code == 0, array.err
+    array_batch, count = _batch_note(array.err)
+    assert count == 3
+    one = run(["batch_via_api", "--json_payload", '{"test1": "x"}'], env)
+    assert one.code == 0, one.err
+    one_batch, _ = _batch_note(one.err)
+    assert is_batch_id(array_batch) and is_batch_id(one_batch) and array_batch != one_batch
+    store = _store(flock)
+    children = store.query_batch(array_batch)
+    parent = array.out.strip()
+    assert sorted(r.job_id for r in children) == [f"{parent}-{i}" for i in range(3)]
+    [single] = store.query_batch(one_batch)
+    assert single.job_id == one.out.strip() and single.batch_id == one_batch
+    as_json = run(["batch_via_api", "--json_payload", '{"test1": "y"}', "--json"], env)
+    assert is_batch_id(json.loads(as_json.out)["batch_id"])
+
+
+def test_zips_of_one_batch_command_share_a_batch_id(
+    env: dict[str, str], flock: FlockFixture, tmp_path: Path
+) -> None:
+    folders = []
+    for name in ("one", "two"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "inputs.json").write_text(json.dumps({"test1": name}))
+        folders.append(str(folder))
+    result = run(["batch", *folders], env)
+    assert result.code == 0, result.err
+    batch_id, count = _batch_note(result.err)
+    assert count == 2
+    # What S3 notifies the scheduler of (through SQS), for each uploaded zip.
+    runtime = Runtime.from_settings(flock.settings, sleep=lambda _: None)
+    s3 = boto3.client("s3")
+    messages = []
+    for key in result.out.split():
+        head = s3.head_object(Bucket=flock.settings.inputs_bucket, Key=key)
+        record = {
+            "eventName": "ObjectCreated:Put",
+            "eventTime": "2026-11-29T06:00:00.000Z",
+            "s3": {
+                "bucket": {"name": flock.settings.inputs_bucket},
+                "object": {"key": key, "eTag": head["ETag"].strip('"'), "size": 200},
+            },
+        }
+        messages.append({"messageId": key, "body": json.dumps({"Records": [record]})})
+    assert handle(runtime, {"Records": messages}) == {"batchItemFailures": []}
+    assert len(_store(flock).query_batch(batch_id)) == 2
+
+
+def test_query_batch_counts_by_result_with_the_cost(
+    env: dict[str, str], flock: FlockFixture, tmp_path: Path
+) -> None:
+    batch_id, parent = _jobs(flock, 4)
+    store = _store(flock)
+    store.finish(f"{parent}-0", Result.SUCCEEDED, exit_code=0)
+    store.finish(f"{parent}-1", Result.FAILED, exit_code=3, reason="exit 3")
+    store.claim(f"{parent}-2")
+    table = flock.settings.table_name
+    boto3.client("dynamodb").update_item(
+        TableName=table,
+        Key={"UUID": {"S": f"{parent}-0"}},
+        UpdateExpression="SET #u = :u",
+        ExpressionAttributeNames={"#u": "USAGE"},
+        ExpressionAttributeValues={":u": {"M": {"cost_usd": {"N": "0.0125"}}}},
+    )
+    result = run(["query", "--batch", batch_id], env)
+    assert result.code == 0, result.err
+    rows = dict(line.split() for line in result.out.splitlines()[2:] if not line.startswith("c"))
+    assert rows == {"queued": "1", "running": "1", "succeeded": "1", "failed": "1", "total": "4"}
+    assert "cost: $0.0125 (USAGE.cost_usd of 1 job(s))" in result.out
+    as_json = json.loads(run(["query", "--batch", batch_id, "--json"], env).out)
+    assert as_json["counts"] == {"queued": 1, "running": 1, "succeeded": 1, "failed": 1}
+    assert len(as_json["records"]) == 4
+    unknown = run(["query", "--batch", "b-20260101T000000-abcdef"], env)
+    assert unknown.code == 1 and "no job has batch id" in unknown.err
+
+
+def test_query_batch_reads_every_page_of_the_index(flock: FlockFixture) -> None:
+    store = _store(flock)
+    batch_id, _ = _jobs(flock, 7, array=False)
+    calls: list[dict[str, Any]] = []
+    real = store.client.query
+
+    def small_pages(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(**kwargs, Limit=2)
+
+    store.client.query = small_pages  # type: ignore[method-assign]
+    assert len(store.query_batch(batch_id)) == 7
+    assert len(calls) == 4 and {c["IndexName"] for c in calls} == {"batch-index"}
+
+
+def test_wait_exits_1_when_one_job_failed_and_0_when_all_succeeded(
+    env: dict[str, str], flock: FlockFixture, tmp_path: Path
+) -> None:
+    batch_id, parent = _jobs(flock, 3)
+    store = _store(flock)
+    timed_out = run(["wait", "--batch", batch_id, "--timeout", "0.2", "--interval", "0.05"], env)
+    assert timed_out.code == 1
+    assert re.search(
+        r"timed out after 0:\d\d with 3 of 3 job\(s\) not finished \(3 queued\)", timed_out.out
+    )
+    for index in range(3):
+        store.finish(f"{parent}-{index}", Result.SUCCEEDED, exit_code=0)
+    done = run(["wait", "--batch", batch_id], env)
+    assert done.code == 0, done.err
+    assert re.search(rf"batch {batch_id}: 3 job\(s\) finished in 0:\d\d: 3 succeeded$", done.out)
+    # The array parent's id stands for its children; one failure makes it exit 1.
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"UUID": {"S": f"{parent}-1"}},
+        UpdateExpression="SET #r = :f, REASON = :why",
+        ExpressionAttributeNames={"#r": "RESULT"},
+        ExpressionAttributeValues={":f": {"S": "failed"}, ":why": {"S": "exit code 3"}},
+    )
+    failed = run(["wait", parent, "0" * 32], env)
+    assert failed.code == 1
+    assert re.search(r"3 job\(s\) finished in 0:\d\d: 2 succeeded, 1 failed$", failed.out)
+    assert f"{parent}-1 failed: exit code 3" in failed.err
+    assert f"job {'0' * 32} has no record" in failed.err
+
+
+def test_wait_waits_for_the_expected_jobs_of_a_batch(
+    env: dict[str, str], flock: FlockFixture
+) -> None:
+    batch_id, parent = _jobs(flock, 1)
+    _store(flock).finish(f"{parent}-0", Result.SUCCEEDED)
+    short = run(
+        ["wait", "--batch", batch_id, "--expect", "2", "--timeout", "0.1", "--interval", "0.05"],
+        env,
+    )
+    assert short.code == 1 and "1 of 2 job(s) not finished" in short.out
