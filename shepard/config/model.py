@@ -501,6 +501,24 @@ class NetworkConfig:
         "(`10.0.128.0/20`, `10.0.144.0/20`); `/vpc_cidr_mask_public` blocks when that is set",
     )
     private_subnet_cidrs: tuple[str, ...] = spec(
+@dataclass(frozen=True)
+class SchedulerConfig:
+    batch_size: int = spec(
+        100,
+        doc="Most zip-drop events the scheduler takes in one invocation; they fan in to one "
+        "Batch array job (one SubmitJob). Above 10 needs `batching_window_seconds` of 1 or more.",
+        minimum=1,
+        maximum=10000,
+    )
+    batching_window_seconds: int = spec(
+        1,
+        doc="Seconds the queue gathers events before it invokes the scheduler with fewer than "
+        "`batch_size`; a lone drop waits at most this long.",
+        minimum=0,
+        maximum=300,
+    )
+
+
         (),
         seed="PrivateSubnet1CIDR, PrivateSubnet2CIDR",
         doc="One private subnet per availability zone, inside `vpc_cidr`.",
@@ -708,3 +726,8 @@ SECTIONS: tuple[type[Any], ...] = (
     StateConfig,
     LocalConfig,
 )
+    scheduler: SchedulerConfig = field(
+        default_factory=SchedulerConfig,
+        metadata=about("How zip drops fan in to array jobs (the queue's event source mapping)."),
+    )
+    SchedulerConfig,

@@ -79,6 +79,7 @@ class Rules:
         state = self.check_state()
         self.check_lambda()
         self.check_policy()
+        self.check_scheduler()
         batch = dataclasses.replace(
             self.config.batch,
             compute_environments=environments,
@@ -502,6 +503,15 @@ class Rules:
             self.error(
                 (*base, "Statement"),
                 "required: an IAM policy document needs a Statement list "
+    def check_scheduler(self) -> None:
+        s = self.config.scheduler
+        if s.batch_size > 10 and s.batching_window_seconds < 1:
+            self.error(
+                ("scheduler", "batching_window_seconds"),
+                f"is 0 with batch_size {s.batch_size}; Lambda takes more than 10 SQS messages "
+                "at once only with a batching window. Use 1 or more, or batch_size 10 or less",
+            )
+
                 "(Effect, Action, Resource)",
             )
             return

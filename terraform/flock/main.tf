@@ -284,6 +284,8 @@ module "scheduler" {
   enable_event_source_mapping = var.enable_event_source_mapping
 }
 
+  batch_size                  = var.sqs.batch_size
+  batching_window_seconds     = var.sqs.batching_window_seconds
 module "api" {
   source = "../modules/api"
 

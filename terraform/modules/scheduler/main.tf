@@ -92,6 +92,8 @@ resource "aws_lambda_event_source_mapping" "this" {
   event_source_arn = aws_sqs_queue.this.arn
   function_name    = module.function.function_arn
   batch_size       = var.batch_size
+  # Lambda hands more than 10 messages at once only with a batching window.
+  maximum_batching_window_in_seconds = var.batch_size > 10 ? max(var.batching_window_seconds, 1) : var.batching_window_seconds
   # One bad zip must not make the whole batch visible again.
   function_response_types = ["ReportBatchItemFailures"]
   # Off where something else polls the queue (the local flock: moto would try to run the

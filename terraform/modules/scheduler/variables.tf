@@ -97,12 +97,23 @@ variable "reserved_concurrency" {
 
 variable "batch_size" {
   type        = number
-  description = "Messages per invocation."
-  default     = 10
+  description = "Messages (zip drops) per invocation: they fan in to one Batch array job."
+  default     = 100
 
   validation {
-    condition     = var.batch_size >= 1 && var.batch_size <= 10
-    error_message = "batch_size must be between 1 and 10."
+    condition     = var.batch_size >= 1 && var.batch_size <= 10000
+    error_message = "batch_size must be between 1 and 10000."
+  }
+}
+
+variable "batching_window_seconds" {
+  type        = number
+  description = "Seconds the event source gathers messages before an invocation with fewer than batch_size (needed above 10)."
+  default     = 1
+
+  validation {
+    condition     = var.batching_window_seconds >= 0 && var.batching_window_seconds <= 300
+    error_message = "batching_window_seconds must be between 0 and 300."
   }
 }
 

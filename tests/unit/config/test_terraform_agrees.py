@@ -84,6 +84,8 @@ RANGES = [
     (SCHEDULER, "var.lambda_timeout_seconds", Lambda, "timeout_seconds"),
     (SCHEDULER, "var.max_receive_count", Sqs, "max_receive_count"),
     (SCHEDULER, "var.visibility_timeout_seconds", Sqs, "visibility_timeout_seconds"),
+    (SCHEDULER, "var.batch_size", model.SchedulerConfig, "batch_size"),
+    (SCHEDULER, "var.batching_window_seconds", model.SchedulerConfig, "batching_window_seconds"),
     (BATCH, "var.job.ulimit_nofile", Batch, "ulimits_no_files_open"),
     (BATCH, "var.job.timeout_seconds", Job, "timeout_seconds"),
     (BATCH, "var.job.retry_attempts", model.RetryConfig, "attempts"),
@@ -182,7 +184,8 @@ VALIDATED = {
                                  "var.log_retention_days"},
     "modules/scheduler/variables.tf": {"var.lambda_memory_mib", "var.lambda_timeout_seconds",
                                        "var.log_retention_days", "var.max_receive_count",
-                                       "var.visibility_timeout_seconds"},
+                                       "var.visibility_timeout_seconds", "var.batch_size",
+                                       "var.batching_window_seconds"},
     "modules/job_table/variables.tf": {"var.table_name"},
     "modules/lustre/variables.tf": {"var.deployment_type"},
     "modules/registry/variables.tf": {"var.repository_name", "var.keep_images"},
@@ -205,7 +208,6 @@ def test_every_simple_check_of_these_files_is_compared(path: str) -> None:
 # elsewhere: lustre.storage_capacity (1200 or a multiple of 2400) by rules.check_storage and
 # tests/unit/config/bad/lustre_capacity.yaml.
 _NOT_SET_BY_THE_FLOCK_FILE: dict[str, set[str]] = {
-    "modules/scheduler/variables.tf": {"var.batch_size"},
     "modules/lustre/variables.tf": {"var.storage_capacity_gib", "var.per_unit_storage_throughput"},
     "modules/registry/variables.tf": {
         "var.tag_prefixes",
