@@ -195,6 +195,9 @@ def read_drop(rt: Runtime, drop: Drop, batch_id: str) -> Accepted | JobOutcome:
             parse_json(found.data, source=f"{found.entry} in s3://{drop.bucket}/{drop.key}")
         )
         check_request_size(variables)
+        unplaceable = rt.service.unplaceable()  # shepard/joblayer/fit.py
+        if unplaceable:
+            raise JobRejected(unplaceable)
     except JobRejected as exc:
         outcome = rt.service.reject(
             exc.reason,

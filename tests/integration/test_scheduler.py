@@ -27,6 +27,7 @@ from botocore.exceptions import ClientError
 from lambdas.scheduler import handler as scheduler
 from lambdas.scheduler.handler import Runtime, handle
 from shepard.emulator import InProcessEmulator, emulator_environment
+from shepard.joblayer.fit import FlockResources
 from shepard.joblayer.ids import is_batch_id, new_job_id
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
@@ -358,6 +359,22 @@ def test_poison_zip_is_rejected_and_reported(
     )
     assert written["key"] == key
     assert batch_job_count(flock) == 0
+
+
+def test_zips_no_compute_environment_can_place_are_rejected_with_the_numbers(
+    flock: FlockFixture, drops: Deliveries
+) -> None:
+    resources = FlockResources(2, 64000, 0, {"default": ("c5.xlarge",)}).to_json()
+    settings = replace(flock.settings, job_resources=resources)
+    for i in range(2):
+        drops.upload(f"big/{i}.zip", make_zip({"inputs.json": INPUTS}))
+    rt = Runtime.from_settings(settings)
+    assert handle(rt, drops.collect(2)) == {"batchItemFailures": []}
+    found = records(flock)
+    assert [r.result for r in found] == [Result.REJECTED] * 2
+    assert all("compute environment default: it asks 64000 MiB" in (r.reason or "") for r in found)
+    assert "MiB short" in report(flock, "big/0.zip")["reason"]
+    assert rt.service.submitter.calls == 0 and batch_job_count(flock) == 0
 
 
 # -- deliveries ----------------------------------------------------------------------------------

@@ -325,6 +325,8 @@ def _context(flock: FlockPolicies, role: Role, auth: Authorization, call: Call) 
     }
     if auth.implicit:
         context |= kms_context(call, _resource_of_first(call, flock), flock.outputs)
+    if auth.action == "s3:ListBucket" and "Prefix" in call.params:
+        context["s3:prefix"] = str(call.params["Prefix"])  # what a ListBucket condition reads
     return context
 
 
@@ -572,6 +574,13 @@ AWS_ONLY_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
         (
             "logs:FilterLogEvents",
             "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/lambda/FLOCK-*",
+        ),
+    ),
+    # A failed job's last log lines (the local flock reads its log file instead).
+    "why": (
+        (
+            "logs:GetLogEvents",
+            "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/batch/FLOCK:log-stream:*",
         ),
     ),
 }

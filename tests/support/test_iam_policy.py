@@ -327,6 +327,7 @@ def test_the_doc_grants_the_calls_only_aws_can_make_and_docs_iam_md_has_them() -
     cli: dict[str, set[tuple[str, str]]] = {
         "check": {("batch:DescribeJobQueues", "*")},
         "batch_via_api": {("lambda:InvokeFunction", "*")},
+        "why": {("batch:DescribeJobs", "*")},
     }
     rendered = documented_policies(render_doc(cli))
     on_disk = documented_policies(DOC.read_text())
@@ -342,5 +343,10 @@ def test_the_doc_grants_the_calls_only_aws_can_make_and_docs_iam_md_has_them() -
     other_group = "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/batch/FLOCK"
     assert (
         evaluate(Request("logs:FilterLogEvents", other_group), [on_disk["check"]]).decision
+        is not Decision.ALLOW
+    )
+    lambda_stream = f"{log_group}:log-stream:2026/11/29/[$LATEST]0123"
+    assert (
+        evaluate(Request("logs:GetLogEvents", lambda_stream), [on_disk["why"]]).decision
         is not Decision.ALLOW
     )
