@@ -380,6 +380,22 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "why",
+        "why:why",
+        "why a job waits (what it asks against each compute environment) or why it failed",
+        "shepard-tf why 3f2a9c1e-0b6d-4a57-9d0e-1c2b3a4d5e6f",
+        (
+            Arg("job", metavar="JOB", help="the job's id (UUID)"),
+            option("dynamo_db_to_query", metavar="TABLE"),
+            option(
+                "state_dir",
+                metavar="FOLDER",
+                help="a local flock's state folder, for its job logs (default: the profile's)",
+            ),
+            JSON,
+        ),
+    ),
+    Command(
         "secretify",
         "secrets:secretify",
         "store a folder of files as the flock's secret",

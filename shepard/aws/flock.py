@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shepard.aws.errors import aws_errors
 from shepard.aws.session import AwsSettings, assume, base_session, client, session
@@ -20,6 +20,9 @@ from shepard.joblayer.calls import RegistryLogin, S3Object, SecretSettings
 from shepard.joblayer.contract import BATCH_INDEX
 from shepard.joblayer.records import Phase, Result
 from shepard.joblayer.store import JobRecord, JobStore
+
+if TYPE_CHECKING:
+    from shepard.joblayer.why import BatchView
 
 SECRET_LIMIT = 64 * 1024  # Secrets Manager's SecretString limit
 
@@ -207,3 +210,11 @@ class Aws:
                 "while getting an ECR login token: ECR returned none. Check ECR permissions."
             )
         return login
+
+    # -- why ----------------------------------------------------------------------------------
+    def batch_view(self) -> BatchView:
+        """The read calls of ``why`` (Batch's describes, CloudWatch GetLogEvents); wrap its
+        calls in aws_errors."""
+        from shepard.joblayer.why import BatchView
+
+        return BatchView(self._client("batch"), self._client("logs"))
