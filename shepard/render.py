@@ -128,10 +128,10 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
             "name": config.sqs.name,
             "max_receive_count": config.sqs.max_receive_count,
             "visibility_timeout_seconds": config.sqs.visibility_timeout_seconds,
-        },
-        "lambda": {
             "batch_size": config.scheduler.batch_size,
             "batching_window_seconds": config.scheduler.batching_window_seconds,
+        },
+        "lambda": {
             "memory_mib": config.lambda_.memory_size,
             "timeout_seconds": config.lambda_.timeout_seconds,
             "log_retention_days": config.lambda_.log_retention_days,

@@ -463,6 +463,24 @@ class SqsConfig:
 
 
 @dataclass(frozen=True)
+class SchedulerConfig:
+    batch_size: int = spec(
+        100,
+        doc="Most zip-drop events the scheduler takes in one invocation; they fan in to one "
+        "Batch array job (one SubmitJob). Above 10 needs `batching_window_seconds` of 1 or more.",
+        minimum=1,
+        maximum=10000,
+    )
+    batching_window_seconds: int = spec(
+        1,
+        doc="Seconds the queue gathers events before it invokes the scheduler with fewer than "
+        "`batch_size`; a lone drop waits at most this long.",
+        minimum=0,
+        maximum=300,
+    )
+
+
+@dataclass(frozen=True)
 class LambdaConfig:
     memory_size: int = spec(
         256,
@@ -501,24 +519,6 @@ class NetworkConfig:
         "(`10.0.128.0/20`, `10.0.144.0/20`); `/vpc_cidr_mask_public` blocks when that is set",
     )
     private_subnet_cidrs: tuple[str, ...] = spec(
-@dataclass(frozen=True)
-class SchedulerConfig:
-    batch_size: int = spec(
-        100,
-        doc="Most zip-drop events the scheduler takes in one invocation; they fan in to one "
-        "Batch array job (one SubmitJob). Above 10 needs `batching_window_seconds` of 1 or more.",
-        minimum=1,
-        maximum=10000,
-    )
-    batching_window_seconds: int = spec(
-        1,
-        doc="Seconds the queue gathers events before it invokes the scheduler with fewer than "
-        "`batch_size`; a lone drop waits at most this long.",
-        minimum=0,
-        maximum=300,
-    )
-
-
         (),
         seed="PrivateSubnet1CIDR, PrivateSubnet2CIDR",
         doc="One private subnet per availability zone, inside `vpc_cidr`.",
@@ -686,6 +686,10 @@ class FlockConfig:
         default_factory=SqsConfig,
         metadata=about("The queue between the inputs bucket and the scheduler."),
     )
+    scheduler: SchedulerConfig = field(
+        default_factory=SchedulerConfig,
+        metadata=about("How zip drops fan in to array jobs (the queue's event source mapping)."),
+    )
     lambda_: LambdaConfig = field(
         default_factory=LambdaConfig,
         metadata=about("The scheduler and job-batching API Lambdas.", key="lambda"),
@@ -721,13 +725,9 @@ SECTIONS: tuple[type[Any], ...] = (
     LustreConfig,
     EbsConfig,
     SqsConfig,
+    SchedulerConfig,
     LambdaConfig,
     NetworkConfig,
     StateConfig,
     LocalConfig,
 )
-    scheduler: SchedulerConfig = field(
-        default_factory=SchedulerConfig,
-        metadata=about("How zip drops fan in to array jobs (the queue's event source mapping)."),
-    )
-    SchedulerConfig,

@@ -78,8 +78,8 @@ class Rules:
         network = self.check_network(environments)
         state = self.check_state()
         self.check_lambda()
-        self.check_policy()
         self.check_scheduler()
+        self.check_policy()
         batch = dataclasses.replace(
             self.config.batch,
             compute_environments=environments,
@@ -479,6 +479,15 @@ class Rules:
             return dataclasses.replace(s, hostname=s.hostname or "app.terraform.io")
         return s
 
+    def check_scheduler(self) -> None:
+        s = self.config.scheduler
+        if s.batch_size > 10 and s.batching_window_seconds < 1:
+            self.error(
+                ("scheduler", "batching_window_seconds"),
+                f"is 0 with batch_size {s.batch_size}; Lambda takes more than 10 SQS messages "
+                "at once only with a batching window. Use 1 or more, or batch_size 10 or less",
+            )
+
     def check_lambda(self) -> None:
         timeout = self.config.lambda_.timeout_seconds
         visibility = self.config.sqs.visibility_timeout_seconds
@@ -503,15 +512,6 @@ class Rules:
             self.error(
                 (*base, "Statement"),
                 "required: an IAM policy document needs a Statement list "
-    def check_scheduler(self) -> None:
-        s = self.config.scheduler
-        if s.batch_size > 10 and s.batching_window_seconds < 1:
-            self.error(
-                ("scheduler", "batching_window_seconds"),
-                f"is 0 with batch_size {s.batch_size}; Lambda takes more than 10 SQS messages "
-                "at once only with a batching window. Use 1 or more, or batch_size 10 or less",
-            )
-
                 "(Effect, Action, Resource)",
             )
             return

@@ -272,6 +272,8 @@ module "scheduler" {
   queue_name                  = var.sqs.name
   max_receive_count           = var.sqs.max_receive_count
   visibility_timeout_seconds  = var.sqs.visibility_timeout_seconds
+  batch_size                  = var.sqs.batch_size
+  batching_window_seconds     = var.sqs.batching_window_seconds
   kms_key_arn                 = module.kms.key_arn
   inputs_bucket_name          = module.storage.inputs_bucket
   inputs_bucket_arn           = module.storage.bucket_arns["inputs"]
@@ -284,8 +286,6 @@ module "scheduler" {
   enable_event_source_mapping = var.enable_event_source_mapping
 }
 
-  batch_size                  = var.sqs.batch_size
-  batching_window_seconds     = var.sqs.batching_window_seconds
 module "api" {
   source = "../modules/api"
 

@@ -202,6 +202,10 @@ variable "sqs" {
     name                       = optional(string)
     max_receive_count          = optional(number, 5)
     visibility_timeout_seconds = optional(number, 180)
+    # The scheduler's event source mapping (flock.yaml scheduler.*): zip drops per invocation,
+    # fanned in to one array job, and the seconds the queue gathers them.
+    batch_size              = optional(number, 100)
+    batching_window_seconds = optional(number, 1)
   })
   description = "The scheduler queue (default name <name>-jobs)."
   default     = {}
@@ -222,10 +226,6 @@ variable "lambda" {
 
 variable "extra_iam_policy_json" {
   type        = string
-    # The scheduler's event source mapping (flock.yaml scheduler.*): zip drops per invocation,
-    # fanned in to one array job, and the seconds the queue gathers them.
-    batch_size              = optional(number, 100)
-    batching_window_seconds = optional(number, 1)
   description = "An IAM policy document (JSON text) added to the job role."
   default     = null
 }

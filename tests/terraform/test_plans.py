@@ -395,9 +395,9 @@ def test_scheduler_queue_lambda_and_mapping(minimal: Plan) -> None:
     assert (function["runtime"], function["handler"]) == ("python3.12", "handler.handler")
     mapping = minimal.after("module.scheduler.aws_lambda_event_source_mapping.this")
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
-    notification = minimal.after("module.scheduler.aws_s3_bucket_notification.inputs")
     # flock.yaml scheduler.* defaults: 100 drops an invocation, gathered for up to 1 s.
     assert (mapping["batch_size"], mapping["maximum_batching_window_in_seconds"]) == (100, 1)
+    notification = minimal.after("module.scheduler.aws_s3_bucket_notification.inputs")
     [target] = notification["queue"]
     assert (target["events"], target["filter_suffix"]) == (["s3:ObjectCreated:*"], ".zip")
     url = minimal.after("module.api.aws_lambda_function_url.this")
