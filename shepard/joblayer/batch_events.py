@@ -211,4 +211,5 @@ def outcome(event: BatchEvent, *, timeout_seconds: int | None = None) -> tuple[R
         parts.append(f"container: {container}")
     if event.exit_code is not None:
         parts.append(f"exit code {event.exit_code}")
-    return Result.FAILED, "AWS Batch ended the job FAILED. " + "; ".join(parts)
+    said_all = "; ".join(parts)
+    return Result.FAILED, f"Batch ended the job FAILED before its worker finished it. {said_all}"

@@ -34,6 +34,7 @@ from shepard.errors import ShepardError
 from shepard.joblayer import contract as c
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
+from shepard.local.batch_events import LocalBatchEvents, attach
 from shepard.local.containers import (
     CHECK_MOUNTS,
     DEFAULT_NOFILE,
@@ -220,6 +221,9 @@ class Executor:
         self.started = 0
         self.finished = 0
         self.exit_codes: dict[str, int] = {}
+        # Batch's job state events, as AWS Batch would send them, to the events handler.
+        self.batch_events = LocalBatchEvents(dynamodb=dynamodb, batch=batch, outputs=outputs)
+        attach(self.batch_events)
 
     # -- finding jobs -----------------------------------------------------------------------
 
@@ -297,6 +301,8 @@ class Executor:
         for run in runs:
             self._seen.add(run.job_id)
         self._pending.extend(runs)
+        for run in runs:
+            self.batch_events.emit("RUNNABLE", run)
         return runs
 
     # -- running them -----------------------------------------------------------------------
@@ -560,6 +566,9 @@ class Executor:
             code = 1 if code is None else int(code)
             self.exit_codes[key] = code
             self.finished += 1
+            self.batch_events.worker_exited(
+                running.run, code, retried=any(r.job_id == key for r in self._pending)
+            )
             log.info(
                 "job %s: worker exited %d after %.1f s",
                 key,
@@ -575,7 +584,15 @@ class Executor:
             return 0
         started = 0
         while self._pending and len(self._running) < self._parallel():
-            self._launch(self._pending.popleft(), outputs)
+            run = self._pending.popleft()
+            self.batch_events.emit("STARTING", run)
+            try:
+                self._launch(run, outputs)
+            except Exception as error:  # the job fails with the reason, never stays queued
+                log.exception("job %s: its worker could not be started", run.job_id)
+                self.batch_events.start_failed(run, error)
+                continue
+            self.batch_events.emit("RUNNING", run)
             started += 1
         return started
 
@@ -646,3 +663,4 @@ class Executor:
         for server in self._credential_servers.values():
             server.stop()
         self._credential_servers.clear()
+        self.batch_events.close()

@@ -33,7 +33,13 @@ REPO = Path(__file__).resolve().parents[2]
 APPLIED: FlockPolicies | None = None
 LAST_REPORT: Report | None = None
 DOC = REPO / "docs" / "iam.md"
-ROLE_OF_PART = {"scheduler": "scheduler", "api": "api", "worker": "job", "payload": "job"}
+ROLE_OF_PART = {
+    "scheduler": "scheduler",
+    "api": "api",
+    "events": "events",
+    "worker": "job",
+    "payload": "job",
+}
 BUCKETS = ("inputs_bucket", "outputs_bucket", "errors_bucket", "quick_deploy_bucket")
 # The applied flock's name for each setting a part can be configured with.
 _OUTPUT_OF_FIELD = {

@@ -8,6 +8,7 @@ the part whose code is on the calling thread's stack, innermost first:
 =====================  ====================================================
 ``scheduler``          ``lambdas.scheduler``
 ``api``                ``lambdas.api``
+``events``             ``lambdas.events`` (also run in-process by the local flock's executor)
 ``worker``             ``shepard_worker`` (the worker inside a Batch job)
 ``payload``            a payload process (``SHEPARD_IAM_PART=payload``)
 ``cli:<command>``      ``shepard.cli.main`` running ``<command>``
@@ -65,6 +66,7 @@ _RESOURCE_PARAMS = (
 _PART_MODULES = (
     ("lambdas.scheduler", "scheduler"),
     ("lambdas.api", "api"),
+    ("lambdas.events", "events"),
     ("shepard_worker", "worker"),
 )
 
