@@ -69,6 +69,8 @@ locals {
       SHEPARD_ALLOW_DOCKER_DAEMON        = var.allow_docker_daemon ? "True" : "False"
       SHEPARD_WORK_ROOT                  = "/mnt/root"
       SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS = tostring(var.table.days_to_keep_finished_jobs)
+      SHEPARD_RETRY_ATTEMPTS             = tostring(var.job.retry_attempts)
+      SHEPARD_RETRY_ON_HOST_RECLAIM      = var.job.retry_on_host_reclaim ? "True" : "False"
     },
     local.uses_efs ? { SHEPARD_EFS_ROOT = "/mnt/efs" } : {},
     local.uses_lustre ? { SHEPARD_LUSTRE_ROOT = "/mnt/fsx" } : {},

@@ -34,7 +34,8 @@ JOB_ENV_KEYS = {
     "INPUTS_BUCKET", "OUTPUTS_BUCKET", "ERROR_BUCKET", "USES_EFS", "USES_LUSTRE",
     "ULIMIT_FILENO", "SHEPARD_FLOCK", "SHEPARD_TABLE_NAME", "SHEPARD_SECRET_NAME",
     "SHEPARD_QUICK_DEPLOY_BUCKET", "SHEPARD_PAYLOAD_IMAGE", "SHEPARD_ALLOW_DOCKER_DAEMON",
-    "SHEPARD_WORK_ROOT", "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS",
+    "SHEPARD_WORK_ROOT", "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS", "SHEPARD_RETRY_ATTEMPTS",
+    "SHEPARD_RETRY_ON_HOST_RECLAIM",
 }  # fmt: skip
 CONTRACT_OUTPUTS = {
     "flock_name", "region", "account_id", "inputs_bucket", "outputs_bucket", "errors_bucket",
@@ -510,6 +511,8 @@ def test_full_job_and_lambda_environment(full: Plan) -> None:
         "SHEPARD_EFS_ROOT": "/mnt/efs",
         "SHEPARD_LUSTRE_ROOT": "/mnt/fsx",
         "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS": "14",
+        "SHEPARD_RETRY_ATTEMPTS": "4",
+        "SHEPARD_RETRY_ON_HOST_RECLAIM": "True",
     }
     lambda_env = full.output_keys("lambda_environment")
     assert lambda_env == LAMBDA_ENV_KEYS

@@ -12,15 +12,19 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from shepard.errors import ShepardError
+from shepard.joblayer import contract
 from shepard.joblayer.records import Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.variables import find_quick_deploy, find_tag
 
 from . import instance as ec2_instance
-from . import mounts
+from . import mounts, spot, usage
 from .aws import AWS_ERRORS, Aws
+from .checkpoint import VARIABLE as CHECKPOINT_VARIABLE
+from .checkpoint import Checkpoint, interval_minutes
 from .environment import payload_environment
 from .fetch import fetch_input_zip, fetch_quick_deploy, rebuild_secrets
 from .joblog import JobLog
@@ -92,6 +96,12 @@ class Worker:
         self._may_raise = False
         self._payload_running = False
         self._hostname: str | None = None
+        # Spot: the interruption notice, the attempt's entry, the payload's checkpoint.
+        self.imds = spot.Imds(spot.endpoint(environ))
+        self.retry_strategy = spot.RetryStrategy.from_env(environ)
+        self.watcher: spot.NoticeWatcher | None = None
+        self.checkpoint: Checkpoint | None = None
+        self._attempt_number = 0
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -147,7 +157,14 @@ class Worker:
                 self._explain_unclaimable(job_id)
                 return 0
             self.log.worker(f"claimed job {job_id} (attempt {record.attempt})")
-            return self._run_claimed(record)
+            self._attempt_number = self.settings.batch_attempt or record.attempt or 1
+            try:
+                return self._run_claimed(record)
+            finally:
+                if self.watcher is not None:
+                    self.watcher.stop()
+                if self.checkpoint is not None:
+                    self.checkpoint.stop_periodic()
         except Interrupted as interrupted:
             return 128 + interrupted.signum
         finally:
@@ -170,6 +187,7 @@ class Worker:
     def _run_claimed(self, record: JobRecord) -> int:
         job_id = self.settings.job_id
         start_time = record.start_time or ""
+        meter = usage.Meter.start(record, self.environ)  # USAGE when the run ends (docs/cost.md)
         try:
             try:
                 unmounted = self._unmounted()
@@ -184,7 +202,12 @@ class Worker:
                     if unmounted:
                         raise _Failed(" ".join(unmounted))
                     self._hostname = self.find_hostname(self.environ)
+                    self._start_attempt()
+                    self.watcher = spot.NoticeWatcher(
+                        self.imds, self._on_notice, interval=spot.poll_seconds(self.environ)
+                    ).start()
                     prepared = self._prepare(record, start_time)
+                    self._restore_checkpoint(prepared)
                 self._status(Status.CALLING_PAYLOAD_CODE)
                 prepared.env["JOB_STATUS"] = Status.CALLING_PAYLOAD_CODE.value
                 outcome = self._run_payload(prepared)
@@ -213,6 +236,8 @@ class Worker:
             except _Failed as failed:
                 return self._finish_failed(start_time, failed)
             self._status(Status.COMPLETE_CLEANING_UP)
+            self._end_attempt(exit_code=0)
+            self._remove_checkpoint()
             self.workspace.clean()
             self.store.finish(
                 job_id, Result.SUCCEEDED, exit_code=0, outputs=keys, status=Status.DONE
@@ -226,6 +251,7 @@ class Worker:
             return self._worker_failed(start_time, error)
         finally:
             self.workspace.clean()
+            meter.record(self.store, job_id, self.imds.get, self.log.worker)
 
     def _worker_failed(self, start_time: str, error: Exception) -> int:
         cause = (
@@ -257,6 +283,8 @@ class Worker:
         except (ShepardError, OSError) as error:
             self.log.worker(f"could not push the logs: {error}")
         self._status(Status.FAILED_CLEANING_UP)
+        self._end_attempt(exit_code=failed.exit_code, reason=failed.reason)
+        self._remove_checkpoint()
         self.workspace.clean()
         self.store.finish(
             job_id,
@@ -269,13 +297,111 @@ class Worker:
         return 1
 
     def _interrupted(self, interrupted: Interrupted) -> None:
+        """End an attempt cut short: a cancelled job uploads nothing and stays cancelled; any
+        other saves its checkpoint and is put back in the queue when Batch retries it (a reclaim
+        with attempts left), else finishes ``interrupted`` with its cause."""
+        job_id = self.settings.job_id
         name = signal.Signals(interrupted.signum).name
-        reason = f"the worker received {name} (Spot reclaim or job terminated); it will be retried"
-        self.log.worker(f"job {self.settings.job_id} interrupted: {reason}")
+        exit_code = 128 + interrupted.signum
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.checkpoint is not None:
+            self.checkpoint.stop_periodic()
         try:
-            self.store.mark_interrupted(self.settings.job_id, reason)
+            current = self.store.get(job_id)
+        except AWS_ERRORS as error:
+            self.log.worker(f"could not read the job record: {error}")
+            current = None
+        if current is not None and current.result is Result.CANCELLED:
+            self.log.worker(f"job {job_id} was cancelled: payload stopped, nothing uploaded")
+            self._end_attempt(exit_code=exit_code, reason="cancelled", cause="cancelled")
+            return
+        notice = self.watcher.check_now() if self.watcher is not None else None
+        cause = spot.cause_of(notice)
+        self._save_checkpoint(f"{name}, {cause}")
+        retried, why = self.retry_strategy.retried(cause, self._attempt_number)
+        reason = f"the worker received {name} ({cause}); {why}"
+        self.log.worker(f"job {job_id} interrupted: {reason}")
+        self._end_attempt(
+            exit_code=exit_code,
+            reason=reason,
+            cause=cause,
+            reclaimed=cause in spot.RECLAIM_CAUSES,
+        )
+        try:
+            if retried:
+                self.store.mark_interrupted(job_id, reason)
+            else:
+                self.store.finish_interrupted(job_id, reason, exit_code=exit_code)
         except AWS_ERRORS as error:
             self.log.worker(f"could not mark the job interrupted: {error}")
+
+    # -- attempts, the Spot notice, checkpoints -------------------------------------------------
+
+    def _start_attempt(self) -> None:
+        facts = spot.instance_facts(self.imds)
+        try:
+            self.store.start_attempt(
+                self.settings.job_id,
+                self._attempt_number,
+                queue=self.environ.get(contract.BATCH_QUEUE_NAME) or None,
+                instance_type=facts.instance_type,
+                lifecycle=facts.lifecycle,
+                host=facts.host or ec2_instance.hostname(self._hostname),
+            )
+        except Exception as error:  # the record of attempts never stops the job
+            number = self._attempt_number
+            self.log.worker(f"could not record the start of attempt {number}: {error}")
+
+    def _end_attempt(self, **fields: Any) -> None:
+        try:
+            self.store.end_attempt(self.settings.job_id, self._attempt_number, **fields)
+        except Exception as error:
+            self.log.worker(f"could not record the end of attempt {self._attempt_number}: {error}")
+
+    def _on_notice(self, notice: spot.Notice) -> None:
+        """The Spot interruption notice (from the watcher's thread): save the checkpoint now,
+        while the payload still runs; SIGTERM follows within two minutes."""
+        self.log.worker(
+            f"Spot interruption notice: the instance will {notice.action} at {notice.time}"
+        )
+        self._save_checkpoint("Spot interruption notice")
+
+    def _restore_checkpoint(self, prepared: Prepared) -> None:
+        folder = self.workspace.root.job_dir / "checkpoint"
+        self.checkpoint = Checkpoint(
+            self.aws.client("s3"),
+            self.settings.outputs_bucket,
+            self.settings.job_id,
+            folder,
+            self.log.worker,
+        )
+        try:
+            self.checkpoint.restore()
+        except (ShepardError, OSError) as error:
+            # A payload that keeps no checkpoint must run as before: say it, and go on.
+            cause = error.message if isinstance(error, ShepardError) else str(error)
+            self.log.worker(f"checkpoint: not restored ({cause}); the payload starts without it")
+        prepared.env[CHECKPOINT_VARIABLE] = str(folder)
+        self.checkpoint.start_periodic(interval_minutes(self.environ))
+
+    def _save_checkpoint(self, why: str) -> None:
+        if self.checkpoint is None:
+            return
+        try:
+            self.checkpoint.upload(why)
+        except (ShepardError, OSError) as error:
+            cause = error.message if isinstance(error, ShepardError) else str(error)
+            self.log.worker(f"checkpoint: the upload failed: {cause}")
+
+    def _remove_checkpoint(self) -> None:
+        if self.checkpoint is None:
+            return
+        try:
+            self.checkpoint.remove()
+        except (ShepardError, OSError) as error:
+            cause = error.message if isinstance(error, ShepardError) else str(error)
+            self.log.worker(f"checkpoint: could not remove it: {cause}")
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -347,6 +473,8 @@ class Worker:
         mounts = [Mount(p, read_only=True) for p in self.workspace.read_only.values()]
         for folders in self.workspace.folders:
             mounts += [Mount(folders.input), Mount(folders.output)]
+        if self.checkpoint is not None:
+            mounts.append(Mount(self.checkpoint.folder))
         return tuple(mounts)
 
     def _run_payload(self, prepared: Prepared) -> RunResult:

@@ -171,6 +171,22 @@ data "aws_iam_policy_document" "job" {
     resources = ["${var.bucket_arns.outputs}/*", "${var.bucket_arns.errors}/*"]
   }
   statement {
+    # CHECKPOINT_DIR: the worker restores a job's checkpoint, and removes it once the job ends.
+    sid       = "ReadAndRemoveCheckpoints"
+    actions   = ["s3:GetObject", "s3:DeleteObject"]
+    resources = ["${var.bucket_arns.outputs}/checkpoints/*"]
+  }
+  statement {
+    sid       = "ListCheckpoints"
+    actions   = ["s3:ListBucket"]
+    resources = [var.bucket_arns.outputs]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["checkpoints/*"]
+    }
+  }
+  statement {
     sid       = "ClaimAndUpdateJobRecords"
     actions   = ["dynamodb:GetItem", "dynamodb:UpdateItem"]
     resources = [var.table_arn]
