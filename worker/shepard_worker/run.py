@@ -21,7 +21,7 @@ from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.variables import find_quick_deploy, find_tag
 
 from . import instance as ec2_instance
-from . import mounts, spot, usage
+from . import mounts, spot
 from .aws import AWS_ERRORS, Aws
 from .checkpoint import VARIABLE as CHECKPOINT_VARIABLE
 from .checkpoint import Checkpoint, interval_minutes
@@ -187,7 +187,6 @@ class Worker:
     def _run_claimed(self, record: JobRecord) -> int:
         job_id = self.settings.job_id
         start_time = record.start_time or ""
-        meter = usage.Meter.start(record, self.environ)  # USAGE when the run ends (docs/cost.md)
         try:
             try:
                 unmounted = self._unmounted()
@@ -251,7 +250,6 @@ class Worker:
             return self._worker_failed(start_time, error)
         finally:
             self.workspace.clean()
-            meter.record(self.store, job_id, self.imds.get, self.log.worker)
 
     def _worker_failed(self, start_time: str, error: Exception) -> int:
         cause = (
