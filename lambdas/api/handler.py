@@ -51,6 +51,11 @@ def _answer(outcome: JobOutcome) -> tuple[int, dict[str, Any]]:
         body["array_size"] = outcome.array_size
     if outcome.batch_id is not None:
         body["batch_id"] = outcome.batch_id
+    if outcome.parts:  # more than 10,000 children: several array jobs
+        body["array_parts"] = [
+            {"job_id": p.job_id, "batch_job_id": p.batch_job_id, "array_size": p.array_size}
+            for p in outcome.parts
+        ]
     return 200, body
 
 

@@ -38,6 +38,22 @@ _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 NO_SDK_RETRIES = clients.CALLER_RETRIES
 
 
+def array_parts(total: int, most: int = MAX_ARRAY_SIZE) -> list[range]:
+    """The indexes of ``total`` array children cut into as few arrays as Batch allows (at most
+    ``most`` children each), as even as can be, so no part is a lone child (Batch's arrays have
+    2 or more): 10,000 is one part, 10,001 two of 5,001 and 5,000."""
+    if total < 1:
+        return []
+    count = -(-total // most)
+    size, extra = divmod(total, count)
+    parts, start = [], 0
+    for number in range(count):
+        end = start + size + (1 if number < extra else 0)
+        parts.append(range(start, end))
+        start = end
+    return parts
+
+
 class TransientFailure(Exception):
     """AWS stayed throttled or failing after the retries: try the whole request again later."""
 

@@ -17,7 +17,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from shepard.joblayer.batch import MAX_ARRAY_SIZE, BatchSubmitter, TransientFailure, is_transient
+from shepard.joblayer.batch import (
+    BatchSubmitter,
+    TransientFailure,
+    array_parts,
+    is_transient,
+)
 from shepard.joblayer.ids import child_job_id, job_id_for, new_job_id
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.settings import FlockSettings
@@ -60,6 +65,8 @@ class JobOutcome:
     batch_job_id: str | None = None
     array_size: int | None = None
     batch_id: str | None = None  # BATCH_ID of the submission it came in
+    # An array of more than 10,000 children is several Batch array jobs: one outcome each.
+    parts: tuple[JobOutcome, ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -256,17 +263,19 @@ class JobService:
         is_invoked: bool = True,
         batch_id: str | None = None,
     ) -> JobOutcome:
-        """One Batch array job for 2..10,000 requests; one child record each.
+        """One Batch array job for 2..10,000 requests; one child record each. More than 10,000
+        are cut into as few arrays as Batch allows (``batch.array_parts``), one SubmitJob each;
+        the outcome is the first part's, with every part in ``parts``.
 
         A list of one request is an ordinary job. Any bad request rejects the whole array (its
         index is named): one rejected record, no child records, nothing submitted.
         """
         if len(requests) == 1:
             return self.submit(requests[0], is_invoked=is_invoked, batch_id=batch_id)
-        if not 2 <= len(requests) <= MAX_ARRAY_SIZE:
+        if len(requests) < 2:
             return self.reject(
-                f"an array job takes 2 to {MAX_ARRAY_SIZE} variable objects, not "
-                f"{len(requests)}; split the list",
+                f"an array job takes 2 or more variable objects, not {len(requests)}; "
+                "send one object for one job",
                 is_invoked=is_invoked,
                 batch_id=batch_id,
             )
@@ -283,6 +292,30 @@ class JobService:
         unplaceable = self.unplaceable()
         if unplaceable:
             return self.reject(unplaceable, is_invoked=is_invoked, batch_id=batch_id)
+        parts: list[JobOutcome] = []
+        for indexes in array_parts(len(all_variables)):
+            part = self._submit_array_part(
+                [all_variables[i] for i in indexes], is_invoked=is_invoked, batch_id=batch_id
+            )
+            parts.append(part)
+            if part.outcome is not Outcome.SUBMITTED:
+                break
+        if len(parts) == 1:
+            return parts[0]
+        first, last = parts[0], parts[-1]
+        if last.outcome is not Outcome.SUBMITTED:
+            done = ", ".join(p.job_id for p in parts[:-1])
+            reason = (
+                f"{last.reason} (array part {len(parts)} of {len(array_parts(len(requests)))}; "
+                f"the parts before it were submitted: {done})"
+            )
+            return replace(last, reason=reason, parts=tuple(parts))
+        return replace(first, array_size=len(all_variables), parts=tuple(parts))
+
+    def _submit_array_part(
+        self, all_variables: Sequence[dict[str, str]], *, is_invoked: bool, batch_id: str | None
+    ) -> JobOutcome:
+        """Record 2..10,000 validated children and submit them as one Batch array job."""
         parent = new_job_id()
         now = self.clock()
         stamp = created_at_text(now)

@@ -67,3 +67,15 @@ def test_request_carries_only_the_job_id_and_checks_array_size() -> None:
     for size in (1, 10_001):
         with pytest.raises(ValueError, match="2 to 10000"):
             submitter.request(JOB_ID, array_size=size)
+
+
+@pytest.mark.parametrize(
+    ("total", "sizes"),
+    [(2, [2]), (10_000, [10_000]), (10_001, [5_001, 5_000]), (20_001, [6_667, 6_667, 6_667])],
+)
+def test_array_parts_are_few_even_and_never_a_lone_child(total: int, sizes: list[int]) -> None:
+    from shepard.joblayer.batch import array_parts
+
+    parts = array_parts(total)
+    assert [len(p) for p in parts] == sizes
+    assert [i for p in parts for i in p] == list(range(total))
