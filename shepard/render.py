@@ -136,6 +136,10 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
             "timeout_seconds": config.lambda_.timeout_seconds,
             "log_retention_days": config.lambda_.log_retention_days,
         },
+        "notifications": {
+            "emails": list(config.notifications.emails),
+            "https_endpoints": list(config.notifications.https_endpoints),
+        },
         "extra_iam_policy_json": (
             json.dumps(config.extra_iam_policy, sort_keys=True)
             if config.extra_iam_policy is not None

@@ -619,6 +619,20 @@ class StateConfig:
 
 
 @dataclass(frozen=True)
+class NotificationsConfig:
+    emails: tuple[str, ...] = spec(
+        (),
+        doc="E-mail addresses told when a job fails and when a batch completes (each confirms "
+        "its subscription from the e-mail SNS sends).",
+    )
+    https_endpoints: tuple[str, ...] = spec(
+        (),
+        doc="`https://` URLs that get the same messages as JSON (SNS's HTTPS delivery; each "
+        "must confirm the subscription).",
+    )
+
+
+@dataclass(frozen=True)
 class LocalConfig:
     command: tuple[str, ...] = spec(
         (),
@@ -708,6 +722,13 @@ class FlockConfig:
     local: LocalConfig = field(
         default_factory=LocalConfig, metadata=about("Settings of a `target: local` flock only.")
     )
+    notifications: NotificationsConfig = field(
+        default_factory=NotificationsConfig,
+        metadata=about(
+            "Who is told when a job fails and when a batch completes: an SNS topic "
+            "(KMS-encrypted) with these subscribers; none when both lists are empty."
+        ),
+    )
     # Set by the loader, not YAML keys.
     warnings: tuple[str, ...] = spec((), doc="Warnings found while validating.", internal=True)
     source: str = spec("<string>", doc="The flock file the config came from.", internal=True)
@@ -730,4 +751,5 @@ SECTIONS: tuple[type[Any], ...] = (
     NetworkConfig,
     StateConfig,
     LocalConfig,
+    NotificationsConfig,
 )

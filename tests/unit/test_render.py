@@ -44,6 +44,7 @@ CONTRACT_VARIABLES = {
     "lustre",
     "sqs",
     "lambda",
+    "notifications",
     "extra_iam_policy_json",
     "network",
     "availability_zones",
