@@ -343,7 +343,11 @@ COMMANDS: tuple[Command, ...] = (
         (
             option("s3_bucket_for_results", metavar="BUCKET"),
             option("directory_to_sync_s3_bucket_to", metavar="FOLDER"),
-            option("tag", help="only results whose name starts with TAG_"),
+            option(
+                "tag",
+                help="only the results of jobs with this TAG (named as the worker names them:"
+                " other characters than letters, digits, . _ - become _)",
+            ),
             switch("unzip", help="unzip each result beside its zip"),
         ),
     ),

@@ -10,9 +10,10 @@ from pathlib import Path, PurePosixPath
 
 from shepard.aws.flock import S3Object
 from shepard.commands import Context
+from shepard.commands.jobs import TRANSFER_WORKERS, transfer_workers
 from shepard.errors import BadInput
 
-DOWNLOAD_WORKERS = 8
+DOWNLOAD_WORKERS = TRANSFER_WORKERS  # at once; --parallel N
 
 
 def _md5(path: Path) -> str:
@@ -55,6 +56,22 @@ def _unzip(zip_path: Path) -> None:
         zf.extractall(target)
 
 
+def result_prefix(tag: str | None) -> str:
+    """Where the results of jobs with this TAG start: the TAG as the worker puts it in a name
+    (shepard/joblayer/tags.py), then ``_result@``. A TAG no job could have is refused."""
+    if not tag:
+        return ""
+    from shepard.joblayer.tags import check_tag, tag_in_name
+
+    refused = check_tag(tag)
+    if refused is not None:
+        raise BadInput(
+            f"while retrieving results tagged {tag[:40]!r}: no job can have that TAG ({refused})."
+            " Pass the TAG the jobs were given."
+        )
+    return f"{tag_in_name(tag)}_result@"
+
+
 def retrieve(ctx: Context) -> int:
     bucket = ctx.settings.require("s3_bucket_for_results", "retrieving results")
     root = ctx.path_flag("directory_to_sync_s3_bucket_to", "retrieving results")
@@ -63,7 +80,7 @@ def retrieve(ctx: Context) -> int:
     aws = ctx.aws
     wanted: list[tuple[S3Object, Path]] = []
     skipped = 0
-    for obj in aws.list_objects(bucket, prefix=f"{tag}_" if tag else ""):
+    for obj in aws.list_objects(bucket, prefix=result_prefix(tag)):
         path = local_path(root, obj.key)
         if path is None:
             ctx.console.note(f"skipping {obj.key!r}: its name would leave {root}")
@@ -83,7 +100,7 @@ def retrieve(ctx: Context) -> int:
             os.replace(partial, path)
 
         if wanted:
-            with ThreadPoolExecutor(max_workers=min(DOWNLOAD_WORKERS, len(wanted))) as pool:
+            with ThreadPoolExecutor(max_workers=transfer_workers(ctx, len(wanted))) as pool:
                 list(pool.map(download, wanted))
     for _obj, path in wanted:
         if ctx.flag("unzip") and path.suffix == ".zip":

@@ -82,6 +82,10 @@ OUTPUT_SUFFIXES = {"root": "_root", "efs": "_efs", "lustre": "_lustre"}
 
 
 def result_zip_name(job_id: str, start_time: str, location: str, tag: str | None) -> str:
-    """The seed's output name: ``[TAG_]result@<UUID>_<START_TIME>_<root|efs|lustre>.zip``."""
-    prefix = f"{tag}_result@" if tag else "result@"
+    """The seed's output name: ``[TAG_]result@<UUID>_<START_TIME>_<root|efs|lustre>.zip``, the
+    TAG as ``tags.tag_in_name`` makes it (an ordinary TAG as it is)."""
+    from shepard.joblayer.tags import tag_in_name
+
+    name = tag_in_name(tag) if tag else ""
+    prefix = f"{name}_result@" if name else "result@"
     return f"{prefix}{job_id}_{start_time}{OUTPUT_SUFFIXES[location]}.zip"

@@ -24,11 +24,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from shepard.joblayer.records import QUICK_DEPLOY_VARIABLE, RESERVED_VARIABLES, TAG_VARIABLE
+from shepard.joblayer.tags import MAX_TAG_LENGTH, check_tag
 
 NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # AWS Batch refuses a SubmitJob request larger than 30 KiB.
 BATCH_SUBMIT_LIMIT = 30 * 1024
-MAX_TAG_LENGTH = 128
+__all__ = ["MAX_TAG_LENGTH"]  # the TAG rule lives in tags.py; the name stays importable here
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -66,18 +67,10 @@ def _value_text(name: str, value: object) -> str:
 def _check_special(name: str, value: str) -> None:
     upper = name.upper()
     if upper == TAG_VARIABLE:
-        if not value:
-            raise JobRejected(f'variable "{name}" is empty; give a TAG or leave it out')
-        if len(value) > MAX_TAG_LENGTH:
-            raise JobRejected(
-                f'variable "{name}" is {len(value)} characters long; '
-                f"a TAG prefixes output file names and may be at most {MAX_TAG_LENGTH}"
-            )
-        if "/" in value or "\\" in value or _CONTROL.search(value) or value in {".", ".."}:
-            raise JobRejected(
-                f'variable "{name}" ({value!r}) prefixes output file names, so it may not '
-                "contain a slash, a backslash or a control character"
-            )
+        # One rule with the worker's output names and `retrieve --tag` (shepard/joblayer/tags.py).
+        refused = check_tag(value)
+        if refused is not None:
+            raise JobRejected(f'variable "{name}" ({value[:40]!r}): {refused}')
     elif upper == QUICK_DEPLOY_VARIABLE:
         parts = value.strip("/").split("/")
         if not value.strip("/") or ".." in parts or _CONTROL.search(value):

@@ -186,7 +186,7 @@ def test_query_batch_reads_every_page_of_the_index(flock: FlockFixture) -> None:
         calls.append(kwargs)
         return real(**kwargs, Limit=2)
 
-    store.client.query = small_pages  # type: ignore[method-assign]
+    store.client.query = small_pages
     assert len(store.query_batch(batch_id)) == 7
     assert len(calls) == 4 and {c["IndexName"] for c in calls} == {"batch-index"}
 
@@ -231,3 +231,42 @@ def test_wait_waits_for_the_expected_jobs_of_a_batch(
         env,
     )
     assert short.code == 1 and "1 of 2 job(s) not finished" in short.out
+
+
+# -- the TAG rule -----------------------------------------------------------------------------
+
+
+def test_retrieve_finds_the_results_of_the_tags_the_issue_names(
+    env: dict[str, str], flock: FlockFixture, tmp_path: Path
+) -> None:
+    """`retrieve --tag "my run ü"` (and a TAG of 101 to 128 characters) finds what the worker
+    uploaded for it, and nothing of another TAG."""
+    from shepard_worker.results import safe_tag
+
+    from shepard.joblayer.records import result_zip_name
+
+    s3 = boto3.client("s3")
+    long_tag = "r" * 60 + "-" + "u" * 59
+    names = {}
+    for tag in ("my run ü", long_tag, "my run"):
+        names[tag] = result_zip_name(new_job_id(), "20261129T061500Z", "root", safe_tag(tag))
+        s3.put_object(Bucket=flock.settings.outputs_bucket, Key=names[tag], Body=b"zip")
+    assert names["my run ü"].startswith("my_run__result@")
+    for tag in ("my run ü", long_tag):
+        into = tmp_path / f"results-{len(tag)}"
+        result = run(["retrieve", "--tag", tag, "--directory_to_sync_s3_bucket_to", str(into)], env)
+        assert result.code == 0, result.err
+        assert [p.name for p in into.iterdir()] == [names[tag]]
+    refused = run(["retrieve", "--tag", "t" * 129, "--directory_to_sync_s3_bucket_to", "x"], env)
+    assert refused.code == 2 and "no job can have that TAG" in refused.err
+
+
+def test_a_tag_no_name_can_hold_is_a_rejected_job_with_its_reason(flock: FlockFixture) -> None:
+    from lambdas.api.handler import handle
+    from shepard.joblayer.service import JobService
+
+    answer = handle(JobService.from_settings(flock.settings), {"TAG": "t" * 129})
+    assert answer["statusCode"] == 400 and "129 characters long" in answer["error"]
+    record = _store(flock).get(answer["rejected_job_id"])
+    assert record is not None and record.result is Result.REJECTED
+    assert record.reason == answer["error"]

@@ -7,7 +7,6 @@ uploaded in multipart parts; zip64 is on, so outputs past 4 GiB or 65,535 files 
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -15,11 +14,11 @@ from pathlib import Path
 from typing import Protocol
 
 from shepard.joblayer.records import result_zip_name
+from shepard.joblayer.tags import MAX_TAG_LENGTH, tag_in_name
 
 from .workspace import Workspace
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-MAX_TAG = 100
+MAX_TAG = MAX_TAG_LENGTH  # the TAG rule: shepard/joblayer/tags.py
 
 
 class Uploader(Protocol):
@@ -31,11 +30,11 @@ def safe_tag(tag: str | None) -> str | None:
 
     Runs of anything but letters, digits, ``.``, ``_`` and ``-`` become one ``_``, and leading
     dots go, so ``../x`` cannot become a folder and a name cannot hide. An empty result is no tag.
+    The one TAG rule of the job layer, ``retrieve --tag`` and the worker (joblayer/tags.py).
     """
     if tag is None:
         return None
-    cleaned = _UNSAFE.sub("_", tag).lstrip(".")[:MAX_TAG]
-    return cleaned or None
+    return tag_in_name(tag) or None
 
 
 def error_zip_name(job_id: str, start_time: str) -> str:

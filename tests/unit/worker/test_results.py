@@ -34,7 +34,7 @@ class Uploads:
         ("run 1; rm -rf /", "run_1_rm_-rf_"),
         ("", None),
         (None, None),
-        ("x" * 300, "x" * 100),
+        ("x" * 300, "x" * 128),
     ],
 )
 def test_safe_tag(tag: str | None, expected: str | None) -> None:
