@@ -1,28 +1,57 @@
 """Packing what a job leaves: result zips to the outputs bucket, the error zip to the errors bucket.
 
-Zips are written to a temporary file in the job's scratch folder (never held in memory) and then
-uploaded in multipart parts; zip64 is on, so outputs past 4 GiB or 65,535 files work.
+Zips are written straight into an S3 multipart upload (``stream.MultipartWriter``): no temporary
+copy, so a sheep needs no disk room beyond the outputs themselves, and memory stays within a few
+parts. ``zipfile`` on a stream writes data descriptors and zip64 records where needed, so outputs
+past 4 GiB or 65,535 files work; a failure aborts the upload and leaves no object.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import IO, Any, Protocol, cast
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shepard.errors import BackendError
+from shepard.joblayer import clients
 from shepard.joblayer.records import result_zip_name
 from shepard.joblayer.tags import MAX_TAG_LENGTH, tag_in_name
 
+from .stream import multipart_upload, part_size_for
 from .workspace import Workspace
 
 MAX_TAG = MAX_TAG_LENGTH  # the TAG rule: shepard/joblayer/tags.py
 
 
 class Uploader(Protocol):
-    def upload(self, bucket: str, path: Path, key: str) -> None: ...
+    """What the results are sent through: the worker's ``Aws`` (its S3 client)."""
+
+    def client(self, service: str) -> Any: ...
+
+
+@contextmanager
+def _zip_upload(uploader: Uploader, bucket: str, key: str, size: int) -> Iterator[IO[bytes]]:
+    """A stream into ``s3://bucket/key`` (completed at the end, aborted on error); a boto failure
+    is worded ``while uploading ...: <cause>. <fix>.``"""
+    doing = f"uploading s3://{bucket}/{key}"
+    fix = "Check that the bucket exists and that the job role may write to it"
+    try:
+        with multipart_upload(
+            uploader.client("s3"), bucket, key, part_size=part_size_for(size)
+        ) as stream:
+            yield cast(IO[bytes], stream)  # zipfile writes to any binary stream
+    except (ClientError, BotoCoreError) as error:
+        explained = clients.explain(error, doing, fix)
+        raise BackendError(explained.message if explained else str(error)) from error
+
+
+def _size(entries: list[tuple[Path, str]]) -> int:
+    return sum(path.stat().st_size for path, name in entries if not name.endswith("/"))
 
 
 def safe_tag(tag: str | None) -> str | None:
@@ -66,8 +95,9 @@ def has_content(folder: Path) -> bool:
     return folder.is_dir() and any(folder.iterdir())
 
 
-def write_zip(target: Path, entries: Iterator[tuple[Path, str]]) -> int:
-    """Write ``entries`` (file, name in zip) to ``target``; return how many were written."""
+def write_zip(target: Path | IO[bytes], entries: Iterator[tuple[Path, str]]) -> int:
+    """Write ``entries`` (file, name in zip) to ``target`` (a path or a stream); return how many
+    were written."""
     count = 0
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for path, name in entries:
@@ -97,11 +127,11 @@ def upload_results(
             log(f"shepard: {folders.location} output folder is empty: no zip")
             continue
         key = result_zip_name(job_id, start_time, folders.location, safe_tag(tag))
-        with tempfile.TemporaryDirectory(dir=workspace.scratch) as tmp:
-            archive = Path(tmp) / "result.zip"
-            count = write_zip(archive, _files(folders.output, log))
-            log(f"shepard: uploading {count} entries ({archive.stat().st_size} bytes) as {key}")
-            uploader.upload(bucket, archive, key)
+        entries = list(_files(folders.output, log))
+        size = _size(entries)
+        log(f"shepard: zipping {len(entries)} entries ({size} bytes) into s3://{bucket}/{key}")
+        with _zip_upload(uploader, bucket, key, size) as stream:
+            write_zip(stream, iter(entries))
         keys.append(key)
     return keys
 
@@ -131,9 +161,8 @@ def upload_error_zip(
         reason_path.write_text(reason + "\n", encoding="utf-8")
         yield reason_path, "reason.txt"
 
-    with tempfile.TemporaryDirectory(dir=workspace.scratch) as tmp:
-        archive = Path(tmp) / "error.zip"
-        write_zip(archive, entries())
-        log(f"shepard: uploading the logs as s3://{bucket}/{key}")
-        uploader.upload(bucket, archive, key)
+    listed = list(entries())
+    log(f"shepard: uploading the logs as s3://{bucket}/{key}")
+    with _zip_upload(uploader, bucket, key, _size(listed)) as stream:
+        write_zip(stream, iter(listed))
     return key

@@ -166,8 +166,9 @@ data "aws_iam_policy_document" "job" {
     resources = [var.bucket_arns["quick-deploy"]]
   }
   statement {
-    sid       = "WriteOutputsAndErrors"
-    actions   = ["s3:PutObject"]
+    sid = "WriteOutputsAndErrors"
+    # Result and error zips stream into multipart uploads; a failed one is aborted.
+    actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
     resources = ["${var.bucket_arns.outputs}/*", "${var.bucket_arns.errors}/*"]
   }
   statement {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zipfile
 from pathlib import Path
 
@@ -14,14 +15,30 @@ START = "20261125T090000Z"
 
 
 class Uploads:
-    """Keeps what would go to S3: the zip's member names and contents, by bucket and key."""
+    """Keeps what would go to S3 (multipart uploads, as the worker streams them): the zip's
+    member names and contents, by bucket and key. tests/unit/worker/test_stream.py runs the
+    same calls against the emulator."""
 
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[str, bytes]] = {}
+        self.parts: dict[int, bytes] = {}
 
-    def upload(self, bucket: str, path: Path, key: str) -> None:
-        with zipfile.ZipFile(path) as zf:
-            self.objects[(bucket, key)] = {n: zf.read(n) for n in zf.namelist()}
+    def client(self, service: str) -> Uploads:
+        assert service == "s3"
+        return self
+
+    def create_multipart_upload(self, **_: object) -> dict[str, str]:
+        self.parts = {}
+        return {"UploadId": "u1"}
+
+    def upload_part(self, *, PartNumber: int, Body: bytes, **_: object) -> dict[str, str]:
+        self.parts[PartNumber] = Body
+        return {"ETag": f'"{PartNumber}"'}
+
+    def complete_multipart_upload(self, *, Bucket: str, Key: str, **_: object) -> None:
+        data = b"".join(self.parts[n] for n in sorted(self.parts))
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            self.objects[(Bucket, Key)] = {n: zf.read(n) for n in zf.namelist()}
 
 
 @pytest.mark.parametrize(
