@@ -470,6 +470,13 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "cost",
+        "cost:cost",
+        "the flock's fixed monthly cost from its plan: what is billed while idle, and why",
+        "shepard-tf cost flock.yaml",
+        (FLOCK_FILE_REQUIRED, FLOCK_NAME, JSON),
+    ),
+    Command(
         "apply",
         "flock:apply",
         "terraform apply for a flock (or a saved plan), then write its profile",

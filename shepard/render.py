@@ -153,6 +153,7 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
             "public_subnet_cidrs": list(n.public_subnet_cidrs) or None,
             "private_subnet_cidrs": list(n.private_subnet_cidrs) or None,
             "make_subnets_public": n.make_subnets_public,
+            "mode": n.mode,
             "allow_ssh": n.allow_ssh,
             "ssh_cidr": n.cidr_to_allow_ssh_access_to,
             "existing_vpc_id": n.existing_vpc,

@@ -39,6 +39,7 @@ WORKER_FILES = (
     "shepard/__init__.py",
     "shepard/errors.py",
     "shepard/joblayer",
+    "shepard/cost/prices.json",
     "worker/shepard_worker",
 )
 WHEELS_FOLDER = "wheels"  # in the prepared context; passed as the WHEELS_DIR build argument

@@ -17,6 +17,7 @@ from typing import Any
 from shepard import images as image_builder
 from shepard.commands import Context
 from shepard.core import deployer_of, flock_file_of, flock_outputs, write_profile_from_outputs
+from shepard.cost import cost_summary
 from shepard.deploy import Deployer, default_stages
 from shepard.errors import BadInput, ShepardError
 
@@ -46,8 +47,10 @@ def plan(ctx: Context) -> int:
     flock_file = flock_file_of(ctx, "planning the flock")
     out = ctx.flag("out")
     as_json = bool(ctx.flag("json"))
-    result = deployer_of(ctx, flock_file).plan(
-        out_file=Path(out).expanduser() if out else None, show_json=as_json
+    deployer = deployer_of(ctx, flock_file)
+    with_cost = deployer.where.kind == "aws"  # an emulator's flock costs nothing
+    result = deployer.plan(
+        out_file=Path(out).expanduser() if out else None, show_json=as_json or with_cost
     )
     if as_json:
         ctx.console.print(json.dumps(result.shown))
@@ -55,6 +58,8 @@ def plan(ctx: Context) -> int:
     if result.summary.has_changes:
         ctx.console.print(result.summary.listing().rstrip("\n"))
     ctx.console.print(result.summary.describe())
+    if with_cost and result.shown is not None:
+        ctx.console.print(cost_summary(result.shown))
     if out:
         ctx.console.print(
             f"plan saved to {out}; apply exactly this plan with"

@@ -268,7 +268,7 @@ def batch_via_api(ctx: Context) -> int:
 # --------------------------------------------------------------------------------------------
 # query
 
-COLUMNS = ["job", "status", "result", "tag", "start", "duration"]
+COLUMNS = ["job", "status", "result", "tag", "start", "duration", "cost"]
 _PHASES = [Phase.QUEUED.value, Phase.RUNNING.value, Phase.FINISHED.value]
 _RESULTS = {r.value for r in Result}
 
@@ -310,7 +310,21 @@ def job_row(record: dict[str, Any], now: datetime) -> list[str]:
         str(record.get("TAG", "")),
         shown_start.strftime("%Y-%m-%d %H:%M:%S") if shown_start else "",
         duration,
+        usage_cost(record.get("USAGE")),
     ]
+
+
+def usage_cost(usage: Any) -> str:
+    """A job's estimated cost from its USAGE (docs/cost.md): ``$0.0123``, ``$0 (local)``,
+    ``unknown`` when no price was known, empty before the job ends."""
+    if not isinstance(usage, dict) or "cost_usd" not in usage:
+        return ""
+    cost = usage.get("cost_usd")
+    if cost is None:
+        return "unknown"
+    if usage.get("lifecycle") == "local":
+        return "$0 (local)"
+    return f"${float(cost):.4f}"
 
 
 def fetch_jobs(ctx: Context, table: str, status: str | None) -> list[dict[str, Any]]:

@@ -495,6 +495,9 @@ class LambdaConfig:
     )
 
 
+NetworkMode = Literal["public", "nat", "private"]
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     create_new_vpc: bool = spec(
@@ -549,10 +552,21 @@ class NetworkConfig:
         pattern_hint="an availability zone name such as us-east-1a",
         default_doc="the first 2 available zones of the region, looked up at plan time",
     )
+    mode: Literal["public", "nat", "private"] | None = spec(
+        None,
+        doc="How sheep reach AWS and image registries: `public` (public subnets, a public IP "
+        "each, a security group that admits nothing from outside; nothing billed while idle), "
+        "`nat` (private subnets behind a NAT gateway, about $36 a month), or `private` "
+        "(private subnets without internet; S3 and DynamoDB through free gateway endpoints, "
+        "ECR, ECS, Logs, Secrets Manager and STS through interface endpoints billed per hour "
+        "and zone). docs/cost.md compares them.",
+        default_doc="`public`, or `nat` when `make_subnets_public: false` is given",
+    )
     make_subnets_public: bool = spec(
         False,
         seed="MakeSubnetsPublic",
-        doc="Run sheep in the public subnets with public IPs (else private subnets behind NAT).",
+        doc="The seed's switch: `true` is `mode: public`, `false` is `mode: nat`.",
+        default_doc="from `mode`",
     )
     allow_ssh: bool = spec(
         False,

@@ -20,6 +20,7 @@ from shepard.config.model import (
     ComputeEnvironmentConfig,
     FlockConfig,
     NetworkConfig,
+    NetworkMode,
     StateConfig,
 )
 from shepard.config.source import Document, Issue, Path_, format_path
@@ -271,7 +272,7 @@ class Rules:
     # -- network ---------------------------------------------------------------------------------
 
     def check_network(self, environments: Iterable[ComputeEnvironmentConfig]) -> NetworkConfig:
-        n = self.config.network
+        n = self.network_mode(self.config.network)
         b = self.config.batch
         vcpus = sum(e.max_cpu if e.max_cpu is not None else b.max_cpu for e in environments)
         max_sheep = -(-vcpus // VCPUS_PER_SHEEP)
@@ -340,6 +341,27 @@ class Rules:
             public_subnet_cidrs=tuple(public),
             private_subnet_cidrs=tuple(private),
         )
+
+    def network_mode(self, n: NetworkConfig) -> NetworkConfig:
+        """Resolve ``mode`` (docs/decisions/0009-network-mode.md): given, or the seed's
+        ``make_subnets_public`` (false asks for private sheep behind NAT), else ``public``."""
+        seed_given = self.is_given("network", "make_subnets_public")
+        seed_mode: NetworkMode = "public" if n.make_subnets_public else "nat"
+        mode: NetworkMode | None = n.mode
+        if mode is None:
+            mode = seed_mode if seed_given else "public"
+        elif seed_given and n.make_subnets_public != (mode == "public"):
+            self.error(
+                ("network", "make_subnets_public"),
+                f"{str(n.make_subnets_public).lower()} contradicts network.mode {mode}; "
+                "remove make_subnets_public (mode says it all)",
+            )
+        if self.is_given("network", "mode") and (n.existing_vpc or not n.create_new_vpc):
+            self.warn(
+                ("network", "mode"),
+                "ignored: an existing VPC keeps its own routes, NAT and endpoints",
+            )
+        return dataclasses.replace(n, mode=mode, make_subnets_public=mode == "public")
 
     def subnets(self, n: NetworkConfig, count: int, max_sheep: int) -> tuple[list[str], list[str]]:
         """Check the given subnets and derive those asked for by a mask, one subnet per zone.

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from shepard.cost import cost_summary
 from shepard.deploy.flock import Flock, claim_state_dir
 from shepard.deploy.stages import Stage, default_stages, write_tfvars
 from shepard.deploy.targets import AwsTarget, target_for
@@ -241,6 +242,8 @@ class Apply:
             if summary.has_changes and not self.auto_approve:
                 stream.write(summary.listing())
             stream.write(f"{summary.describe()}\n")
+            if summary.has_changes and deployer.where.kind == "aws":  # emulators cost nothing
+                stream.write(cost_summary(tf.show_plan(plan_file)) + "\n")
             if summary.has_changes:
                 if not self.auto_approve:
                     deployer.ask(

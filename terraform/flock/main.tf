@@ -19,6 +19,7 @@ data "aws_availability_zones" "available" {
 
 locals {
   environment_name = coalesce(var.network.environment_name, var.name)
+  network_mode     = coalesce(var.network.mode, var.network.make_subnets_public == false ? "nat" : "public")
   availability_zones = var.availability_zones != null ? var.availability_zones : (
     var.network.create_vpc ? slice(sort(data.aws_availability_zones.available[0].names), 0, 2) : []
   )
@@ -122,7 +123,7 @@ module "network" {
   vpc_cidr             = var.network.vpc_cidr
   public_subnet_cidrs  = var.network.public_subnet_cidrs
   private_subnet_cidrs = var.network.private_subnet_cidrs
-  make_subnets_public  = var.network.make_subnets_public
+  mode                 = local.network_mode
   allow_ssh            = var.network.allow_ssh
   ssh_cidr             = var.network.ssh_cidr
   existing_vpc_id      = var.network.existing_vpc_id

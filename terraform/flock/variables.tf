@@ -237,12 +237,16 @@ variable "network" {
     vpc_cidr             = optional(string, "10.0.0.0/16")
     public_subnet_cidrs  = optional(list(string))
     private_subnet_cidrs = optional(list(string))
-    make_subnets_public  = optional(bool, false)
+    make_subnets_public  = optional(bool)
     allow_ssh            = optional(bool, false)
     ssh_cidr             = optional(string)
     existing_vpc_id      = optional(string)
     existing_vpc_cidr    = optional(string)
     existing_subnet_ids  = optional(list(string), [])
+
+    # "public", "nat" or "private" (docs/decisions/0009-network-mode.md); null: "public", or
+    # "nat" when make_subnets_public is false (the seed's way of asking for private sheep).
+    mode = optional(string)
   })
   description = "A new VPC, or an existing VPC and subnets; SSH access to the sheep."
   default     = {}
@@ -250,6 +254,11 @@ variable "network" {
   validation {
     condition     = var.network.create_vpc || (var.network.existing_vpc_id != null && length(var.network.existing_subnet_ids) >= 1)
     error_message = "network.create_vpc = false needs network.existing_vpc_id and at least one of network.existing_subnet_ids."
+  }
+
+  validation {
+    condition     = var.network.mode == null || contains(["public", "nat", "private"], coalesce(var.network.mode, "public"))
+    error_message = "network.mode must be \"public\", \"nat\" or \"private\"."
   }
 
   validation {

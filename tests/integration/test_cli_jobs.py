@@ -182,7 +182,7 @@ def test_query_all_by_phase_and_by_result(env: dict[str, str], flock: FlockSetti
     result = run(["query"], env)
     assert result.code == 0, result.err
     lines = result.out.splitlines()
-    assert lines[1].split() == ["job", "status", "result", "tag", "start", "duration"]
+    assert lines[1].split() == ["job", "status", "result", "tag", "start", "duration", "cost"]
     assert [line.split()[0] for line in lines[2:]] == ["a" * 32, "b" * 32, "c" * 32, "d" * 32]
     finished = next(line for line in lines if line.startswith("c" * 32))
     assert "succeeded" in finished and "10:00" in finished  # 10 minutes

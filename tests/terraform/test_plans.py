@@ -194,7 +194,8 @@ def test_aws_target_has_every_secure_setting_on(minimal: Plan) -> None:
         f'module.storage.aws_s3_bucket_policy.tls_only["{b}"]' for b in BUCKETS
     }
     assert len(minimal.of_type("aws_s3_bucket_lifecycle_configuration")) == 4
-    assert len(minimal.of_type("aws_nat_gateway")) == 1
+    # Sheep in public subnets, no NAT gateway (docs/decisions/0009-network-mode.md).
+    assert len(minimal.of_type("aws_nat_gateway")) == 0
     mapping = "module.scheduler.aws_lambda_event_source_mapping.this"
     assert minimal.after(mapping)["enabled"] is True
     # The launch template's latest version (known at apply), not "$Default".
@@ -215,9 +216,6 @@ def test_local_overlay_changes_only_the_measured_limits(minimal: Plan, minimal_l
     assert {k: v for k, v in changed.items() if v} == {
         "aws_s3_bucket_policy": 4,  # TLS-only Deny: moto ignores conditions
         "aws_s3_bucket_lifecycle_configuration": 4,  # 55 s wait per bucket
-        "aws_nat_gateway": 1,
-        "aws_eip": 1,
-        "aws_route": 1,  # the private route through the NAT gateway
         "aws_iam_role": -1,  # moto refuses a compute environment without a service role
         "aws_iam_role_policy_attachment": -1,
     }

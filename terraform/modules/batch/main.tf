@@ -129,6 +129,8 @@ resource "aws_batch_compute_environment" "this" {
     subnets             = var.subnet_ids
     security_group_ids  = [var.security_group_id]
     ec2_key_pair        = var.ec2_key_pair
+    # The flock's tags on the instances Batch launches (cost reports split by shepard:flock).
+    tags = local.launched_tags
 
     # Batch picks the current ECS-optimized Amazon Linux 2023 AMI (no AMI lookup needed); GPU
     # environments get the NVIDIA variant.

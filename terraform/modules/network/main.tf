@@ -4,15 +4,23 @@ locals {
   vpc_id   = var.create_vpc ? aws_vpc.this[0].id : var.existing_vpc_id
   vpc_cidr = var.create_vpc ? aws_vpc.this[0].cidr_block : var.existing_vpc_cidr
 
-  # Sheep run in the private subnets behind the NAT gateway unless the flock asks for public
-  # subnets (public IPs, no NAT needed).
+  # How sheep of a new VPC reach AWS and image registries (docs/decisions/0009-network-mode.md):
+  # "public": public subnets, a public IP each, nothing admitted from outside (free when idle);
+  # "nat": private subnets behind one NAT gateway (about $36 a month idle);
+  # "private": private subnets without internet, AWS reached through VPC endpoints (interface
+  # endpoints are billed per hour and zone). An existing VPC brings its own routes.
+  public_sheep = var.create_vpc && var.mode == "public"
+
   sheep_subnet_ids = var.create_vpc ? (
-    var.make_subnets_public ? aws_subnet.public[*].id : aws_subnet.private[*].id
+    local.public_sheep ? aws_subnet.public[*].id : aws_subnet.private[*].id
   ) : var.existing_subnet_ids
 
-  # A NAT gateway only serves private sheep of a new VPC, and it is the flock's only hourly
-  # cost when idle; create_nat = false leaves it out where nothing needs to reach the internet.
-  create_nat = var.create_vpc && !var.make_subnets_public && var.create_nat
+  # A NAT gateway only serves private sheep of a new VPC in "nat" mode; create_nat = false (an
+  # emulator) leaves it out.
+  create_nat = var.create_vpc && var.mode == "nat" && var.create_nat
+
+  # Interface endpoints of "private" mode, one network interface per zone each.
+  interface_endpoints = var.create_vpc && var.mode == "private" ? toset(var.interface_endpoints) : toset([])
 
   # Subnets not given are carved out of the VPC CIDR, one per zone, each 1/16 of the VPC
   # (/20 of a /16: about 4000 addresses), so a subnet holds every sheep the compute
@@ -26,7 +34,7 @@ locals {
   public_subnet_cidrs = var.public_subnet_cidrs != null ? var.public_subnet_cidrs : [
     for i in range(local.zone_count) : cidrsubnet(var.vpc_cidr, local.vpc_newbits, 8 + i)
   ]
-  sheep_subnet_cidrs = var.make_subnets_public ? local.public_subnet_cidrs : local.private_subnet_cidrs
+  sheep_subnet_cidrs = local.public_sheep ? local.public_subnet_cidrs : local.private_subnet_cidrs
 
   # AWS keeps 5 addresses of every subnet; EFS mount targets, Lustre and the NAT gateway take
   # a few more.
@@ -56,19 +64,19 @@ resource "aws_default_security_group" "this" {
 }
 
 resource "aws_subnet" "public" {
-  #checkov:skip=CKV_AWS_130:Public subnets hold the NAT gateway, and the sheep only when make_subnets_public asks for public IPs.
+  #checkov:skip=CKV_AWS_130:Public subnets hold the NAT gateway, and the sheep in "public" mode (public IPs; their security group admits nothing from outside).
   count = var.create_vpc ? length(local.public_subnet_cidrs) : 0
 
   vpc_id                  = aws_vpc.this[0].id
   cidr_block              = local.public_subnet_cidrs[count.index]
   availability_zone       = var.availability_zones[count.index % length(var.availability_zones)]
-  map_public_ip_on_launch = var.make_subnets_public
+  map_public_ip_on_launch = local.public_sheep
   tags                    = { Name = "${local.prefix}-public-${count.index + 1}" }
 
   lifecycle {
     precondition {
-      condition     = !var.make_subnets_public || length(local.small_subnets) == 0
-      error_message = "The public subnets ${join(", ", local.small_subnets)} hold fewer addresses than the ${var.max_sheep} sheep the compute environments may start (make_subnets_public puts the sheep there). Give larger network.public_subnet_cidrs, or leave them out to size them from vpc_cidr."
+      condition     = !local.public_sheep || length(local.small_subnets) == 0
+      error_message = "The public subnets ${join(", ", local.small_subnets)} hold fewer addresses than the ${var.max_sheep} sheep the compute environments may start (network mode \"public\" puts the sheep there). Give larger network.public_subnet_cidrs, or leave them out to size them from vpc_cidr."
     }
   }
 }
@@ -83,7 +91,7 @@ resource "aws_subnet" "private" {
 
   lifecycle {
     precondition {
-      condition     = var.make_subnets_public || length(local.small_subnets) == 0
+      condition     = local.public_sheep || length(local.small_subnets) == 0
       error_message = "The private subnets ${join(", ", local.small_subnets)} hold fewer addresses than the ${var.max_sheep} sheep the compute environments may start. Give larger network.private_subnet_cidrs, or leave them out to size them from vpc_cidr."
     }
   }
@@ -161,6 +169,42 @@ resource "aws_vpc_endpoint" "gateway" {
   vpc_endpoint_type = "Gateway"
   route_table_ids   = concat(aws_route_table.private[*].id, aws_route_table.public[*].id)
   tags              = { Name = "${local.prefix}-${each.key}" }
+}
+
+# "private" mode: ECR, ECS, CloudWatch Logs, Secrets Manager and STS through interface
+# endpoints in the sheep's subnets (private DNS: the usual service names resolve to them).
+resource "aws_security_group" "endpoints" {
+  count       = length(local.interface_endpoints) > 0 ? 1 : 0
+  name_prefix = "${local.prefix}-endpoints-"
+  description = "Interface endpoints of shepard flock ${var.name}: HTTPS from the sheep"
+  vpc_id      = local.vpc_id
+  tags        = { Name = "${local.prefix}-endpoints" }
+
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "endpoints_https" {
+  count                        = length(local.interface_endpoints) > 0 ? 1 : 0
+  security_group_id            = aws_security_group.endpoints[0].id
+  description                  = "HTTPS from the sheep to the interface endpoints"
+  ip_protocol                  = "tcp"
+  from_port                    = 443
+  to_port                      = 443
+  referenced_security_group_id = aws_security_group.sheep.id
+}
+
+resource "aws_vpc_endpoint" "interface" {
+  for_each = local.interface_endpoints
+
+  vpc_id              = aws_vpc.this[0].id
+  service_name        = "com.amazonaws.${data.aws_region.current.name}.${each.key}"
+  vpc_endpoint_type   = "Interface"
+  private_dns_enabled = true
+  subnet_ids          = aws_subnet.private[*].id
+  security_group_ids  = [aws_security_group.endpoints[0].id]
+  tags                = { Name = "${local.prefix}-${each.key}" }
 }
 
 # The sheep's security group: all egress, and ingress only for what the flock asked for.

@@ -45,3 +45,13 @@ output "gateway_endpoint_ids" {
   description = "The S3 and DynamoDB gateway endpoints by service (empty for an existing VPC)."
   value       = { for service, endpoint in aws_vpc_endpoint.gateway : service => endpoint.id }
 }
+
+output "interface_endpoint_ids" {
+  description = "The interface endpoints of \"private\" mode by service (empty otherwise)."
+  value       = { for service, endpoint in aws_vpc_endpoint.interface : service => endpoint.id }
+}
+
+output "mode" {
+  description = "The network mode of a new VPC (\"existing\" for an existing VPC)."
+  value       = var.create_vpc ? var.mode : "existing"
+}

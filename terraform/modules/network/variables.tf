@@ -64,10 +64,21 @@ variable "max_sheep" {
   default     = 0
 }
 
-variable "make_subnets_public" {
-  type        = bool
-  description = "Run sheep in the public subnets with public IPs (no NAT gateway) instead of the private ones."
-  default     = false
+variable "mode" {
+  type        = string
+  description = "How sheep of a new VPC reach AWS: \"public\" (public subnets, a public IP each, nothing admitted from outside, no NAT), \"nat\" (private subnets behind a NAT gateway) or \"private\" (private subnets, no internet, VPC endpoints). Ignored for an existing VPC."
+  default     = "public"
+
+  validation {
+    condition     = contains(["public", "nat", "private"], var.mode)
+    error_message = "mode must be \"public\", \"nat\" or \"private\"."
+  }
+}
+
+variable "interface_endpoints" {
+  type        = list(string)
+  description = "Services reached through interface endpoints in \"private\" mode (S3 and DynamoDB always have free gateway endpoints): what an ECS-optimized sheep, the worker and the awslogs driver call."
+  default     = ["ecr.api", "ecr.dkr", "ecs", "ecs-agent", "ecs-telemetry", "logs", "secretsmanager", "sts"]
 }
 
 variable "allow_ssh" {

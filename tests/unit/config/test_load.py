@@ -82,6 +82,7 @@ def test_subnets_are_derived_from_masks_and_zones() -> None:
           vpc_cidr_mask_public: 26
           vpc_cidr_mask_private: 22
           availability_zones: [us-east-1c, us-east-1d, us-east-1f]
+          mode: nat
         """
         )
     )
@@ -92,7 +93,7 @@ def test_subnets_are_derived_from_masks_and_zones() -> None:
 
 
 def test_a_vpc_too_small_for_its_subnets_is_an_error() -> None:
-    small = MINIMAL + "  max_cpu: 16\nnetwork:\n  vpc_cidr: 10.0.0.0/24\n"
+    small = MINIMAL + "  max_cpu: 16\nnetwork:\n  vpc_cidr: 10.0.0.0/24\n  mode: nat\n"
     # Terraform's public subnets (one sixteenth each) take 10.0.0.128/28 and 10.0.0.144/28.
     assert issues(small + "  vpc_cidr_mask_private: 25\n") == [
         "network.vpc_cidr: 10.0.0.0/24 has no room for 2 private /25 subnets; widen it (line 7)"
