@@ -59,6 +59,39 @@ def _answer(outcome: JobOutcome) -> tuple[int, dict[str, Any]]:
     return 200, body
 
 
+# A request may wrap its variables to give the job options that are not variables (so never
+# environment variables of the payload): {"variables": {...}, "timeout_seconds": N}.
+OPTIONS = ("timeout_seconds",)
+MIN_TIMEOUT_SECONDS = 60  # AWS Batch's minimum attempt duration
+
+
+def unwrap(payload: object) -> tuple[object, int | None]:
+    """The variables and the timeout override of a request; raises JobRejected for a bad one.
+
+    A request whose only keys are ``variables`` (an object or a list) and the options is an
+    envelope; any other object is the variables themselves, as before.
+    """
+    if not (
+        isinstance(payload, dict)
+        and isinstance(payload.get("variables"), dict | list)
+        and set(payload) <= {"variables", *OPTIONS}
+    ):
+        return payload, None
+    timeout = payload.get("timeout_seconds")
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int) or timeout < MIN_TIMEOUT_SECONDS
+    ):
+        raise JobRejected(
+            f"timeout_seconds must be a whole number of seconds, at least {MIN_TIMEOUT_SECONDS} "
+            f"(AWS Batch's minimum), not {timeout!r}"
+        )
+    if timeout is not None and isinstance(payload["variables"], list):
+        raise JobRejected(
+            "timeout_seconds is for one job; an array job takes the flock's job.timeout_seconds"
+        )
+    return payload["variables"], timeout
+
+
 def submit_payload(
     jobs: JobService, payload: object, *, idempotency_key: str | None = None
 ) -> tuple[int, dict[str, Any]]:
@@ -68,6 +101,10 @@ def submit_payload(
             payload = parse_json(payload, source="the payload")
         except JobRejected as exc:
             return 400, {"error": exc.reason, "statusCode": 400}
+    try:
+        payload, timeout_seconds = unwrap(payload)
+    except JobRejected as exc:
+        return 400, {"error": exc.reason, "statusCode": 400}
     try:
         if isinstance(payload, list):
             if idempotency_key is not None:
@@ -82,6 +119,7 @@ def submit_payload(
                 is_invoked=True,
                 idempotency_key=idempotency_key,
                 batch_id=new_batch_id(),
+                timeout_seconds=timeout_seconds,
             )
     except (TransientFailure, ClientError) as exc:
         if not is_transient(exc):

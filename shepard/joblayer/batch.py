@@ -111,9 +111,15 @@ class BatchSubmitter:
         self.calls = 0
 
     def request(
-        self, job_id: str, *, tag: str | None = None, array_size: int | None = None
+        self,
+        job_id: str,
+        *,
+        tag: str | None = None,
+        array_size: int | None = None,
+        timeout_seconds: int | None = None,
     ) -> dict[str, Any]:
-        """The SubmitJob parameters for a job (``array_size`` 2..10000 for an array job)."""
+        """The SubmitJob parameters for a job (``array_size`` 2..10000 for an array job;
+        ``timeout_seconds`` overrides the job definition's attempt timeout)."""
         params: dict[str, Any] = {
             "jobName": job_name(job_id, tag),
             "jobQueue": self.job_queue,
@@ -126,11 +132,22 @@ class BatchSubmitter:
                     f"an array job has 2 to {MAX_ARRAY_SIZE} children, not {array_size}"
                 )
             params["arrayProperties"] = {"size": array_size}
+        if timeout_seconds is not None:
+            params["timeout"] = {"attemptDurationSeconds": timeout_seconds}
         return params
 
-    def submit(self, job_id: str, *, tag: str | None = None, array_size: int | None = None) -> str:
+    def submit(
+        self,
+        job_id: str,
+        *,
+        tag: str | None = None,
+        array_size: int | None = None,
+        timeout_seconds: int | None = None,
+    ) -> str:
         """Submit the job; returns Batch's job id. Raises ClientError or TransientFailure."""
-        params = self.request(job_id, tag=tag, array_size=array_size)
+        params = self.request(
+            job_id, tag=tag, array_size=array_size, timeout_seconds=timeout_seconds
+        )
         for attempt in range(1, self.max_attempts + 1):
             self.calls += 1
             try:

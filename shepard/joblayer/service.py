@@ -122,8 +122,12 @@ class JobService:
         idempotency_key: str | None = None,
         input_zip_name: str | None = None,
         batch_id: str | None = None,
+        timeout_seconds: int | None = None,
     ) -> JobOutcome:
         """Validate a request (a decoded JSON object), record it, submit it to Batch.
+
+        ``timeout_seconds`` (the API request's) replaces the flock's job timeout for this job;
+        the record's TIMEOUT_SECONDS says which one it got.
 
         Raises TransientFailure (or a transient ClientError) when AWS was throttled or failing:
         the caller should retry the whole request; the record is removed so the retry starts over.
@@ -162,6 +166,7 @@ class JobService:
             idempotency_key=idempotency_key,
             expires_at=expires_at(now, self.settings.days_to_keep_failed_launch_indexes),
             batch_id=batch_id,
+            timeout_seconds=timeout_seconds or self.settings.job_timeout_seconds,
         )
         if not self.store.create(record):
             existing = self.store.get(job_id)
@@ -205,7 +210,14 @@ class JobService:
     def _submit_recorded(self, record: JobRecord) -> JobOutcome:
         job_id = record.job_id
         try:
-            batch_job_id = self.submitter.submit(job_id, tag=record.tag)
+            # The job definition carries the flock's timeout; only an override is sent.
+            timeout = record.timeout_seconds
+            override = (
+                {}
+                if timeout in (None, self.settings.job_timeout_seconds)
+                else {"timeout_seconds": timeout}
+            )
+            batch_job_id = self.submitter.submit(job_id, tag=record.tag, **override)
         except (ClientError, TransientFailure) as exc:
             if is_transient(exc):
                 self.store.delete_unsubmitted(job_id)

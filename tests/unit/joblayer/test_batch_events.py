@@ -284,3 +284,39 @@ def test_reasons_say_what_happened_and_what_to_do() -> None:
     assert result is Result.FAILED and reason.startswith("out of memory")
     result, reason = outcome(BatchEvent.from_event(sample("failed_exit_code", new_job_id())))
     assert "exit code 1" in reason and "Essential container in task exited" in reason
+
+
+class RecordingBatch:
+    """Takes SubmitJob requests as AWS Batch would and keeps them."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def submit_job(self, **params: Any) -> dict[str, str]:
+        self.requests.append(params)
+        return {"jobId": f"batch-{len(self.requests)}", "jobName": params["jobName"]}
+
+
+def test_an_api_request_may_set_its_own_timeout(rt: events.Runtime) -> None:
+    from lambdas.api import handler as api
+    from shepard.joblayer.batch import BatchSubmitter
+    from shepard.joblayer.service import JobService
+
+    batch = RecordingBatch()
+    jobs = JobService(rt.settings, rt.store, BatchSubmitter("queue", "definition", batch))
+    status, answer = api.submit_payload(jobs, {"variables": {"A": "1"}, "timeout_seconds": 600})
+    assert status == 200
+    record = rt.store.get(answer["job_id"])
+    assert record is not None and record.timeout_seconds == 600
+    assert batch.requests[-1]["timeout"] == {"attemptDurationSeconds": 600}
+    assert "timeout_seconds" not in record.variables  # an option, not a payload variable
+    # Without one, the job has the flock's (the job definition's) timeout, recorded.
+    status, answer = api.submit_payload(jobs, {"A": "2", "timeout_seconds": "5"})
+    assert status == 200
+    record = rt.store.get(answer["job_id"])
+    assert record is not None and record.timeout_seconds == rt.settings.job_timeout_seconds
+    assert "timeout" not in batch.requests[-1]
+    assert record.variables["timeout_seconds"] == "5"  # a plain variable stays a variable
+    for bad in (59, "600", True):
+        status, answer = api.submit_payload(jobs, {"variables": {"A": "3"}, "timeout_seconds": bad})
+        assert status == 400 and "timeout_seconds must be a whole number" in answer["error"]
