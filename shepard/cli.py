@@ -523,11 +523,24 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "local",
         "local_cmds:local",
-        "the local flock service: status, logs, stop",
+        "the local flock service: status, logs, stop; interrupt JOB simulates a Spot reclaim",
         "shepard-tf local status examples/testing-setup/flock.yaml",
         (
-            Arg("action", choices=("status", "logs", "stop")),
-            FLOCK_FILE,
+            Arg("action", choices=("status", "logs", "stop", "interrupt")),
+            Arg(
+                "flock_file",
+                nargs="?",
+                metavar="FLOCK_YAML|JOB",
+                help="the flock's flock.yaml (default: the profile's); for interrupt, the job id",
+            ),
+            Arg("more", nargs="?", metavar="FLOCK_YAML", help="for interrupt: the flock.yaml"),
+            option(
+                "warning",
+                type=float,
+                default=2.0,
+                metavar="SECONDS",
+                help="for interrupt: seconds from the Spot notice to SIGTERM (default 2)",
+            ),
             FLOCK_NAME,
             option(
                 "state_dir",

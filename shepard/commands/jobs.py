@@ -331,7 +331,12 @@ def fetch_jobs(ctx: Context, table: str, status: str | None) -> list[dict[str, A
     """Jobs by status through the phase-index GSI: one Query per phase, never a Scan."""
     aws = ctx.aws
     if status in _RESULTS:
-        records = aws.query_phase(table, STATUS_INDEX, Phase.FINISHED.value, result=status)
+        # An interrupted job is back in the queue for its retry, or has ended with its cause.
+        ended = [Phase.FINISHED.value]
+        where = [Phase.QUEUED.value, *ended] if status == Result.INTERRUPTED.value else ended
+        records = [
+            r for phase in where for r in aws.query_phase(table, STATUS_INDEX, phase, result=status)
+        ]
     else:
         phases = [status] if status else _PHASES
         records = [r for phase in phases for r in aws.query_phase(table, STATUS_INDEX, phase)]

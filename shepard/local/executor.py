@@ -47,6 +47,7 @@ from shepard.local.containers import (
 from shepard.local.credentials import CredentialsServer
 from shepard.local.dockerfile import PayloadCommand
 from shepard.local.outputs import FlockOutputs
+from shepard.local.retries import LocalRetries
 from shepard.local.settings import Paths
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class JobRun:
     batch_job_id: str
     environment: dict[str, str]
     array_index: int | None = None
+    attempt: int = 1  # AWS_BATCH_JOB_ATTEMPT: one more for each retry (shepard.local.retries)
     # The DescribeJobs answer (the array job's, for a child): its definition and limits.
     described: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -159,7 +161,7 @@ def _batch_and_folders(
 ) -> None:
     env[c.JOB_ID] = run.job_id.split("-", 1)[0] if run.array_index is not None else run.job_id
     env[c.BATCH_JOB_ID] = run.batch_job_id
-    env[c.BATCH_JOB_ATTEMPT] = "1"
+    env[c.BATCH_JOB_ATTEMPT] = str(run.attempt)
     if outputs.job_queue_arn:
         env[c.BATCH_QUEUE_NAME] = outputs.job_queue_arn.rsplit("/", 1)[-1]
     if run.array_index is not None:
@@ -224,6 +226,24 @@ class Executor:
         # Batch's job state events, as AWS Batch would send them, to the events handler.
         self.batch_events = LocalBatchEvents(dynamodb=dynamodb, batch=batch, outputs=outputs)
         attach(self.batch_events)
+        # Interrupted jobs run again as the retry strategy says; `local interrupt` simulates a
+        # reclaim through the jobs' instance metadata (shepard/local/retries.py).
+        self._retries = LocalRetries(
+            dynamodb=dynamodb,
+            outputs=outputs,
+            paths=paths,
+            signal_worker=self._signal_worker,
+            requeue=self._pending.append,
+        )
+
+    def _signal_worker(self, job_id: str, sig: int) -> bool:
+        """Send ``sig`` to a job's running worker (0: only ask whether it runs)."""
+        running = self._running.get(job_id)
+        if running is None or running.process.poll() is not None:
+            return False
+        if sig:
+            running.process.send_signal(sig)
+        return True
 
     # -- finding jobs -----------------------------------------------------------------------
 
@@ -322,6 +342,7 @@ class Executor:
         env = worker_environment(
             run, outputs, base=self._base_env, paths=self._paths, runner=runner, payload=payload
         )
+        env.update(self._retries.worker_environment(run))
         self._paths.jobs_dir.mkdir(parents=True, exist_ok=True)
         self._paths.work_root.mkdir(parents=True, exist_ok=True)
         log_path = self._paths.jobs_dir / f"{run.job_id}.log"
@@ -566,6 +587,7 @@ class Executor:
             code = 1 if code is None else int(code)
             self.exit_codes[key] = code
             self.finished += 1
+            self._retries.after_exit(running.run, code)
             self.batch_events.worker_exited(
                 running.run, code, retried=any(r.job_id == key for r in self._pending)
             )
@@ -664,3 +686,4 @@ class Executor:
             server.stop()
         self._credential_servers.clear()
         self.batch_events.close()
+        self._retries.stop()

@@ -92,7 +92,8 @@ def _prepare_local_flock(folder: Path, env: dict[str, str]) -> tuple[list[str], 
 background.register("check_local_flock", "local_flock", _prepare_local_flock)
 
 
-@pytest.fixture(scope="module")
+# Session-scoped: tests/integration/test_spot_local.py runs its jobs on the same local flock.
+@pytest.fixture(scope="session")
 def local_flock() -> Iterator[LocalFlock]:
     job = background.get("check_local_flock")
     state_dir = job.folder / "state" / "checked"

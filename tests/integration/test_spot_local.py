@@ -1,0 +1,160 @@
+"""Spot on the local flock: a job that writes a checkpoint is interrupted the way a sheep is
+reclaimed (``shepard-tf local interrupt``: the Spot notice from the local metadata endpoint, then
+SIGTERM), resumes on attempt 2 with its checkpoint in place and succeeds; the record lists both
+attempts and the cause of the first. And ``query --status interrupted`` finds interrupted jobs,
+queued for their retry or ended.
+
+The local flock is the check suite's (tests/integration/test_check.py), applied once in the
+background for the session.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import zipfile
+from typing import Any
+
+import pytest
+
+from shepard.cli import main
+from shepard.joblayer.ids import new_job_id
+from shepard.joblayer.records import Phase, Result, Status
+from shepard.joblayer.store import JobRecord, JobStore
+from shepard.local.settings import Paths
+from tests.integration.test_check import LocalFlock, local_flock  # noqa: F401 (the fixture)
+
+pytestmark = [pytest.mark.integration]
+
+# A quick-deploy run.sh: resumes from its checkpoint if it has one, else writes one and waits.
+RUN_SH = """\
+#!/bin/bash
+set -eu
+state="$CHECKPOINT_DIR/state.txt"
+if [ -f "$state" ]; then
+  echo "resumed from $(cat "$state")"
+  cp "$state" "$ROOT_OUTPUT_NAME/resumed.txt"
+  exit 0
+fi
+echo "step 41" > "$state"
+echo "checkpoint written"
+exec sleep 60
+"""
+
+
+def _cli(local: LocalFlock, *args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), local.env, stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def _until(what: str, check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_an_interrupted_job_resumes_from_its_checkpoint_on_attempt_2(
+    local_flock: LocalFlock,  # noqa: F811
+) -> None:
+    outputs = local_flock.outputs
+    s3 = local_flock.client("s3")
+    store = JobStore(outputs["table_name"], local_flock.client("dynamodb"))
+    folder = f"spot-{time.monotonic_ns()}"
+    s3.put_object(Bucket=outputs["quick_deploy_bucket"], Key=f"{folder}/run.sh", Body=RUN_SH)
+
+    payload = json.dumps({"QUICK_DEPLOY_DIRECTORY": folder, "test1": "spot"})
+    code, out, err = _cli(local_flock, "batch_via_api", "--json_payload", payload)
+    assert code == 0, err
+    job_id = out.strip().splitlines()[-1]
+    log = Paths(local_flock.state_dir.resolve()).jobs_dir / f"{job_id}.log"
+    _until(
+        "the payload's checkpoint",
+        lambda: log.is_file() and "checkpoint written" in log.read_text(errors="replace"),
+    )
+
+    code, out, err = _cli(
+        local_flock, "local", "interrupt", job_id, str(local_flock.flock_file), "--warning", "0.5"
+    )
+    assert code == 0, err
+    assert f"job {job_id}: Spot interruption notice given" in out
+
+    def finished() -> JobRecord | None:
+        record = store.get(job_id)
+        return record if record is not None and record.phase is Phase.FINISHED else None
+
+    record = _until("the job to finish", finished)
+    text = log.read_text(errors="replace")
+    assert (record.result, record.status, record.reclaims) == (
+        Result.SUCCEEDED,
+        Status.DONE,
+        1,
+    ), text
+    first, second = record.attempts
+    assert (first["number"], first["cause"], first["exit_code"]) == (1, "spot reclaim", 143)
+    assert first["instance_type"] == "local" and first["lifecycle"] == "local"
+    assert "it will be retried" in first["reason"]
+    assert (second["number"], second["exit_code"]) == (2, 0) and "cause" not in second
+    assert "Spot interruption notice" in text and "resumed from step 41" in text
+    (key,) = record.outputs
+    body = s3.get_object(Bucket=outputs["outputs_bucket"], Key=key)["Body"].read()
+    with zipfile.ZipFile(io.BytesIO(body)) as zf:
+        assert zf.read("resumed.txt") == b"step 41\n"
+    listed = s3.list_objects_v2(Bucket=outputs["outputs_bucket"], Prefix=f"checkpoints/{job_id}/")
+    assert listed.get("KeyCount", 0) == 0  # a finished job's checkpoint is removed
+
+
+def test_interrupting_a_job_that_does_not_run_says_so(local_flock: LocalFlock) -> None:  # noqa: F811
+    code, _, err = _cli(local_flock, "local", "interrupt", "a" * 32, str(local_flock.flock_file))
+    assert code == 2
+    assert "has no running worker on this local flock" in err and "Traceback" not in err
+    code, _, err = _cli(local_flock, "local", "interrupt", "not-a-job")
+    assert code == 2 and "is not a job id" in err
+
+
+def test_query_status_interrupted_finds_queued_and_ended_ones(
+    local_flock: LocalFlock,  # noqa: F811
+) -> None:
+    store = JobStore(local_flock.outputs["table_name"], local_flock.client("dynamodb"))
+    waiting, ended, failed = (new_job_id() for _ in range(3))
+    attempt = {"number": 1, "cause": "spot reclaim", "exit_code": 143}
+    store.put_many(
+        [
+            JobRecord(
+                job_id=waiting,
+                created_at="2026-11-25T08:00:00.000000Z",
+                result=Result.INTERRUPTED,
+                reason="the worker received SIGTERM (spot reclaim); it will be retried",
+                attempts=(attempt,),
+                reclaims=1,
+            ),
+            JobRecord(
+                job_id=ended,
+                created_at="2026-11-25T08:00:01.000000Z",
+                phase=Phase.FINISHED,
+                status=Status.DONE,
+                result=Result.INTERRUPTED,
+                reason="the worker received SIGTERM (job terminated); not retried",
+            ),
+            JobRecord(
+                job_id=failed,
+                created_at="2026-11-25T08:00:02.000000Z",
+                phase=Phase.FINISHED,
+                status=Status.DONE,
+                result=Result.FAILED,
+            ),
+        ]
+    )
+
+    code, out, err = _cli(local_flock, "query", "--status", "interrupted", "--json")
+
+    assert code == 0, err
+    found = {r["UUID"]: r for r in json.loads(out)}
+    assert waiting in found and ended in found and failed not in found
+    assert found[waiting]["ATTEMPTS"] == [attempt] and found[waiting]["RECLAIMS"] == 1
+    assert found[ended]["PHASE"] == "finished"
