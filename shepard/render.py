@@ -21,6 +21,7 @@ from typing import Any
 import jinja2
 
 from shepard.config.model import FlockConfig
+from shepard.config.rules import largest_usable_memory_mib
 
 TEMPLATE = "flock.auto.tfvars.json.j2"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -106,6 +107,7 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
                 for order, env in enumerate(b.compute_environments, start=1)
             },
         },
+        "retries": _retries(config),
         "ebs": {
             "root_size_gib": config.ebs.size_of_root_disk,
             "container_storage_size_gib": config.ebs.size_of_container_storage_disk,
@@ -163,6 +165,21 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
         "images": {},
         # Not given: terraform/flock looks up the zones that exist in the account.
         "availability_zones": list(n.availability_zones) or None,
+    }
+
+
+def _retries(config: FlockConfig) -> dict[str, Any]:
+    """The ladder to on-demand and the out-of-memory retries (shepard.joblayer.retry)."""
+    oom = config.oom
+    ceiling = largest_usable_memory_mib(
+        t for env in config.batch.compute_environments for t in env.instance_types
+    )
+    caps = [m for m in (oom.max_memory_mib, ceiling) if m is not None]
+    return {
+        "spot_attempts": config.spot.attempts or 0,
+        "on_demand_queue": config.spot.attempts is not None and config.spot.then == "on_demand",
+        "oom_factor": oom.factor if oom.retry else 0,
+        "oom_max_memory_mib": min(caps) if oom.retry and caps else 0,
     }
 
 

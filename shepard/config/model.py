@@ -338,6 +338,45 @@ class BatchConfig:
 
 
 @dataclass(frozen=True)
+class SpotConfig:
+    attempts: int | None = spec(
+        None,
+        doc="Spot reclaims a job takes on the Spot compute environments before it moves on "
+        "(`then`). Unset: no ladder; a reclaimed job is retried as `job_execution.retry` says.",
+        minimum=1,
+        maximum=10,
+        default_doc="none: no ladder",
+    )
+    then: Literal["on_demand"] = spec(
+        "on_demand",
+        doc="Where a job goes after `attempts` reclaims: `on_demand`, a second job queue over "
+        "the flock's on-demand (`type: ec2`) compute environments, keeping the same job id.",
+    )
+
+
+@dataclass(frozen=True)
+class OomConfig:
+    retry: bool = spec(
+        False,
+        doc="Resubmit a job killed for memory (exit 137 with an out-of-memory reason) with its "
+        "memory raised. Off by default: a leaking job would climb to the largest instance.",
+    )
+    factor: int = spec(
+        2,
+        doc="Each out-of-memory retry multiplies the job's memory by this.",
+        minimum=2,
+        maximum=8,
+    )
+    max_memory_mib: int | None = spec(
+        None,
+        doc="The most memory (MiB) a retry may ask for; never more than the largest instance "
+        "type's usable memory.",
+        minimum=4,
+        default_doc="the largest instance type's usable memory",
+    )
+
+
+@dataclass(frozen=True)
 class InstanceTagsConfig:
     project_name: str | None = spec(
         None, seed="ProjectName", doc="Value of the `Project` tag on every sheep."
@@ -699,6 +738,14 @@ class FlockConfig:
     batch: BatchConfig = field(
         default_factory=BatchConfig, metadata=about("AWS Batch: sheep, compute, queue, jobs.")
     )
+    spot: SpotConfig = field(
+        default_factory=SpotConfig,
+        metadata=about("What happens to a job Spot keeps reclaiming: the ladder to on-demand."),
+    )
+    oom: OomConfig = field(
+        default_factory=OomConfig,
+        metadata=about("Retries of a job killed for memory, with its memory raised."),
+    )
     instance_tags: InstanceTagsConfig = field(
         default_factory=InstanceTagsConfig, metadata=about("Tags on every sheep.")
     )
@@ -754,6 +801,8 @@ SECTIONS: tuple[type[Any], ...] = (
     DynamoDBConfig,
     SecretsManagerConfig,
     BatchConfig,
+    SpotConfig,
+    OomConfig,
     InstanceTagsConfig,
     EcrConfig,
     EfsConfig,

@@ -81,6 +81,8 @@ class Rules:
         self.check_lambda()
         self.check_scheduler()
         self.check_policy()
+        self.check_spot(environments)
+        self.check_oom(environments)
         batch = dataclasses.replace(
             self.config.batch,
             compute_environments=environments,
@@ -560,6 +562,93 @@ class Rules:
         size = len(json.dumps(policy, separators=(",", ":")))
         if size > IAM_POLICY_MAX_CHARS:
             self.error(base, f"{size} characters; IAM policies may have {IAM_POLICY_MAX_CHARS}")
+
+    # -- spot ladder and out-of-memory retries ---------------------------------------------------
+
+    def check_spot(self, environments: Iterable[ComputeEnvironmentConfig]) -> None:
+        spot = self.config.spot
+        if spot.attempts is None:
+            if self.is_given("spot", "then") and self.unreported("spot", "attempts"):
+                self.error(
+                    ("spot", "then"),
+                    "needs spot.attempts: say after how many Spot reclaims a job moves on "
+                    "(for example attempts: 2)",
+                )
+            return
+        kinds = {env.type for env in environments}
+        if environments and "spot" not in kinds:
+            self.error(
+                ("spot", "attempts"),
+                "the flock has no Spot compute environment, so no job is ever reclaimed; add "
+                "one (type: spot in batch.compute_environments) or remove the spot section",
+            )
+        elif environments and "ec2" not in kinds:
+            self.error(
+                ("spot", "then"),
+                "on_demand needs an on-demand compute environment besides the Spot ones; add "
+                "one with type: ec2 to batch.compute_environments",
+            )
+        elif self.config.batch.gpus > 0 and not any(
+            env.gpu and env.type == "ec2" for env in environments
+        ):
+            self.warn(
+                ("spot", "then"),
+                "jobs ask for GPUs but no on-demand compute environment has gpu: true, so a "
+                "job moved to on-demand never runs; add an on-demand GPU environment",
+            )
+
+    def check_oom(self, environments: Iterable[ComputeEnvironmentConfig]) -> None:
+        oom = self.config.oom
+        ram = self.config.batch.desired_ram
+        if not oom.retry:
+            for key in ("factor", "max_memory_mib"):
+                if self.is_given("oom", key):
+                    self.warn(("oom", key), "ignored while oom.retry is false")
+            return
+        ceiling = largest_usable_memory_mib([t for env in environments for t in env.instance_types])
+        if oom.max_memory_mib is not None and oom.max_memory_mib <= ram:
+            self.error(
+                ("oom", "max_memory_mib"),
+                f"{oom.max_memory_mib} MiB is not more than batch.desired_ram ({ram} MiB), so "
+                "no retry could raise a job's memory; raise it or set oom.retry: false",
+            )
+        elif (
+            ceiling is None
+            and oom.max_memory_mib is None
+            and self.unreported("oom", "max_memory_mib")
+        ):
+            self.error(
+                ("oom", "retry"),
+                "the instance types (families or optimal) do not say how much memory the "
+                "largest instance has; set oom.max_memory_mib to the most a retry may ask for",
+            )
+        elif ceiling is not None and ceiling <= ram:
+            self.warn(
+                ("oom", "retry"),
+                f"the largest instance type leaves {ceiling} MiB to a job, no more than "
+                f"batch.desired_ram ({ram} MiB): a job killed for memory is not retried; add "
+                "larger instance types",
+            )
+
+
+def largest_usable_memory_mib(instance_types: Iterable[str]) -> int | None:
+    """What a job may ask for on the largest of ``instance_types`` (MiB): types, families or
+    ``optimal``; None when some name is not in the instance table."""
+    names = list(instance_types)
+    if not names:
+        return None
+    try:  # the instance table: sizes of families and keywords, the ECS agent's share
+        from shepard.joblayer import instances  # type: ignore[attr-defined,unused-ignore]
+
+        known, unknown = instances.expand(names)
+        if known and not unknown:
+            return max(int(t.usable_memory_mib) for t in known)
+    except ImportError:
+        pass
+    sizes = [ec2.memory_mib(name) for name in names]
+    if any(mib is None for mib in sizes):
+        return None
+    return max(int(mib * USABLE_MEMORY_FRACTION) for mib in sizes if mib is not None)
 
 
 def _shorthand_type(b: BatchConfig, given: set[Path_]) -> Any:

@@ -51,6 +51,14 @@ LAMBDA_ENVIRONMENT_FIELDS: dict[str, str] = {
     # JSON: every job's vcpus/memory_mib/gpus and each compute environment's instance types,
     # for the fit check at submit (shepard/joblayer/fit.py); may be absent (older flocks).
     "job_resources": "SHEPARD_JOB_RESOURCES",
+    # Retries after a failure (shepard/joblayer/retry.py): the ladder's on-demand queue ("" when
+    # the flock has none), reclaims before it (0: no ladder), the out-of-memory factor (0: no
+    # such retry) and ceiling, and the job definition's memory (what a job has unless raised).
+    "on_demand_job_queue": "SHEPARD_ON_DEMAND_JOB_QUEUE",
+    "spot_attempts": "SHEPARD_SPOT_ATTEMPTS",
+    "oom_factor": "SHEPARD_OOM_FACTOR",
+    "oom_max_memory_mib": "SHEPARD_OOM_MAX_MEMORY_MIB",
+    "job_memory_mib": "SHEPARD_JOB_MEMORY_MIB",
 }
 LAMBDA_ENVIRONMENT: tuple[str, ...] = tuple(LAMBDA_ENVIRONMENT_FIELDS.values())
 

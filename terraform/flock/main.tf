@@ -90,6 +90,12 @@ locals {
     SHEPARD_DAYS_TO_KEEP_FAILED_LAUNCH_INDEXES = tostring(var.table.days_to_keep_failed_launch_indexes)
     SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS         = tostring(var.table.days_to_keep_finished_jobs)
     SHEPARD_JOB_TIMEOUT_SECONDS                = tostring(var.job.timeout_seconds)
+    # shepard.joblayer.retry: the ladder to on-demand and out-of-memory retries.
+    SHEPARD_ON_DEMAND_JOB_QUEUE = module.batch.on_demand_job_queue_arn == null ? "" : module.batch.on_demand_job_queue_arn
+    SHEPARD_SPOT_ATTEMPTS       = tostring(var.retries.spot_attempts)
+    SHEPARD_OOM_FACTOR          = tostring(var.retries.oom_factor)
+    SHEPARD_OOM_MAX_MEMORY_MIB  = tostring(var.retries.oom_max_memory_mib)
+    SHEPARD_JOB_MEMORY_MIB      = tostring(var.job.memory_mib)
     # The fit check at submit (shepard/joblayer/fit.py): what every job asks, what each compute
     # environment may launch.
     SHEPARD_JOB_RESOURCES = jsonencode({
@@ -221,6 +227,8 @@ module "iam" {
   sqs_queue_arn             = module.scheduler.queue_arn
   job_queue_arn             = module.batch.job_queue_arn
   job_definition_arn_prefix = module.batch.job_definition_arn_prefix
+  on_demand_queue           = var.retries.on_demand_queue
+  on_demand_job_queue_arn   = module.batch.on_demand_job_queue_arn
   scheduler_log_group_arn   = module.scheduler.log_group_arn
   api_log_group_arn         = module.api.log_group_arn
   events_queue_arn          = module.events.queue_arn
@@ -266,6 +274,7 @@ module "batch" {
   runnable_timeout_seconds    = var.cancel_stuck_jobs ? var.batch.runnable_timeout_seconds : null
   update_job_timeout_minutes  = var.compute_environment_update_policy ? var.batch.update_job_timeout_minutes : null
   pin_launch_template_version = var.pin_launch_template_version
+  on_demand_queue             = var.retries.on_demand_queue
 }
 
 module "scheduler" {

@@ -154,6 +154,26 @@ variable "batch" {
   }
 }
 
+variable "retries" {
+  type = object({
+    # Spot reclaims a job takes before it moves to the on-demand queue (0: no ladder).
+    spot_attempts = optional(number, 0)
+    # Create the second job queue over the on-demand environments (needs SPOT and EC2 ones).
+    on_demand_queue = optional(bool, false)
+    # Each out-of-memory retry multiplies the job's memory by this (0: no such retry) ...
+    oom_factor = optional(number, 0)
+    # ... up to this many MiB (the largest instance's usable memory, or the flock's cap).
+    oom_max_memory_mib = optional(number, 0)
+  })
+  description = "Retries after a failure that shepard makes (shepard.joblayer.retry): the ladder from Spot to on-demand and out-of-memory retries with more memory."
+  default     = {}
+
+  validation {
+    condition     = var.retries.spot_attempts >= 0 && var.retries.oom_max_memory_mib >= 0 && (var.retries.oom_factor == 0 || var.retries.oom_factor >= 2)
+    error_message = "retries.spot_attempts and retries.oom_max_memory_mib must be 0 or more, and retries.oom_factor 0 (off) or at least 2."
+  }
+}
+
 variable "ebs" {
   type = object({
     root_size_gib              = optional(number, 30)

@@ -26,6 +26,7 @@ import pytest
 import tftest
 
 from shepard.joblayer.contract import TABLE_ACTIONS_LAMBDA
+from tests.support import iam_policy
 from tests.support.flock_checks import TERRAFORM_DIR, copy_terraform_tree
 from tests.terraform.conftest import FlockPlanner, offline_env
 
@@ -37,6 +38,9 @@ KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-123456789
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/t-flock-jobs"
 SECRET_ARN = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:t-flock-secrets-AbCdEf"
 PINNED_WORKER = "worker-0123456789abcdef"
+JOB_QUEUE_ARN = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/t-flock"
+ON_DEMAND_QUEUE_ARN = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/t-flock-on-demand"
+JOB_DEFINITION_ARN = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/t-flock"
 
 HARNESS = """
 provider "aws" {
@@ -199,7 +203,11 @@ def harness(harness_tree: Path, tf_cli_config: Path) -> Harness:
         **values,
         "module": "iam",
         "flock": "t-flock",
-        "extra": "create_spot_fleet_role = true",
+        "extra": (
+            "create_spot_fleet_role = true\n"
+            "  on_demand_queue = true\n"
+            f'  on_demand_job_queue_arn = "{ON_DEMAND_QUEUE_ARN}"'
+        ),
     }
     values["iam_emulator"] = IAM_BLOCK % {
         **values,
@@ -232,6 +240,43 @@ def test_lambda_roles_allow_exactly_the_table_actions_the_job_layer_calls(
     others = [s for sid, s in policy.items() if sid != "JobRecords"]
     assert not [a for s in others for a in as_list(s["Action"]) if a.startswith("dynamodb:")]
     assert harness.outputs["lambda_table_actions"] == sorted(TABLE_ACTIONS_LAMBDA)
+
+
+# ---------------------------------------------------------------------------------------------
+# The ladder (shepard.joblayer.retry): the events Lambda submits to both queues, nowhere else
+# ---------------------------------------------------------------------------------------------
+
+
+def test_events_role_may_submit_to_both_queues_and_nothing_broader(harness: Harness) -> None:
+    policies = [
+        json.loads(harness.after[f"module.iam.aws_iam_role_policy.{name}"]["policy"])
+        for name in ("events", "events_on_demand[0]")
+    ]
+    role = f"arn:aws:iam::{ACCOUNT}:role/t-flock-events"
+
+    def allowed(action: str, resource: str) -> bool:
+        return iam_policy.evaluate(iam_policy.Request(action, resource, role), policies).allowed
+
+    revision = f"{JOB_DEFINITION_ARN}:7"
+    for queue in (JOB_QUEUE_ARN, ON_DEMAND_QUEUE_ARN):
+        assert allowed("batch:SubmitJob", queue)
+    assert allowed("batch:SubmitJob", revision)
+    other = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/someone-elses"
+    assert not allowed("batch:SubmitJob", other)
+    assert not allowed("batch:SubmitJob", f"arn:aws:batch:{REGION}:{ACCOUNT}:job-definition/x:1")
+    for action in ("batch:TerminateJob", "batch:CancelJob", "batch:UpdateJobQueue"):
+        assert not allowed(action, ON_DEMAND_QUEUE_ARN)
+    # The on-demand statement names exactly the queue and the job definition's revisions.
+    [statement] = policies[1]["Statement"]
+    assert (statement["Effect"], as_list(statement["Action"])) == ("Allow", ["batch:SubmitJob"])
+    assert sorted(as_list(statement["Resource"])) == sorted(
+        [ON_DEMAND_QUEUE_ARN, f"{JOB_DEFINITION_ARN}:*"]
+    )
+    # The scheduler and API roles do not get the on-demand queue: only the ladder moves jobs.
+    for name in ("scheduler", "api"):
+        policy = json.loads(harness.after[f"module.iam.aws_iam_role_policy.{name}"]["policy"])
+        request = iam_policy.Request("batch:SubmitJob", ON_DEMAND_QUEUE_ARN, role)
+        assert not iam_policy.evaluate(request, [policy]).allowed, name
 
 
 # ---------------------------------------------------------------------------------------------

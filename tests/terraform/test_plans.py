@@ -29,6 +29,8 @@ LAMBDA_ENV_KEYS = {
     "SHEPARD_INPUTS_BUCKET", "SHEPARD_OUTPUTS_BUCKET", "SHEPARD_ERRORS_BUCKET",
     "SHEPARD_QUICK_DEPLOY_BUCKET", "SHEPARD_DAYS_TO_KEEP_FAILED_LAUNCH_INDEXES",
     "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS", "SHEPARD_JOB_TIMEOUT_SECONDS", "SHEPARD_JOB_RESOURCES",
+    "SHEPARD_ON_DEMAND_JOB_QUEUE", "SHEPARD_SPOT_ATTEMPTS", "SHEPARD_OOM_FACTOR",
+    "SHEPARD_OOM_MAX_MEMORY_MIB", "SHEPARD_JOB_MEMORY_MIB",
 }  # fmt: skip
 JOB_ENV_KEYS = {
     "INPUTS_BUCKET", "OUTPUTS_BUCKET", "ERROR_BUCKET", "USES_EFS", "USES_LUSTRE",
@@ -568,3 +570,53 @@ def test_gpu_jobs_need_a_gpu_compute_environment(planner: FlockPlanner) -> None:
         planner.plan("minimal", job={"gpus": 1})
     text = " ".join(str(failure.value).split())
     assert "job.gpus is 1 but no compute environment has gpu = true" in text
+
+
+# -- the ladder to on-demand (shepard.joblayer.retry): on in the full case ---------------------
+# The full case's environments: Spot (order 1), on-demand (order 2), on-demand GPU (order 3);
+# their ARNs are unknown until apply, so each is known here by its order.
+
+
+def _orders(queue: dict[str, Any]) -> list[int]:
+    return sorted(int(entry["order"]) for entry in queue["compute_environment_order"])
+
+
+def test_the_on_demand_queue_takes_the_on_demand_environments_in_their_order(full: Plan) -> None:
+    main = full.after("module.batch.aws_batch_job_queue.this")
+    on_demand = full.after("module.batch.aws_batch_job_queue.on_demand[0]")
+    assert _orders(main) == [1, 2, 3]  # Spot first, then on-demand, then GPU
+    assert _orders(on_demand) == [2, 3]  # the on-demand ones alone: no Spot environment
+    assert (on_demand["name"], on_demand["state"], on_demand["priority"]) == (
+        "full-flock-queue-on-demand",
+        "ENABLED",
+        1,
+    )
+    limits = [
+        (a["reason"], a["max_time_seconds"]) for a in on_demand["job_state_time_limit_action"]
+    ]
+    assert limits == [
+        (a["reason"], a["max_time_seconds"]) for a in main["job_state_time_limit_action"]
+    ]
+    # The events Lambda may submit there (the statement: test_iam_plan.py).
+    full.after("module.iam.aws_iam_role_policy.events_on_demand[0]")
+    environment = full.output("lambda_environment")
+    assert (
+        environment["SHEPARD_SPOT_ATTEMPTS"],
+        environment["SHEPARD_OOM_FACTOR"],
+        environment["SHEPARD_OOM_MAX_MEMORY_MIB"],
+        environment["SHEPARD_JOB_MEMORY_MIB"],
+    ) == ("2", "2", "60000", "28000")
+    # The queue's ARN is known after apply only (minimal: "", there is no such queue).
+    unknown = full.output_changes["lambda_environment"]["after_unknown"]
+    assert unknown["SHEPARD_ON_DEMAND_JOB_QUEUE"] is True
+
+
+def test_without_the_ladder_there_is_one_queue_and_no_retry(minimal: Plan) -> None:
+    assert list(minimal.of_type("aws_batch_job_queue")) == ["module.batch.aws_batch_job_queue.this"]
+    assert "module.iam.aws_iam_role_policy.events_on_demand[0]" not in minimal.changes
+    environment = minimal.output("lambda_environment")
+    assert (
+        environment["SHEPARD_ON_DEMAND_JOB_QUEUE"],
+        environment["SHEPARD_SPOT_ATTEMPTS"],
+        environment["SHEPARD_OOM_FACTOR"],
+    ) == ("", "0", "0")

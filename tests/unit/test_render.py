@@ -45,6 +45,7 @@ CONTRACT_VARIABLES = {
     "sqs",
     "lambda",
     "notifications",
+    "retries",
     "extra_iam_policy_json",
     "network",
     "availability_zones",

@@ -4,6 +4,13 @@ locals {
   queue_name           = coalesce(var.queue_name, "${var.name}-queue")
   job_definition_name  = coalesce(var.job_definition_name, "${var.name}-job")
 
+  # The ladder's second queue: the on-demand (EC2) environments alone, in their order, for jobs
+  # Spot reclaimed too often (shepard.joblayer.retry). Only a flock with both kinds has one.
+  on_demand_queue_name   = coalesce(var.on_demand_queue_name, "${local.queue_name}-on-demand")
+  on_demand_environments = { for k, ce in var.compute_environments : k => ce if ce.type == "EC2" }
+  has_spot               = anytrue([for ce in values(var.compute_environments) : ce.type == "SPOT"])
+  create_on_demand_queue = var.on_demand_queue && local.has_spot && length(local.on_demand_environments) > 0
+
   # The seed's instance tags; unset ones are left out rather than written empty.
   instance_tags = merge(
     { Name = local.instance_name },
@@ -179,6 +186,41 @@ resource "aws_batch_job_queue" "this" {
 
   # A job that can never run (no environment large enough, no instance type that fits) or that
   # waits for capacity longer than this is cancelled instead of blocking the queue for ever.
+  dynamic "job_state_time_limit_action" {
+    for_each = var.runnable_timeout_seconds == null ? [] : local.runnable_limit_reasons
+    content {
+      action           = "CANCEL"
+      state            = "RUNNABLE"
+      reason           = job_state_time_limit_action.value
+      max_time_seconds = var.runnable_timeout_seconds
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = !var.on_demand_queue || local.create_on_demand_queue
+      error_message = "on_demand_queue is set but the compute environments are not both SPOT and EC2: the ladder to on-demand needs a Spot environment to leave and an on-demand one to go to. Add the missing kind or set on_demand_queue = false."
+    }
+  }
+}
+
+# Where a job goes after spot.attempts reclaims: the same settings as the main queue over the
+# on-demand environments only (their orders kept, so the queue tries them as the main one does).
+resource "aws_batch_job_queue" "on_demand" {
+  count = local.create_on_demand_queue ? 1 : 0
+
+  name     = local.on_demand_queue_name
+  state    = "ENABLED"
+  priority = 1
+
+  dynamic "compute_environment_order" {
+    for_each = local.on_demand_environments
+    content {
+      order               = compute_environment_order.value.order
+      compute_environment = aws_batch_compute_environment.this[compute_environment_order.key].arn
+    }
+  }
+
   dynamic "job_state_time_limit_action" {
     for_each = var.runnable_timeout_seconds == null ? [] : local.runnable_limit_reasons
     content {

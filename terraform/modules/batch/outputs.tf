@@ -8,6 +8,16 @@ output "job_queue_arn" {
   value       = aws_batch_job_queue.this.arn
 }
 
+output "on_demand_job_queue_name" {
+  description = "Name of the on-demand job queue of the ladder; null when there is none."
+  value       = one(aws_batch_job_queue.on_demand[*].name)
+}
+
+output "on_demand_job_queue_arn" {
+  description = "ARN of the on-demand job queue of the ladder; null when there is none."
+  value       = one(aws_batch_job_queue.on_demand[*].arn)
+}
+
 output "job_definition_name" {
   description = "Name of the job definition."
   value       = aws_batch_job_definition.this.name

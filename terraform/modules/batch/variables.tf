@@ -32,6 +32,18 @@ variable "queue_name" {
   default     = null
 }
 
+variable "on_demand_queue" {
+  type        = bool
+  description = "Create the ladder's second job queue over the on-demand (EC2) compute environments; needs both SPOT and EC2 environments."
+  default     = false
+}
+
+variable "on_demand_queue_name" {
+  type        = string
+  description = "Name of the on-demand job queue; null gives <queue name>-on-demand."
+  default     = null
+}
+
 variable "job_definition_name" {
   type        = string
   description = "Name of the job definition; null gives <name>-job."

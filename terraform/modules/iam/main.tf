@@ -355,3 +355,24 @@ resource "aws_iam_role_policy" "events" {
   role   = aws_iam_role.events.id
   policy = data.aws_iam_policy_document.events.json
 }
+
+# The ladder (shepard.joblayer.retry): the events Lambda submits a job Spot kept reclaiming to
+# the on-demand queue. Only that queue and the flock's job definition: the main queue is in the
+# events policy's ResubmitJobs already.
+data "aws_iam_policy_document" "events_on_demand" {
+  count = var.on_demand_queue ? 1 : 0
+
+  statement {
+    sid       = "ResubmitToOnDemand"
+    actions   = ["batch:SubmitJob"]
+    resources = [var.on_demand_job_queue_arn, "${var.job_definition_arn_prefix}:*"]
+  }
+}
+
+resource "aws_iam_role_policy" "events_on_demand" {
+  count = var.on_demand_queue ? 1 : 0
+
+  name   = "events-on-demand"
+  role   = aws_iam_role.events.id
+  policy = data.aws_iam_policy_document.events_on_demand[0].json
+}

@@ -113,3 +113,20 @@ variable "notifications_topic_arn" {
   description = "ARN of the notifications topic the events Lambda publishes to; null when the flock has none."
   default     = null
 }
+
+variable "on_demand_queue" {
+  type        = bool
+  description = "The flock has the ladder's on-demand job queue: the events Lambda may submit to it (known at plan time, unlike its ARN)."
+  default     = false
+}
+
+variable "on_demand_job_queue_arn" {
+  type        = string
+  description = "ARN of the ladder's on-demand job queue; needed when on_demand_queue is true."
+  default     = null
+
+  validation {
+    condition     = var.on_demand_job_queue_arn == null || can(regex("^arn:[^:]+:batch:[^:]*:[0-9]*:job-queue/.+$", var.on_demand_job_queue_arn))
+    error_message = "on_demand_job_queue_arn must be a Batch job queue ARN (arn:aws:batch:<region>:<account>:job-queue/<name>)."
+  }
+}
