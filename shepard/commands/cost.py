@@ -16,7 +16,21 @@ from shepard.errors import ShepardError
 
 def cost(ctx: Context) -> int:
     flock_file = flock_file_of(ctx, "estimating the flock's cost")
-    result = deployer_of(ctx, flock_file).plan(show_json=True)
+    deployer = deployer_of(ctx, flock_file)
+    if deployer.where.kind != "aws":
+        # A local flock's plan (and an emulator's) leaves out what an emulator cannot do, so
+        # it is not the plan AWS would bill; nothing of it is billed by AWS either.
+        where = (
+            "runs on this machine"
+            if deployer.where.kind == "local"
+            else "is planned for an emulator"
+        )
+        ctx.console.print(
+            f"flock {deployer.flock.name} {where}: AWS bills nothing for it. Its cost on AWS is "
+            "that of the same flock.yaml with target: aws and no AWS_ENDPOINT_URL (docs/cost.md)"
+        )
+        return 0
+    result = deployer.plan(show_json=True)
     if result.shown is None:  # pragma: no cover - show_json always shows
         raise ShepardError(
             f"while estimating the cost of {flock_file}: the plan could not be read. "

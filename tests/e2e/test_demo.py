@@ -284,3 +284,19 @@ def test_the_jobs_ran_as_processes_and_the_demo_said_so_first(
     # the flock it deployed pins the runner, and its service ran processes
     assert "runner: process" in result.flock_file.read_text()
     assert re.search(r"job\(s\) at once \(process runner\)", output)
+
+
+def test_jobs_on_the_local_flock_record_their_usage_and_cost(
+    demo: tuple[DemoResult, str, Any],
+) -> None:
+    """docs/cost.md: each run's USAGE, written before its result; the local flock bills nothing."""
+    result, _, _ = demo
+    for job in result.jobs:
+        usage = job.record.get("USAGE")
+        assert usage is not None, job.record
+        assert (usage["lifecycle"], usage["instance_type"], usage["cost_usd"]) == (
+            "local", "local", 0,
+        )  # fmt: skip
+        assert usage["seconds"] > 0
+        vcpus = float(job.record.get("VCPUS") or 2)  # the record's, else the definition's
+        assert usage["vcpu_seconds"] == pytest.approx(usage["seconds"] * vcpus, rel=0.01)

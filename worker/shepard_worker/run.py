@@ -21,7 +21,7 @@ from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.variables import find_quick_deploy, find_tag
 
 from . import instance as ec2_instance
-from . import mounts, spot
+from . import mounts, spot, usage
 from .aws import AWS_ERRORS, Aws
 from .checkpoint import VARIABLE as CHECKPOINT_VARIABLE
 from .checkpoint import Checkpoint, interval_minutes
@@ -102,6 +102,7 @@ class Worker:
         self.watcher: spot.NoticeWatcher | None = None
         self.checkpoint: Checkpoint | None = None
         self._attempt_number = 0
+        self._meter: usage.Meter | None = None
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class Worker:
     def _run_claimed(self, record: JobRecord) -> int:
         job_id = self.settings.job_id
         start_time = record.start_time or ""
+        self._meter = usage.Meter.start(record, self.environ)  # USAGE at its end: docs/cost.md
         try:
             try:
                 unmounted = self._unmounted()
@@ -352,6 +354,8 @@ class Worker:
             self.log.worker(f"could not record the start of attempt {number}: {error}")
 
     def _end_attempt(self, **fields: Any) -> None:
+        if self._meter is not None:  # the run's usage and cost, before its result is written
+            self._meter.record(self.store, self.settings.job_id, self.imds.get, self.log.worker)
         try:
             self.store.end_attempt(self.settings.job_id, self._attempt_number, **fields)
         except Exception as error:

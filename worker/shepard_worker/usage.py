@@ -139,6 +139,7 @@ class Meter:
         self.env = env
         self.clock = clock
         self.started = clock()
+        self.recorded = False
 
     @classmethod
     def start(cls, record: Any, env: Mapping[str, str]) -> Meter:
@@ -191,6 +192,9 @@ class Meter:
     ) -> None:
         """Write the run's usage to the job's record; a failure is said, never raised (the job's
         result is already recorded)."""
+        if self.recorded:  # once per run
+            return
+        self.recorded = True
         try:
             store.record_usage(job_id, self.usage(metadata))
         except Exception as error:  # the usage record never fails a job

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shepard.commands.cost import report_lines
 from shepard.cost import _table, estimate_plan, load_prices
+from tests.unit.cli.helpers import cli_env, run
 
 
 def _change(address: str, kind: str, after: dict[str, Any]) -> dict[str, Any]:
@@ -116,3 +118,14 @@ def test_an_unknown_region_says_so_rather_than_guessing() -> None:
     text = "\n".join(report_lines(estimate))
     assert "the price table has no prices for ap-south-2" in text
     assert "unknown  NAT gateway" in text
+
+
+def test_cost_of_a_local_flock_says_aws_bills_nothing_without_planning(tmp_path: Path) -> None:
+    flock = tmp_path / "flock.yaml"
+    flock.write_text(
+        "name: here\nregion: us-east-1\ntarget: local\nbatch:\n  instance_types: [c5]\n"
+    )
+    result = run(["cost", str(flock)], cli_env(tmp_path / "config"))
+    assert result.code == 0, result.err
+    assert result.out.startswith("flock here runs on this machine: AWS bills nothing for it.")
+    assert not (tmp_path / ".shepard").exists()  # nothing planned, nothing started
