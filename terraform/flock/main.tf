@@ -116,7 +116,7 @@ module "kms" {
   # S3 writes the inputs bucket's notifications to the encrypted scheduler queue.
   s3_notification_bucket_arns = [module.storage.bucket_arns["inputs"]]
   # EventBridge sends Batch's job events to the encrypted events queue (module.events' rule).
-  eventbridge_rule_names = ["${var.name}-batch-job-state"]
+  eventbridge_rule_names = var.batch_events_delivery ? ["${var.name}-batch-job-state"] : []
 }
 
 module "network" {
@@ -326,6 +326,7 @@ module "events" {
   lambda_timeout_seconds       = var.lambda.timeout_seconds
   log_retention_days           = var.lambda.log_retention_days
   environment                  = local.lambda_environment
+  create_delivery              = var.batch_events_delivery
   enable_event_source_mapping  = var.enable_event_source_mapping
   notification_emails          = var.notifications.emails
   notification_https_endpoints = var.notifications.https_endpoints

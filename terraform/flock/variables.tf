@@ -367,6 +367,12 @@ variable "compute_environment_update_policy" {
   default     = true
 }
 
+variable "batch_events_delivery" {
+  type        = bool
+  description = "Batch's job state events reach the events Lambda through an EventBridge rule and an SQS queue; false where something else hands them to the handler (the local flock's executor, in-process: moto's Batch sends no events, and the queue's chain adds about 50 s to an emulator apply)."
+  default     = true
+}
+
 variable "notifications" {
   type = object({
     emails          = optional(list(string), [])

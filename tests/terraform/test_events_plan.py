@@ -156,7 +156,7 @@ def test_the_rule_takes_batch_job_state_changes_of_the_flocks_queues_only(
     plan: tftest.TerraformPlanOutput, harness: dict[str, Mapping[str, Any]]
 ) -> None:
     pattern = json.loads(
-        harness["module.events.aws_cloudwatch_event_rule.batch_jobs"]["event_pattern"]
+        harness["module.events.aws_cloudwatch_event_rule.batch_jobs[0]"]["event_pattern"]
     )
     assert pattern == {
         "source": ["aws.batch"],
@@ -169,7 +169,7 @@ def test_the_rule_takes_batch_job_state_changes_of_the_flocks_queues_only(
     if "on_demand_job_queue_arn" in root["batch"]["module"].get("outputs", {}):
         queues.add("module.batch.on_demand_job_queue_arn")
     assert queues <= references(root["events"]["expressions"]["job_queue_arns"])
-    values = planned(plan, "module.events.aws_cloudwatch_event_rule.batch_jobs")
+    values = planned(plan, "module.events.aws_cloudwatch_event_rule.batch_jobs[0]")
     assert (values["name"], values["event_bus_name"]) == ("mini-flock-batch-job-state", "default")
 
 
@@ -178,17 +178,17 @@ def test_the_target_is_the_encrypted_queue_with_a_dead_letter_queue(
 ) -> None:
     events = module_config(plan, "events")
     target = resource_config(events, "aws_cloudwatch_event_target.queue")
-    assert "aws_sqs_queue.this.arn" in references(target["expressions"]["arn"])
-    assert "aws_cloudwatch_event_rule.batch_jobs.name" in references(target["expressions"]["rule"])
-    queue = planned(plan, "module.events.aws_sqs_queue.this")
+    assert "aws_sqs_queue.this" in references(target["expressions"]["arn"])
+    assert "aws_cloudwatch_event_rule.batch_jobs" in references(target["expressions"]["rule"])
+    queue = planned(plan, "module.events.aws_sqs_queue.this[0]")
     assert queue["name"] == "mini-flock-batch-events"
     assert queue["visibility_timeout_seconds"] >= 6 * 60
-    dlq = planned(plan, "module.events.aws_sqs_queue.dead_letter")
+    dlq = planned(plan, "module.events.aws_sqs_queue.dead_letter[0]")
     assert dlq["name"] == "mini-flock-batch-events-dlq"
     for name in ("this", "dead_letter"):
         config = resource_config(events, f"aws_sqs_queue.{name}")
         assert "var.kms_key_arn" in references(config["expressions"]["kms_master_key_id"])
-    mapping = planned(plan, "module.events.aws_lambda_event_source_mapping.this")
+    mapping = planned(plan, "module.events.aws_lambda_event_source_mapping.this[0]")
     assert mapping["function_response_types"] == ["ReportBatchItemFailures"]
     assert mapping["enabled"] is True
     function = planned(plan, "module.events.module.function.aws_lambda_function.this")
@@ -205,7 +205,7 @@ def test_only_the_rule_may_send_to_the_queue(plan: tftest.TerraformPlanOutput) -
     condition = statement["condition"][0]
     assert condition["test"]["constant_value"] == "ArnEquals"
     assert condition["variable"]["constant_value"] == "aws:SourceArn"
-    assert references(condition["values"]) >= {"aws_cloudwatch_event_rule.batch_jobs.arn"}
+    assert references(condition["values"]) >= {"aws_cloudwatch_event_rule.batch_jobs"}
     # The flock's key lets EventBridge encrypt into the queue, for this rule only.
     kms_call = plan.configuration["root_module"]["module_calls"]["kms"]["expressions"]
     assert "var.name" in references(kms_call["eventbridge_rule_names"])

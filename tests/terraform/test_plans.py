@@ -220,6 +220,12 @@ def test_local_overlay_changes_only_the_measured_limits(minimal: Plan, minimal_l
         "aws_s3_bucket_lifecycle_configuration": 4,  # 55 s wait per bucket
         "aws_iam_role": -1,  # moto refuses a compute environment without a service role
         "aws_iam_role_policy_attachment": -1,
+        # Batch's events come from the local executor, in-process: no rule, queues, mapping.
+        "aws_cloudwatch_event_rule": 1,
+        "aws_cloudwatch_event_target": 1,
+        "aws_sqs_queue": 2,
+        "aws_sqs_queue_policy": 1,
+        "aws_lambda_event_source_mapping": 1,
     }
     mapping = "module.scheduler.aws_lambda_event_source_mapping.this"
     assert minimal_local.after(mapping)["enabled"] is False

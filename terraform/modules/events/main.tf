@@ -28,6 +28,8 @@ locals {
 }
 
 resource "aws_cloudwatch_event_rule" "batch_jobs" {
+  count = var.create_delivery ? 1 : 0
+
   name           = "${var.name}-batch-job-state"
   description    = "Batch Job State Change events of shepard flock ${var.name}'s job queues"
   event_pattern  = jsonencode(local.event_pattern)
@@ -35,6 +37,8 @@ resource "aws_cloudwatch_event_rule" "batch_jobs" {
 }
 
 resource "aws_sqs_queue" "dead_letter" {
+  count = var.create_delivery ? 1 : 0
+
   name                              = "${local.queue_name}-dlq"
   message_retention_seconds         = 1209600 # 14 days to look at events that could not be applied
   kms_master_key_id                 = var.kms_key_arn
@@ -42,6 +46,8 @@ resource "aws_sqs_queue" "dead_letter" {
 }
 
 resource "aws_sqs_queue" "this" {
+  count = var.create_delivery ? 1 : 0
+
   name                              = local.queue_name
   visibility_timeout_seconds        = local.visibility_timeout
   message_retention_seconds         = 345600
@@ -50,7 +56,7 @@ resource "aws_sqs_queue" "this" {
 
   # An event that keeps failing ends in the dead-letter queue instead of looping forever.
   redrive_policy = jsonencode({
-    deadLetterTargetArn = aws_sqs_queue.dead_letter.arn
+    deadLetterTargetArn = aws_sqs_queue.dead_letter[0].arn
     maxReceiveCount     = var.max_receive_count
   })
 }
@@ -58,10 +64,12 @@ resource "aws_sqs_queue" "this" {
 # EventBridge may send to the queue only for this rule (the confused-deputy guard AWS's
 # EventBridge user guide gives for SQS targets).
 data "aws_iam_policy_document" "queue" {
+  count = var.create_delivery ? 1 : 0
+
   statement {
     sid       = "OnlyTheBatchEventsRuleSends"
     actions   = ["sqs:SendMessage"]
-    resources = [aws_sqs_queue.this.arn]
+    resources = [aws_sqs_queue.this[0].arn]
     principals {
       type        = "Service"
       identifiers = ["events.amazonaws.com"]
@@ -69,20 +77,24 @@ data "aws_iam_policy_document" "queue" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [aws_cloudwatch_event_rule.batch_jobs.arn]
+      values   = [aws_cloudwatch_event_rule.batch_jobs[0].arn]
     }
   }
 }
 
 resource "aws_sqs_queue_policy" "this" {
-  queue_url = aws_sqs_queue.this.id
-  policy    = data.aws_iam_policy_document.queue.json
+  count = var.create_delivery ? 1 : 0
+
+  queue_url = aws_sqs_queue.this[0].id
+  policy    = data.aws_iam_policy_document.queue[0].json
 }
 
 resource "aws_cloudwatch_event_target" "queue" {
-  rule      = aws_cloudwatch_event_rule.batch_jobs.name
+  count = var.create_delivery ? 1 : 0
+
+  rule      = aws_cloudwatch_event_rule.batch_jobs[0].name
   target_id = "shepard-events-queue"
-  arn       = aws_sqs_queue.this.arn
+  arn       = aws_sqs_queue.this[0].arn
 
   depends_on = [aws_sqs_queue_policy.this]
 }
@@ -105,13 +117,14 @@ module "function" {
 }
 
 resource "aws_lambda_event_source_mapping" "this" {
-  event_source_arn = aws_sqs_queue.this.arn
+  count = var.create_delivery ? 1 : 0
+
+  event_source_arn = aws_sqs_queue.this[0].arn
   function_name    = module.function.function_arn
   batch_size       = 10
   # One event that fails must not make the whole batch visible again.
   function_response_types = ["ReportBatchItemFailures"]
-  # Off where something else delivers the events (the local flock's executor calls the
-  # handler in-process; moto would try to run the function in Docker).
+  # Off where something else polls the queue (moto would try to run the function in Docker).
   enabled = var.enable_event_source_mapping
 }
 

@@ -9,23 +9,23 @@ output "log_group_arn" {
 }
 
 output "queue_arn" {
-  description = "ARN of the queue the rule sends Batch's events to."
-  value       = aws_sqs_queue.this.arn
+  description = "ARN of the queue the rule sends Batch's events to; null without delivery."
+  value       = try(aws_sqs_queue.this[0].arn, null)
 }
 
 output "queue_url" {
   description = "URL of the queue the rule sends Batch's events to."
-  value       = aws_sqs_queue.this.id
+  value       = try(aws_sqs_queue.this[0].id, null)
 }
 
 output "dead_letter_queue_url" {
   description = "URL of the events' dead-letter queue."
-  value       = aws_sqs_queue.dead_letter.id
+  value       = try(aws_sqs_queue.dead_letter[0].id, null)
 }
 
 output "rule_arn" {
   description = "ARN of the EventBridge rule on the flock's job queues."
-  value       = aws_cloudwatch_event_rule.batch_jobs.arn
+  value       = try(aws_cloudwatch_event_rule.batch_jobs[0].arn, null)
 }
 
 output "topic_arn" {

@@ -67,6 +67,12 @@ variable "environment" {
   description = "Environment of the function (docs/contracts.md section 3); the topic's ARN is added when there is one."
 }
 
+variable "create_delivery" {
+  type        = bool
+  description = "Create the rule, the queues and the event source mapping that bring Batch's events to the function; false where something else hands them to the handler (the local flock's executor, in-process: moto's Batch sends no events)."
+  default     = true
+}
+
 variable "enable_event_source_mapping" {
   type        = bool
   description = "Let Lambda poll the queue; false where something else delivers the events, as the local flock does."
