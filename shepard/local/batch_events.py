@@ -105,6 +105,10 @@ def handler_sink(dynamodb: Any, batch: Any, outputs: FlockOutputs) -> Sink:
     return lambda body: handler.handle_event(runtime, body)
 
 
+def _ignore(body: Mapping[str, Any]) -> bool:
+    return False
+
+
 class LocalBatchEvents:
     """Emits the local flock's Batch events to the events handler, from one thread."""
 
@@ -164,8 +168,9 @@ class LocalBatchEvents:
             try:
                 sink = self._make_sink(outputs)
             except SettingsError as error:
-                log.warning("batch events: not applied: %s", error)
-                return None
+                # Outputs without the Lambdas' environment (an older flock): said once.
+                log.warning("batch events: not applied to %s: %s", outputs.table_name, error)
+                sink = _ignore
             self._sinks = {outputs.table_name: sink}
         return sink
 
