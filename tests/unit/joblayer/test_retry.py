@@ -91,8 +91,9 @@ def _client(emulator: InProcessEmulator, service: str) -> Any:
 @pytest.fixture(scope="module")
 def flock(emulator: InProcessEmulator) -> Flock:
     """One table, two queues and a job definition for the module (each test has jobs of its
-    own): the Batch resources alone take seconds to make, too long to make per test."""
-    emulator.reset()
+    own): the Batch resources alone take seconds to make, too long to make per test. Their names
+    are this module's own, so the emulator is not reset (a reset makes IAM load AWS's managed
+    policies again, seconds more)."""
     dynamodb, batch, iam = (_client(emulator, s) for s in ("dynamodb", "batch", "iam"))
     create_job_table(dynamodb, TABLE)
     trust = json.dumps(
