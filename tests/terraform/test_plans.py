@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import tftest
 
+from shepard.cost import estimate_plan
 from shepard.deploy import emulator_overlay
 from shepard.joblayer.fit import FlockResources
 from tests.terraform.conftest import CASES, FlockPlanner
@@ -626,3 +627,46 @@ def test_without_the_ladder_there_is_one_queue_and_no_retry(minimal: Plan) -> No
         environment["SHEPARD_SPOT_ATTEMPTS"],
         environment["SHEPARD_OOM_FACTOR"],
     ) == ("", "0", "0")
+
+
+# -- cost: the default network mode and the cost allocation tags (docs/cost.md) -----------------
+# The private mode and `shepard-tf cost` on examples/flocks/full.yaml: test_network_modes.py.
+
+
+def test_the_minimal_flock_pays_nothing_for_its_network_when_idle(minimal: Plan) -> None:
+    assert minimal.of_type("aws_nat_gateway") == {}
+    assert minimal.of_type("aws_eip") == {}  # no public IPv4 billed while no sheep runs
+    endpoints = minimal.of_type("aws_vpc_endpoint").values()
+    assert {e["vpc_endpoint_type"] for e in endpoints} == {"Gateway"}  # the free ones only
+    # Sheep run in the public subnets with a public IP each ...
+    subnets = minimal.of_type("aws_subnet")
+    public = [s for a, s in subnets.items() if ".public[" in a]
+    assert public and all(s["map_public_ip_on_launch"] for s in public)
+    assert not any(s["map_public_ip_on_launch"] for a, s in subnets.items() if ".private[" in a)
+    # ... and their security group admits nothing from outside (SSH is off by default).
+    assert minimal.of_type("aws_vpc_security_group_ingress_rule") == {}
+    # What `shepard-tf cost` reads from this plan: the network costs nothing idle; what is left
+    # is the flock's KMS key ($1) and its secret ($0.40).
+    shown = {
+        "variables": {"region": {"value": "us-east-1"}},
+        "resource_changes": list(minimal.changes.values()),
+    }
+    estimate = estimate_plan(shown)
+    assert {line.kind: line.monthly_usd for line in estimate.lines} == {
+        "KMS key": 1.0,
+        "Secrets Manager secret": 0.4,
+    }
+    assert estimate.unclassified == [] and not estimate.unpriced
+
+
+def test_the_flock_tags_reach_instances_volumes_and_jobs(minimal: Plan) -> None:
+    [template] = minimal.of_type("aws_launch_template").values()
+    specs = {s["resource_type"]: s["tags"] for s in template["tag_specifications"]}
+    assert {"instance", "volume"} <= set(specs)
+    assert all(tags["shepard:flock"] == "mini-flock" for tags in specs.values())
+    for environment in minimal.of_type("aws_batch_compute_environment").values():
+        assert environment["compute_resources"][0]["tags"]["shepard:flock"] == "mini-flock"
+        assert environment["tags_all"]["shepard:flock"] == "mini-flock"
+    for definition in minimal.of_type("aws_batch_job_definition").values():
+        assert definition["propagate_tags"] is True
+        assert definition["tags_all"]["shepard:flock"] == "mini-flock"
