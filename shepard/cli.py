@@ -278,6 +278,12 @@ COMMANDS: tuple[Command, ...] = (
             option("path_to_local_folder_to_batch", metavar="FOLDER", action="append"),
             option("s3_bucket_to_upload_to", metavar="BUCKET"),
             option(
+                "parallel",
+                type=int,
+                metavar="N",
+                help="folders zipped and uploaded at once (default 8)",
+            ),
+            option(
                 "zip_name_override",
                 metavar="NAME",
                 help="name of the uploaded zip (one folder only)",
@@ -332,6 +338,13 @@ COMMANDS: tuple[Command, ...] = (
                 metavar="SECONDS",
                 help="refresh every SECONDS (default 5) until Ctrl-C",
             ),
+            option(
+                "limit",
+                type=int,
+                metavar="N",
+                help="the newest N jobs (default 100), read from the index a page at a time",
+            ),
+            switch("all", help="every job (all pages of the index; still never a Scan)"),
             JSON,
         ),
     ),
@@ -349,6 +362,12 @@ COMMANDS: tuple[Command, ...] = (
                 " other characters than letters, digits, . _ - become _)",
             ),
             switch("unzip", help="unzip each result beside its zip"),
+            option(
+                "parallel",
+                type=int,
+                metavar="N",
+                help="results downloaded at once (default 8)",
+            ),
         ),
     ),
     # -- operating jobs -------------------------------------------------------------------------

@@ -90,10 +90,17 @@ class Aws:
             yield from calls.list_objects(self._client("s3"), bucket, prefix)
 
     def download_file(
-        self, bucket: str, key: str, path: Path, on_bytes: Callable[[int], None] | None = None
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        on_bytes: Callable[[int], None] | None = None,
+        *,
+        size: int | None = None,
     ) -> None:
+        """``size`` (from the listing): a small object is one GetObject."""
         with aws_errors(f"downloading s3://{bucket}/{key}"):
-            calls.download(self._client("s3"), bucket, key, path, on_bytes)
+            calls.download(self._client("s3"), bucket, key, path, on_bytes, size=size)
 
     # -- Lambda -------------------------------------------------------------------------------
     def invoke(self, function: str, payload: Any) -> Invocation:
@@ -112,13 +119,20 @@ class Aws:
 
     # -- DynamoDB -----------------------------------------------------------------------------
     def query_phase(
-        self, table: str, index: str, phase: str, result: str | None = None
+        self,
+        table: str,
+        index: str,
+        phase: str,
+        result: str | None = None,
+        *,
+        limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Jobs in one phase through the phase index (a Query, never a Scan), as plain JSON."""
+        """Jobs in one phase through the phase index (a Query, never a Scan), as plain JSON;
+        the newest ``limit`` (pages of the Query until that many), or all of them."""
         store = JobStore(table, self._client("dynamodb"), index=index)
         with aws_errors(f"querying the job table {table} ({index} = {phase})"):
             records = store.query_phase(
-                Phase(phase), result=Result(result) if result is not None else None
+                Phase(phase), result=Result(result) if result is not None else None, limit=limit
             )
         return [record.to_plain() for record in records]
 

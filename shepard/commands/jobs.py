@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import tempfile
+import threading
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,9 @@ from shepard.commands import Context
 from shepard.errors import BadInput, ShepardError
 from shepard.joblayer.records import STATUS_INDEX, Phase, Result
 
-UPLOAD_WORKERS = 4
+# Folders zipped and uploaded at once by `batch` (results downloaded at once by `retrieve`):
+# enough to hide S3's per-request latency, few enough for 2 cores and the disk (--parallel).
+TRANSFER_WORKERS = 8
 
 
 # --------------------------------------------------------------------------------------------
@@ -50,13 +53,52 @@ def _check_inputs(folder: Path) -> dict[str, str]:
         ) from None
 
 
-def zip_folder(folder: Path, target: Path) -> int:
-    """Zip (zip64 allowed) every file under ``folder``, paths relative to it; return the size."""
+def zip_folder(folder: Path, target: Path, on_bytes: Callable[[int], None] | None = None) -> int:
+    """Zip (zip64 allowed) every file under ``folder``, paths relative to it; return the size.
+    ``on_bytes`` hears each file's size once it is in the zip."""
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 zf.write(path, path.relative_to(folder).as_posix())
+                if on_bytes is not None:
+                    on_bytes(path.stat().st_size)
     return target.stat().st_size
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+class _Scaled:
+    """Upload progress (bytes of the zip) told in bytes of the folder it holds, so that one bar
+    counts both halves of a job in the same unit."""
+
+    def __init__(self, advance: Callable[[int], None], folder_bytes: int, zip_bytes: int) -> None:
+        self.advance = advance
+        self.folder_bytes = folder_bytes
+        self.zip_bytes = max(zip_bytes, 1)
+        self.sent = 0
+        self.told = 0
+
+    def __call__(self, amount: int) -> None:
+        self.sent = min(self.zip_bytes, self.sent + amount)
+        due = self.folder_bytes * self.sent // self.zip_bytes
+        if due > self.told:
+            self.advance(due - self.told)
+            self.told = due
+
+    def finish(self) -> None:
+        self(self.zip_bytes)
+
+
+def transfer_workers(ctx: Context, jobs: int) -> int:
+    """How many folders (or results) move at once: ``--parallel``, default TRANSFER_WORKERS."""
+    given: int | None = ctx.flag("parallel")
+    if given is not None and given < 1:
+        raise BadInput(
+            f"while reading --parallel: {given} is not a number of workers. Pass 1 or more."
+        )
+    return max(1, min(given or TRANSFER_WORKERS, jobs))
 
 
 def _zip_name(override: str | None) -> str:
@@ -104,21 +146,32 @@ def batch(ctx: Context) -> int:
     batch_id = new_batch_id()
     metadata = {BATCH_ID_METADATA: batch_id}
     jobs = [JobFolder(f, _zip_name(override)) for f in folders]
-    with tempfile.TemporaryDirectory(prefix="shepard-batch-") as tmp:
-        zips = []
-        for job in jobs:
+    aws = ctx.aws
+    workers = transfer_workers(ctx, len(jobs))
+    sizes = {job.folder: folder_size(job.folder) for job in jobs}
+    # One bar over every folder's bytes: half for zipping them, half for uploading the zips.
+    total = 2 * sum(sizes.values())
+    description = f"zipping and uploading {len(jobs)} job zip(s), {workers} at a time"
+    with (
+        tempfile.TemporaryDirectory(prefix="shepard-batch-") as tmp,
+        ctx.console.progress(description, total) as bar,
+    ):
+        lock = threading.Lock()
+
+        def advance(amount: int) -> None:
+            with lock:
+                bar.advance(amount)
+
+        def zip_and_upload(job: JobFolder) -> None:
             target = Path(tmp) / job.zip_name
-            zips.append((job, target, zip_folder(job.folder, target)))
-        total = sum(size for _, _, size in zips)
-        aws = ctx.aws
-        with ctx.console.progress(f"uploading {len(zips)} job zip(s)", total) as bar:
+            size = zip_folder(job.folder, target, advance)
+            uploaded = _Scaled(advance, sizes[job.folder], size)
+            aws.upload_file(target, bucket, job.zip_name, uploaded, metadata=metadata)
+            uploaded.finish()
+            target.unlink()  # the disk holds at most `workers` zips at once
 
-            def upload(item: tuple[JobFolder, Path, int]) -> None:
-                job, path, _ = item
-                aws.upload_file(path, bucket, job.zip_name, bar.advance, metadata=metadata)
-
-            with ThreadPoolExecutor(max_workers=min(UPLOAD_WORKERS, len(zips))) as pool:
-                list(pool.map(upload, zips))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(zip_and_upload, jobs))
     for job in jobs:
         ctx.console.note(f"{job.folder} -> s3://{bucket}/{job.zip_name}")
         ctx.console.print(job.zip_name)
@@ -327,20 +380,40 @@ def usage_cost(usage: Any) -> str:
     return f"${float(cost):.4f}"
 
 
-def fetch_jobs(ctx: Context, table: str, status: str | None) -> list[dict[str, Any]]:
-    """Jobs by status through the phase-index GSI: one Query per phase, never a Scan."""
+def fetch_jobs(
+    ctx: Context, table: str, status: str | None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Jobs by status through the phase-index GSI: one Query per phase, never a Scan, newest
+    first and paged until ``limit`` (None: all); returned oldest first."""
     aws = ctx.aws
     if status in _RESULTS:
         # An interrupted job is back in the queue for its retry, or has ended with its cause.
         ended = [Phase.FINISHED.value]
         where = [Phase.QUEUED.value, *ended] if status == Result.INTERRUPTED.value else ended
         records = [
-            r for phase in where for r in aws.query_phase(table, STATUS_INDEX, phase, result=status)
+            r
+            for phase in where
+            for r in aws.query_phase(table, STATUS_INDEX, phase, result=status, limit=limit)
         ]
     else:
         phases = [status] if status else _PHASES
-        records = [r for phase in phases for r in aws.query_phase(table, STATUS_INDEX, phase)]
-    return sorted(records, key=lambda r: (str(r.get("CREATED_AT", "")), str(r.get("UUID", ""))))
+        records = [
+            r for phase in phases for r in aws.query_phase(table, STATUS_INDEX, phase, limit=limit)
+        ]
+    records.sort(key=lambda r: (str(r.get("CREATED_AT", "")), str(r.get("UUID", ""))))
+    return records if limit is None else records[-limit:]
+
+
+QUERY_LIMIT = 100  # jobs `query` shows by default: the newest, from a few pages of the index
+
+
+def _query_limit(ctx: Context) -> int | None:
+    if ctx.flag("all"):
+        return None
+    given: int | None = ctx.flag("limit")
+    if given is not None and given < 1:
+        raise BadInput(f"while reading --limit: {given} is not a number of jobs. Pass 1 or more.")
+    return given or QUERY_LIMIT
 
 
 def query(ctx: Context) -> int:
@@ -351,8 +424,9 @@ def query(ctx: Context) -> int:
         return query_batch(ctx, table, str(ctx.flag("batch")))
     status: str | None = ctx.flag("status")
     watch: float | None = ctx.flag("watch")
+    limit = _query_limit(ctx)
     while True:
-        records = fetch_jobs(ctx, table, status)
+        records = fetch_jobs(ctx, table, status, limit)
         if ctx.flag("json"):
             ctx.console.json(records)
         else:
@@ -361,7 +435,11 @@ def query(ctx: Context) -> int:
                 ctx.console.clear()
             title = f"jobs in {table}" + (f" ({status})" if status else "")
             ctx.console.table(COLUMNS, [job_row(r, now) for r in records], title=title)
-            ctx.console.note(f"{len(records)} job(s)")
+            more = limit is not None and len(records) == limit
+            ctx.console.note(
+                f"{len(records)} job(s)"
+                + (f", the newest {limit}: --limit N or --all for more" if more else "")
+            )
         if watch is None:
             return 0
         try:

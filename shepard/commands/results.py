@@ -96,7 +96,7 @@ def retrieve(ctx: Context) -> int:
             obj, path = item
             path.parent.mkdir(parents=True, exist_ok=True)
             partial = path.with_name(f".{path.name}.part")
-            aws.download_file(bucket, obj.key, partial, bar.advance)
+            aws.download_file(bucket, obj.key, partial, bar.advance, size=obj.size)
             os.replace(partial, path)
 
         if wanted:

@@ -67,8 +67,18 @@ def upload(
     *,
     metadata: Mapping[str, str] | None = None,
 ) -> None:
-    """``path`` to ``s3://bucket/key`` (multipart past one part), with user ``metadata``."""
+    """``path`` to ``s3://bucket/key`` (multipart past one part), with user ``metadata``.
+
+    Under the multipart threshold it is one PutObject: the transfer manager would start its
+    threads for each file, which costs more than the upload of a small zip."""
     extra = {"Metadata": dict(metadata)} if metadata else None
+    size = path.stat().st_size
+    if size < MULTIPART_THRESHOLD:
+        with path.open("rb") as body:
+            s3.put_object(Bucket=bucket, Key=key, Body=body, **(extra or {}))
+        if on_bytes is not None:
+            on_bytes(size)
+        return
     with path.open("rb") as source:
         s3.upload_fileobj(
             source, bucket, key, ExtraArgs=extra, Config=transfer_config(), Callback=on_bytes
@@ -83,9 +93,20 @@ def download(
     on_bytes: OnBytes | None = None,
     *,
     exclusive: bool = False,
+    size: int | None = None,
 ) -> None:
-    """``s3://bucket/key`` to ``path``; ``exclusive``: fail if ``path`` exists already."""
+    """``s3://bucket/key`` to ``path``; ``exclusive``: fail if ``path`` exists already.
+
+    With a known ``size`` under the multipart threshold it is one GetObject (the transfer manager
+    adds a HeadObject and starts its threads for each object)."""
     with path.open("xb" if exclusive else "wb") as sink:
+        if size is not None and size < MULTIPART_THRESHOLD:
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in iter(lambda: body.read(1 << 20), b""):
+                sink.write(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
+            return
         s3.download_fileobj(bucket, key, sink, Config=transfer_config(), Callback=on_bytes)
 
 
