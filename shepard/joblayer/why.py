@@ -269,6 +269,17 @@ def _waiting_sentences(
     return said
 
 
+def _attempt_sentence(attempt: Mapping[str, Any]) -> str:
+    facts = [
+        f"exit code {attempt['exit_code']}" if attempt.get("exit_code") is not None else "",
+        str(attempt.get("cause") or attempt.get("reason") or ""),
+        " ".join(str(attempt[k]) for k in ("lifecycle", "instance_type") if attempt.get(k)),
+        f"queue {attempt['queue']}" if attempt.get("queue") else "",
+    ]
+    text = "; ".join(f for f in facts if f) or "no details recorded"
+    return f"Attempt {attempt.get('number', '?')}: {text}."
+
+
 def _failed_sentences(record: JobRecord, facts: BatchFacts) -> list[str]:
     job = facts.job or {}
     said = []
@@ -285,6 +296,8 @@ def _failed_sentences(record: JobRecord, facts: BatchFacts) -> list[str]:
     attempts = record.attempts or tuple(job.get("attempts") or ())
     if len(attempts) > 1:
         said.append(f"It was tried {len(attempts)} times.")
+    for attempt in record.attempts:  # the record's ATTEMPTS (Batch's own carry less)
+        said.append(_attempt_sentence(attempt))
     if facts.log_lines:
         said.append(f"The last {len(facts.log_lines)} lines of its log ({facts.log_source}):")
     return said

@@ -108,7 +108,15 @@ def test_a_failed_job_gives_reason_exit_code_attempts_and_log() -> None:
         result=Result.FAILED,
         exit_code=137,
         reason="Essential container in task exited",
-        attempts=({"number": 1}, {"number": 2}),
+        attempts=(
+            {
+                "number": 1,
+                "cause": "spot reclaim",
+                "lifecycle": "spot",
+                "instance_type": "m5.large",
+            },
+            {"number": 2, "exit_code": 137, "queue": "flock-on-demand"},
+        ),
     )
     facts = BatchFacts(
         job={"container": {"reason": "OutOfMemoryError: Container killed due to memory usage"}},
@@ -122,6 +130,8 @@ def test_a_failed_job_gives_reason_exit_code_attempts_and_log() -> None:
         "The container: OutOfMemoryError: Container killed due to memory usage.",
         "It ran out of memory: raise batch.desired_ram in flock.yaml.",
         "It was tried 2 times.",
+        "Attempt 1: spot reclaim; spot m5.large.",
+        "Attempt 2: exit code 137; queue flock-on-demand.",
         "The last 2 lines of its log (CloudWatch Logs /aws/batch/flock s):",
     )
     assert diagnosis.to_json()["log_lines"] == ["loading", "allocating 9 GiB"]
