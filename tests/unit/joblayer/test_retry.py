@@ -22,7 +22,7 @@ from lambdas.events import handler as events
 from shepard.emulator import InProcessEmulator
 from shepard.joblayer.batch import BatchSubmitter, TransientFailure
 from shepard.joblayer.batch_events import BatchEvent
-from shepard.joblayer.ids import new_job_id
+from shepard.joblayer.ids import child_job_id, new_job_id
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.retry import (
     RetryPolicy,
@@ -294,6 +294,24 @@ def test_a_second_delivery_of_the_failure_submits_nothing(flock: Flock) -> None:
     assert after_failure(flock.store, submitter, failed, event, policy) is None
     assert submitter.calls == 1
     assert len(jobs_of(job_id)) == 2  # the first Batch job and the one resubmission
+
+
+def test_an_array_child_comes_back_as_a_job_of_its_own_with_its_record(flock: Flock) -> None:
+    parent = new_job_id()
+    child = child_job_id(parent, 3)
+    assert flock.store.create(JobRecord(job_id=child, array_parent=parent, array_index=3))
+    array = flock.submitter().submit(parent, array_size=4)
+    event = sample(
+        "failed_out_of_memory", parent, f"{array}:3", flock.spot_queue, arrayProperties={"index": 3}
+    )
+    assert events.handle_event(flock.runtime(), event)
+    record = flock.store.get(child)
+    assert record is not None and record.batch_job_id and ":" not in record.batch_job_id
+    job = received(record.batch_job_id)
+    # No array: the new job's SHEPARD_JOB_ID is the child's own id, which the worker reads as is.
+    assert job.array_properties in ({}, None)
+    assert {"name": "SHEPARD_JOB_ID", "value": child} in job.container_overrides["environment"]
+    assert memory_of(job.container_overrides) == "4096"
 
 
 @pytest.mark.parametrize("result", [Result.SUCCEEDED, Result.CANCELLED])
