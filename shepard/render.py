@@ -61,6 +61,7 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
             "timeout_seconds": config.job_execution.timeout_seconds,
             "retry_attempts": config.job_execution.retry.attempts,
             "retry_on_host_reclaim": config.job_execution.retry.retry_on_host_reclaim,
+            "checkpoint_interval_minutes": config.job_execution.checkpoint_interval,
             "ulimit_nofile": b.ulimits_no_files_open,
             "gpus": b.gpus,
         },

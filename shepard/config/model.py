@@ -110,6 +110,13 @@ class JobExecutionConfig:
     retry: RetryConfig = field(
         default_factory=RetryConfig, metadata=about("The retry strategy of every job.")
     )
+    checkpoint_interval: int = spec(
+        0,
+        doc="Minutes between uploads of a running job's CHECKPOINT_DIR to the outputs bucket "
+        "(0: only when the job is interrupted: a Spot notice or SIGTERM). See worker/README.md.",
+        minimum=0,
+        maximum=1440,
+    )
 
 
 @dataclass(frozen=True)

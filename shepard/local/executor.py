@@ -445,6 +445,8 @@ class Executor:
         env = container_environment(
             run, outputs, definition, base=self._base_env, paths=self._paths
         )
+        # The worker container shares the host's network: the local metadata endpoint answers it.
+        env.update(self._retries.worker_environment(run))
         folders = job_folders(env)
         for folder in (self._paths.jobs_dir, *folders):
             folder.mkdir(parents=True, exist_ok=True)

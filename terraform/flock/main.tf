@@ -75,6 +75,7 @@ locals {
     },
     local.uses_efs ? { SHEPARD_EFS_ROOT = "/mnt/efs" } : {},
     local.uses_lustre ? { SHEPARD_LUSTRE_ROOT = "/mnt/fsx" } : {},
+    var.job.checkpoint_interval_minutes > 0 ? { SHEPARD_CHECKPOINT_INTERVAL_MINUTES = tostring(var.job.checkpoint_interval_minutes) } : {},
   )
 
   # docs/contracts.md section 3: the environment of both Lambdas.

@@ -54,6 +54,8 @@ variable "job" {
     retry_on_host_reclaim = optional(bool, true)
     ulimit_nofile         = optional(number, 1048576)
     gpus                  = optional(number, 0)
+    # Minutes between uploads of a running job's CHECKPOINT_DIR (0: only on an interruption).
+    checkpoint_interval_minutes = optional(number, 0)
   })
   description = "Resources, timeout, retries and nofile limit of every job."
   default     = {}

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shepard.cli import main
+from shepard.emulator import emulator_environment
 from shepard.joblayer.ids import new_job_id
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
@@ -26,6 +32,7 @@ from shepard.local.settings import Paths
 from tests.integration.test_check import LocalFlock, local_flock  # noqa: F401 (the fixture)
 
 pytestmark = [pytest.mark.integration]
+ROOT = Path(__file__).resolve().parents[2]
 
 # A quick-deploy run.sh: resumes from its checkpoint if it has one, else writes one and waits.
 RUN_SH = """\
@@ -107,6 +114,98 @@ def test_an_interrupted_job_resumes_from_its_checkpoint_on_attempt_2(
         assert zf.read("resumed.txt") == b"step 41\n"
     listed = s3.list_objects_v2(Bucket=outputs["outputs_bucket"], Prefix=f"checkpoints/{job_id}/")
     assert listed.get("KeyCount", 0) == 0  # a finished job's checkpoint is removed
+
+
+# Writes a checkpoint, says so and waits to be stopped (run by the worker directly, below).
+PAYLOAD = """\
+import os, pathlib, time
+folder = pathlib.Path(os.environ["CHECKPOINT_DIR"])
+(folder / "state.txt").write_text("step 41")
+print("checkpoint written", flush=True)
+time.sleep(60)
+"""
+
+
+def _worker(local: LocalFlock, tmp_path: Path, job_id: str) -> subprocess.Popen[str]:
+    """A worker run as Batch runs it, on the local flock's table and buckets (no metadata
+    service: no Spot notice can come)."""
+    payload = tmp_path / "payload.py"
+    payload.write_text(PAYLOAD)
+    (tmp_path / job_id).mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "worker")]),
+        **emulator_environment(local.endpoint_url, "us-east-1"),
+        **local.outputs["job_environment"],
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "SHEPARD_JOB_ID": job_id,
+        "AWS_BATCH_JOB_ATTEMPT": "1",
+        "SHEPARD_WORK_ROOT": str(tmp_path / job_id),
+        "SHEPARD_RUNNER": "process",
+        "SHEPARD_PAYLOAD_COMMAND": json.dumps([sys.executable, str(payload)]),
+        "SHEPARD_STOP_GRACE_SECONDS": "2",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "shepard_worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_a_terminated_job_ends_interrupted_and_a_cancelled_one_uploads_nothing(
+    local_flock: LocalFlock,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    outputs = local_flock.outputs
+    s3 = local_flock.client("s3")
+    store = JobStore(outputs["table_name"], local_flock.client("dynamodb"))
+    terminated, cancelled = new_job_id(), new_job_id()
+    for job_id in (terminated, cancelled):  # no BATCH_JOB_ID: the executor leaves them alone
+        assert store.create(JobRecord(job_id=job_id, variables={"test1": "x"}))
+    workers = {job_id: _worker(local_flock, tmp_path, job_id) for job_id in (terminated, cancelled)}
+    logs: dict[str, list[str]] = {job_id: [] for job_id in workers}
+    for job_id, worker in workers.items():
+        assert worker.stdout is not None
+        for line in worker.stdout:
+            logs[job_id].append(line)
+            if "checkpoint written" in line:
+                break
+    assert store.cancel(cancelled, "cancelled by a test") is not None
+    for worker in workers.values():
+        worker.send_signal(signal.SIGTERM)
+    texts = {}
+    for job_id, worker in workers.items():
+        rest, _ = worker.communicate(timeout=20)
+        texts[job_id] = "".join(logs[job_id]) + rest
+        assert worker.returncode == 128 + signal.SIGTERM, texts[job_id]
+
+    record = store.get(terminated)
+    assert record is not None
+    # No notice: Batch stopped the job (TerminateJob, a timeout), which it does not retry.
+    assert (record.phase, record.result, record.reclaims) == (
+        Phase.FINISHED,
+        Result.INTERRUPTED,
+        0,
+    ), texts[terminated]
+    assert record.reason is not None and "job terminated" in record.reason
+    assert record.attempts[0]["cause"] == "job terminated"
+    kept = s3.list_objects_v2(Bucket=outputs["outputs_bucket"], Prefix=f"checkpoints/{terminated}/")
+    assert kept.get("KeyCount") == 1  # kept: a rerun by hand starts from it
+
+    record = store.get(cancelled)
+    assert record is not None
+    assert (record.phase, record.result, record.reason) == (
+        Phase.FINISHED,
+        Result.CANCELLED,
+        "cancelled by a test",
+    ), texts[cancelled]
+    assert record.attempts[0]["cause"] == "cancelled"
+    assert "nothing uploaded" in texts[cancelled]
+    for bucket in (outputs["outputs_bucket"], outputs["errors_bucket"]):
+        listed = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
+        assert not [o["Key"] for o in listed if cancelled in o["Key"]]
 
 
 def test_interrupting_a_job_that_does_not_run_says_so(local_flock: LocalFlock) -> None:  # noqa: F811

@@ -75,6 +75,7 @@ def test_rendered_text_is_json_with_every_contract_variable() -> None:
         "timeout_seconds": 86400,
         "retry_attempts": 3,
         "retry_on_host_reclaim": True,
+        "checkpoint_interval_minutes": 0,
         "ulimit_nofile": 1048576,
         "gpus": 0,
     }
