@@ -5,9 +5,9 @@ Each invocation gets one SQS batch (up to ``scheduler.batch_size`` messages gath
 only: one GET under 1 MiB, at most two above), validated and then the accepted ones fan in:
 
 - two or more become ONE Batch array job: one child record each (``<parent>-<index>``, with
-  ARRAY_PARENT/ARRAY_INDEX, written with its idempotency claim in one transaction per 50 drops,
-  ``JobStore.create_claimed``) and one SubmitJob, so 10,000 drops cost about 100 SubmitJob calls,
-  not 10,000, and stay far below Batch's request rate;
+  ARRAY_PARENT/ARRAY_INDEX, written with BatchWriteItem after its idempotency claim, a
+  conditional PutItem: ``JobStore.create_claimed``) and one SubmitJob, so 10,000 drops cost about
+  100 SubmitJob calls, not 10,000, and stay far below Batch's request rate;
 - a lone drop is a plain job, submitted at once (Batch has no array of one).
 
 Every job of one invocation shares a BATCH_ID (``ids.new_batch_id()``), unless its zip carries
@@ -275,7 +275,8 @@ def fan_in(rt: Runtime, accepted: list[Accepted]) -> None:
         # Batch has no array of one: the child runs as a plain job under its own id.
         submit_as, size = children[0].job_id, None
     else:
-        submit_as, size = parent, len(children)
+        # A duplicate's index has no record: that child finds none and exits at once.
+        submit_as, size = parent, max(int(child.array_index or 0) for child in children) + 1
     claims = [by_ikey[str(child.idempotency_key)].claim for child in children]
     try:
         batch_job_id = service.submitter.submit(submit_as, tag=children[0].tag, array_size=size)

@@ -8,6 +8,7 @@ the table's attribute names.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -258,17 +259,8 @@ def _plain(value: Mapping[str, Any]) -> Any:
     return [_plain(v) for v in value["L"]]
 
 
-# fanin: the attribute of a claim item naming the record that holds the job, and how many
-# (claim, record) pairs go in one TransactWriteItems (100 items at most).
+# fanin: the attribute of a claim item naming the record that holds the job.
 CLAIM_ATTRIBUTE = "SAME_AS"
-CLAIMS_PER_TRANSACTION = 50
-
-
-def renumbered(record: JobRecord, index: int) -> JobRecord:
-    """An array child record moved to ``index`` (its UUID ``<parent>-<index>`` follows)."""
-    if record.array_parent is None:
-        return record
-    return replace(record, job_id=f"{record.array_parent}-{index}", array_index=index)
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -803,82 +795,74 @@ class JobStore:
     # -- fanin: zip drops fanned in to one array job ---------------------------------------------
 
     def create_claimed(
-        self, pairs: Sequence[tuple[str, JobRecord]], *, max_rounds: int = 5
+        self, pairs: Sequence[tuple[str, JobRecord]], *, workers: int = 8
     ) -> list[JobRecord]:
-        """Write each ``(claim id, record)`` pair unless its claim exists already; return the
-        records written, in order.
+        """Write each ``(claim id, record)`` pair unless its claim is taken; return the records
+        written, in order.
 
-        A claim is an item at the id a request's idempotency key gives (``ids.job_id_for``) with
-        ``SAME_AS`` naming the record that holds the job; it has no PHASE, CREATED_AT or BATCH_ID,
-        so no index and no resubmission sees it. Each claim is written with its record in one
-        TransactWriteItems (50 pairs a request, the claims conditional), so a record exists only
-        with its claim and a second delivery of a drop, or a plain job or rejection holding that
-        id, writes nothing. Array children are renumbered (ARRAY_INDEX and UUID) so the ones
-        written stay 0..n-1 when some claims turn out taken.
+        A claim is an item at the id a drop's idempotency key gives (``ids.job_id_for``), with
+        ``SAME_AS`` naming the record that holds the job and ``CLAIMED_AT``; it has no PHASE,
+        CREATED_AT or BATCH_ID, so no index and no resubmission sees it. Claims are conditional
+        PutItems (``workers`` at a time); a claim that exists already (a second delivery, or the
+        plain record or rejection of the same drop) means a duplicate, and its record is not
+        written. Then the records of the claims won go in BatchWriteItem, 25 a request. If a
+        write fails, the claims this call made are removed before the error is raised, so the
+        drops' next delivery starts afresh.
         """
-        written: list[JobRecord] = []
-        for start in range(0, len(pairs), CLAIMS_PER_TRANSACTION):
-            pending = list(pairs[start : start + CLAIMS_PER_TRANSACTION])
-            for _ in range(max_rounds):
-                if not pending:
-                    break
-                numbered = [
-                    (claim, renumbered(record, len(written) + offset))
-                    for offset, (claim, record) in enumerate(pending)
-                ]
-                taken = self._write_claims(numbered)
-                if taken is None:
-                    written.extend(record for _, record in numbered)
-                    pending = []
-                    break
-                pending = [pair for index, pair in enumerate(pending) if index not in taken]
-            if pending:
-                raise RuntimeError(
-                    f"while writing {len(pending)} job records with their claims: the "
-                    f"transaction was cancelled {max_rounds} times (table busy)"
-                )
-        return written
+        if not pairs:
+            return []
+        claimed_at = created_at_text(self.clock())
 
-    def _write_claims(self, pairs: Sequence[tuple[str, JobRecord]]) -> set[int] | None:
-        """One transaction; None when written, else the pair indexes whose claim was taken
-        (empty when cancelled for another reason, such as a conflict: try again)."""
-        items: list[dict[str, Any]] = []
-        for claim, record in pairs:
-            marker: Item = {
-                "UUID": {"S": claim},
+        def claim(pair: tuple[str, JobRecord]) -> bool:
+            claim_id, record = pair
+            item: Item = {
+                "UUID": {"S": claim_id},
                 CLAIM_ATTRIBUTE: {"S": record.job_id},
+                "CLAIMED_AT": {"S": claimed_at},
             }
             if record.idempotency_key:
-                marker["IDEMPOTENCY_KEY"] = {"S": record.idempotency_key}
+                item["IDEMPOTENCY_KEY"] = {"S": record.idempotency_key}
             if record.expires_at is not None:
-                marker["EXPIRES_AT"] = {"N": str(record.expires_at)}
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table_name,
-                        "Item": marker,
-                        "ConditionExpression": "attribute_not_exists(#id)",
-                        "ExpressionAttributeNames": {"#id": "UUID"},
-                    }
-                }
-            )
-            items.append({"Put": {"TableName": self.table_name, "Item": record.to_item()}})
-        try:
-            self.client.transact_write_items(TransactItems=items)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                item["EXPIRES_AT"] = {"N": str(record.expires_at)}
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(#id)",
+                    ExpressionAttributeNames={"#id": "UUID"},
+                )
+            except ClientError as exc:
+                if _is_condition_failure(exc):
+                    return False
                 raise
-            reasons = exc.response.get("CancellationReasons") or []
-            return {
-                index // 2
-                for index, reason in enumerate(reasons)
-                if isinstance(reason, Mapping) and reason.get("Code") == "ConditionalCheckFailed"
-            }
-        return None
+            return True
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pairs)))) as pool:
+            futures = [pool.submit(claim, pair) for pair in pairs]
+        won = [f.exception() is None and f.result() for f in futures]
+        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+        records = [record for (_, record), mine in zip(pairs, won, strict=True) if mine]
+        claims = [claim_id for (claim_id, _), mine in zip(pairs, won, strict=True) if mine]
+        try:
+            if failed is not None:
+                raise failed
+            self.put_many(records)
+        except BaseException:
+            self.delete_claimed(records, claims)
+            raise
+        return records
+
+    def claim_holder(self, claim_id: str) -> str | None:
+        """The job id a claim names (SAME_AS); None when there is no claim with that id."""
+        answer = self.client.get_item(
+            TableName=self.table_name, Key={"UUID": {"S": claim_id}}, ConsistentRead=True
+        )
+        value = answer.get("Item", {}).get(CLAIM_ATTRIBUTE)
+        return None if value is None else str(value["S"])
 
     def delete_claimed(self, records: Iterable[JobRecord], claims: Iterable[str]) -> None:
-        """Remove records and their claims (a fan-in whose SubmitJob failed transiently, so the
-        drops' next delivery starts afresh)."""
+        """Remove records and their claims (a fan-in whose writes or SubmitJob failed
+        transiently, so the drops' next delivery starts afresh)."""
         keys = [record.job_id for record in records] + list(claims)
         for start in range(0, len(keys), 25):
             pending: list[dict[str, Any]] = [

@@ -440,7 +440,7 @@ def test_fan_in_skips_duplicates_per_drop(flock: FlockFixture, drops: Deliveries
     assert rt.service.submitter.calls == 2 and batch_job_count(flock) == 2
     (new,) = [r for r in found if r.variables["I"] == "new"]
     # All but one were duplicates: the survivor runs as a plain job under its child id.
-    assert new.job_id == f"{new.array_parent}-0"
+    assert new.job_id == f"{new.array_parent}-{new.array_index}" and new.array_index == 2
 
 
 def test_fan_in_throttled_returns_its_messages_and_leaves_nothing(
