@@ -143,6 +143,7 @@ def test_the_life_of_a_job_reaches_its_record(rt: events.Runtime) -> None:
         assert now.batch_status == name.upper()
         # Batch's states never touch the worker's: the record stays queued with its status.
         assert (now.phase, now.status) == (Phase.QUEUED, Status.NOT_YET_INITIATED)
+    assert now is not None
     assert now.log_stream == "first-run-job-definition/default/6b7c4f3f1a8e4b39a5d6f0e7c2b1a9d8"
     assert now.job_queue == "PexjEHappyPathCanary2JobQueue"
 

@@ -65,13 +65,14 @@ def run_until_finished(executor: Executor, service: JobService, job_id: str) -> 
     raise AssertionError(f"job {job_id} did not finish within 10 s: {service.store.get(job_id)}")
 
 
-def test_a_job_whose_worker_cannot_start_ends_failed_with_the_reason(
+def test_a_job_whose_worker_cannot_start_or_dies_early_ends_failed_with_the_reason(
     aws: InProcessEmulator, tmp_path: Path
 ) -> None:
     flock = make_test_flock("evs")
     service = JobService.from_settings(flock.settings)
+    # A worker that cannot be started at all (the executor's own failure, process mode).
     job = service.submit({"n": "1"}, is_invoked=True)
-    executor = executor_for(flock, tmp_path, (str(tmp_path / "no-such-worker"),))
+    executor = executor_for(flock, tmp_path / "a", (str(tmp_path / "no-such-worker"),))
     try:
         record = run_until_finished(executor, service, job.job_id)
     finally:
@@ -84,15 +85,9 @@ def test_a_job_whose_worker_cannot_start_ends_failed_with_the_reason(
     assert record.reason is not None
     assert "could not start its worker: FileNotFoundError" in record.reason
     assert "no-such-worker" in record.reason
-
-
-def test_a_worker_that_dies_before_its_job_is_done_fails_the_job(
-    aws: InProcessEmulator, tmp_path: Path
-) -> None:
-    flock = make_test_flock("evd")
-    service = JobService.from_settings(flock.settings)
+    # A worker that exits before it has done the job (it never claimed it).
     job = service.submit({"n": "2"}, is_invoked=True)
-    executor = executor_for(flock, tmp_path, (sys.executable, "-c", "raise SystemExit(3)"))
+    executor = executor_for(flock, tmp_path / "b", (sys.executable, "-c", "raise SystemExit(3)"))
     try:
         record = run_until_finished(executor, service, job.job_id)
     finally:
