@@ -6,7 +6,8 @@ as it does on any stream. The writer keeps one part in memory; when the part is 
 to a background thread for UploadPart while the next one fills, with at most ``in_flight`` parts
 waiting, so memory stays within ``(in_flight + 1) * part_size`` whatever the output's size.
 ``close()`` uploads the last part and completes the upload; any failure aborts it
-(AbortMultipartUpload), so no half object and no stored parts are left behind.
+(AbortMultipartUpload), so no half object and no stored parts are left behind. The multipart
+upload is only started once a first part is full: a zip smaller than one part is one PutObject.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ class MultipartWriter(io.RawIOBase):
         self._parts: list[Future[dict[str, Any]]] = []
         self._slots = threading.BoundedSemaphore(in_flight)
         self._pool = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="upload-part")
-        answer = s3.create_multipart_upload(Bucket=bucket, Key=key, ContentType=content_type)
-        self.upload_id: str = str(answer["UploadId"])
+        self.content_type = content_type
+        self.upload_id: str | None = None  # started with the first full part
         self.completed = False
         self.aborted = False
 
@@ -83,6 +84,11 @@ class MultipartWriter(io.RawIOBase):
 
     def _send(self, chunk: bytes) -> None:
         self._check_failed()
+        if self.upload_id is None:
+            answer = self.s3.create_multipart_upload(
+                Bucket=self.bucket, Key=self.key, ContentType=self.content_type
+            )
+            self.upload_id = str(answer["UploadId"])
         self._slots.acquire()  # at most in_flight parts wait for S3
         number = len(self._parts) + 1
         self._parts.append(self._pool.submit(self._upload_part, number, chunk))
@@ -112,8 +118,18 @@ class MultipartWriter(io.RawIOBase):
         if self.closed:
             return
         try:
-            if self._buffer or not self._parts:
-                self._send(bytes(self._buffer))  # the last part may be small (or empty)
+            if self.upload_id is None:  # smaller than one part: one PutObject
+                self.s3.put_object(
+                    Bucket=self.bucket,
+                    Key=self.key,
+                    Body=bytes(self._buffer),
+                    ContentType=self.content_type,
+                )
+                self._buffer = bytearray()
+                self.completed = True
+                return
+            if self._buffer:
+                self._send(bytes(self._buffer))  # the last part may be small
                 self._buffer = bytearray()
             parts = [part.result() for part in self._parts]
             self.s3.complete_multipart_upload(
@@ -137,7 +153,10 @@ class MultipartWriter(io.RawIOBase):
         self.aborted = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._buffer = bytearray()
-        self.s3.abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)
+        if self.upload_id is not None:
+            self.s3.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
+            )
         super().close()
 
 

@@ -27,6 +27,10 @@ class Uploads:
         assert service == "s3"
         return self
 
+    def put_object(self, *, Bucket: str, Key: str, Body: bytes, **_: object) -> None:
+        with zipfile.ZipFile(io.BytesIO(Body)) as zf:
+            self.objects[(Bucket, Key)] = {n: zf.read(n) for n in zf.namelist()}
+
     def create_multipart_upload(self, **_: object) -> dict[str, str]:
         self.parts = {}
         return {"UploadId": "u1"}
