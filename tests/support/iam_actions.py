@@ -124,6 +124,9 @@ def _s3(operation: str, params: Mapping[str, Any]) -> list[tuple[str, str]]:
         actions = ("s3:GetObjectVersion",)
     if not bucket:
         return [(a, "*") for a in actions]
+    if operation == "DeleteObjects":  # authorised as s3:DeleteObject on each key it names
+        objects = (params.get("Delete") or {}).get("Objects") or []
+        return [(actions[0], f"arn:aws:s3:::{bucket}/{o['Key']}") for o in objects if "Key" in o]
     if "Key" in params:
         resource = f"arn:aws:s3:::{bucket}/{params['Key']}"
     else:

@@ -520,6 +520,7 @@ def test_full_job_and_lambda_environment(full: Plan) -> None:
         "SHEPARD_DAYS_TO_KEEP_FINISHED_JOBS": "14",
         "SHEPARD_RETRY_ATTEMPTS": "4",
         "SHEPARD_RETRY_ON_HOST_RECLAIM": "True",
+        "SHEPARD_CHECKPOINT_INTERVAL_MINUTES": "30",
     }
     lambda_env = full.output_keys("lambda_environment")
     assert lambda_env == LAMBDA_ENV_KEYS

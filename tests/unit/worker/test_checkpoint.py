@@ -16,6 +16,7 @@ from shepard_worker.checkpoint import INTERVAL_MINUTES, Checkpoint, interval_min
 
 from shepard.emulator import InProcessEmulator, emulator_environment
 from shepard.joblayer.ids import new_job_id
+from shepard.joblayer.settings import FlockSettings
 
 BUCKET = "ck-outputs"
 
@@ -35,6 +36,18 @@ def bucket(emulator: InProcessEmulator) -> Iterator[str]:
             patch.setenv(key, value)
         emulator.reset()
         boto3.client("s3").create_bucket(Bucket=BUCKET)
+        # Names this bucket as a flock's outputs bucket, as the worker's settings would: the
+        # session's IAM check evaluates these calls against the job role's policy.
+        FlockSettings(
+            flock="ck",
+            table_name="ck-jobs",
+            job_queue="ck-queue",
+            job_definition="ck-job",
+            inputs_bucket="ck-inputs",
+            outputs_bucket=BUCKET,
+            errors_bucket="ck-errors",
+            quick_deploy_bucket="ck-quick-deploy",
+        )
         yield BUCKET
 
 
