@@ -59,7 +59,7 @@ def plan(ctx: Context) -> int:
         ctx.console.print(result.summary.listing().rstrip("\n"))
     ctx.console.print(result.summary.describe())
     if with_cost and result.shown is not None:
-        ctx.console.print(cost_summary(result.shown))
+        ctx.console.print(cost_summary(result.shown, deployer.flock.region))
     if out:
         ctx.console.print(
             f"plan saved to {out}; apply exactly this plan with"

@@ -224,10 +224,11 @@ class Estimate:
         }
 
 
-def cost_summary(shown: Mapping[str, Any]) -> str:
-    """The line ``plan`` and ``apply`` print; a plan it cannot read says so, never fails."""
+def cost_summary(shown: Mapping[str, Any], region: str | None = None) -> str:
+    """The line ``plan`` and ``apply`` print (``region``: when the plan does not say it); a plan
+    it cannot read says so, never fails."""
     try:
-        return estimate_plan(shown).summary()
+        return estimate_plan(shown, None if _variable(shown, "region") else region).summary()
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
         return f"Fixed cost of this flock: not worked out ({type(error).__name__}: {error})"
 

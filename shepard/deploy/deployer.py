@@ -243,7 +243,7 @@ class Apply:
                 stream.write(summary.listing())
             stream.write(f"{summary.describe()}\n")
             if summary.has_changes and deployer.where.kind == "aws":  # emulators cost nothing
-                stream.write(cost_summary(tf.show_plan(plan_file)) + "\n")
+                stream.write(_cost_line(tf, plan_file, flock.region) + "\n")
             if summary.has_changes:
                 if not self.auto_approve:
                     deployer.ask(
@@ -260,6 +260,15 @@ class Apply:
         finally:
             plan_file.unlink(missing_ok=True)
         return ApplyResult(tf.outputs(), summary)
+
+
+def _cost_line(tf: FlockTerraform, plan_file: Path, region: str) -> str:
+    """The flock's fixed monthly cost from the plan about to be applied (docs/cost.md); a plan
+    Terraform cannot show is said, and never stops the apply."""
+    try:
+        return cost_summary(tf.show_plan(plan_file), region)
+    except BackendError as error:
+        return f"Fixed cost of this flock: not worked out ({error.message.splitlines()[0]})"
 
 
 @dataclass

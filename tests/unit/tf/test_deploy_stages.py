@@ -175,6 +175,9 @@ class _FlakyTerraform:
     def outputs(self) -> dict[str, str]:
         return {"applied": "yes"}
 
+    def show_plan(self, plan_file: Path) -> dict[str, object]:
+        return {"variables": {"region": {"value": "us-east-1"}}, "resource_changes": []}
+
 
 @pytest.mark.parametrize(
     ("target", "failures", "applies"),
@@ -210,3 +213,6 @@ def test_other_apply_failures_are_not_run_again(
     with pytest.raises(BackendError):
         Apply(auto_approve=True).execute(deployer, tf)  # type: ignore[arg-type]
     assert tf.applies == 1
+    # An AWS apply says the flock's fixed cost before applying (docs/cost.md); an emulator's not.
+    said = deployer.stream.getvalue()  # type: ignore[attr-defined]
+    assert ("Fixed cost of this flock when idle: $0.00 a month" in said) == (target.kind == "aws")

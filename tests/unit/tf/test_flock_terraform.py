@@ -100,9 +100,12 @@ def test_apply_replan_outputs_destroy(tmp_path: Path, env: dict[str, str]) -> No
     state_dir = first.flock.state_dir
     assert json.loads((state_dir / "outputs.json").read_text()) == outputs
     lines = out.getvalue().splitlines()
-    assert lines[:3] == [
+    assert lines[:4] == [
         "Planning flock pasture...",
         "Plan: 3 to add, 0 to change, 0 to destroy.",
+        # An AWS target's apply says the flock's fixed cost first (docs/cost.md): none here.
+        "Fixed cost of this flock when idle: $0.00 a month (prices of 2025-06-01; "
+        "`shepard-tf cost` itemizes it)",
         "Applying flock pasture: 3 to do",
     ]
     assert sum(": created (" in line for line in lines) == 3
