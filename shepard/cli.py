@@ -419,6 +419,42 @@ COMMANDS: tuple[Command, ...] = (
         ),
     ),
     Command(
+        "cancel",
+        "ops:cancel",
+        "cancel jobs: queued ones leave the queue, running ones are stopped; recorded cancelled",
+        "shepard-tf cancel --batch b-20261129T061500-3fa9c1 --reason 'wrong inputs'",
+        (
+            Arg("jobs", nargs="*", metavar="JOB", help="job ids (an array job's id: its children)"),
+            option("batch", metavar="BATCH_ID", help="every unfinished job of this submission"),
+            option("tag", metavar="TAG", help="every queued or running job with this TAG"),
+            switch("all_queued", help="every job not yet running"),
+            option("reason", metavar="TEXT", help="why (recorded in REASON with who)"),
+            option("dynamo_db_to_query", metavar="TABLE"),
+        ),
+    ),
+    Command(
+        "logs",
+        "ops:logs",
+        "a job's log: CloudWatch Logs on AWS, the job's log file on a local flock",
+        "shepard-tf logs 5e247595d5174e6488fee4436a433fa4 --follow",
+        (
+            Arg("job", metavar="JOB", help="the job's id"),
+            switch("follow", help="keep printing new lines until the job is finished"),
+            option("attempt", type=int, metavar="N", help="the log of Batch attempt N"),
+            option(
+                "log_group",
+                metavar="GROUP",
+                help="the CloudWatch log group (default: /aws/batch/<flock>)",
+            ),
+            option(
+                "state_dir",
+                metavar="DIR",
+                help="a local flock's state folder (default: the profile's)",
+            ),
+            option("dynamo_db_to_query", metavar="TABLE"),
+        ),
+    ),
+    Command(
         "secretify",
         "secrets:secretify",
         "store a folder of files as the flock's secret",

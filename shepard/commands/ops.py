@@ -6,10 +6,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from shepard.commands import Context
-from shepard.errors import BadInput, ExitStatus
+from shepard.errors import BadInput, ExitStatus, ShepardError
 
 if TYPE_CHECKING:
     from shepard.aws.flock import Aws
@@ -243,3 +244,204 @@ def _clock(seconds: float) -> str:
     minutes, secs = divmod(whole, 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# cancel
+
+
+def _who(ctx: Context) -> str:
+    """Who is cancelling, for the record's REASON: the caller's AWS identity."""
+    try:
+        return ctx.aws.caller_identity()["arn"]
+    except ShepardError:
+        import getpass
+
+        return getpass.getuser()
+
+
+def _unfinished(ctx: Context, table: str, tag: str | None, queued_only: bool) -> list[JobRecord]:
+    """Queued (and, unless ``queued_only``, running) jobs, with this TAG if given: one Query
+    per phase on the phase index, never a Scan."""
+    from shepard.joblayer.records import Phase
+
+    store = ctx.aws.job_store(table)
+    phases = [Phase.QUEUED] if queued_only else [Phase.QUEUED, Phase.RUNNING]
+    with aws_errors_while(f"querying the job table {table} for jobs to cancel"):
+        records = [r for phase in phases for r in store.query_phase(phase, newest_first=False)]
+    return [r for r in records if tag is None or r.tag == tag]
+
+
+@contextmanager
+def aws_errors_while(doing: str) -> Iterator[None]:
+    from shepard.aws.errors import aws_errors
+
+    with aws_errors(doing):
+        yield
+
+
+def cancel(ctx: Context) -> int:
+    from shepard.joblayer.cancel import Done, cancel_records, whole_arrays
+
+    table = ctx.settings.require("dynamo_db_to_query", "cancelling jobs")
+    job_ids: list[str] = list(ctx.flag("jobs") or [])
+    batch_id: str | None = ctx.flag("batch")
+    tag: str | None = ctx.flag("tag")
+    all_queued: bool = bool(ctx.flag("all_queued"))
+    chosen = [bool(job_ids), batch_id is not None, tag is not None, all_queued]
+    if sum(chosen) != 1:
+        raise BadInput(
+            "while choosing jobs to cancel: give exactly one of job ids, --batch BATCH_ID,"
+            " --tag TAG or --all-queued."
+        )
+    unknown: tuple[str, ...] = ()
+    whole = False
+    if tag is not None or all_queued:
+        records = _unfinished(ctx, table, tag, all_queued)
+        what = f"jobs tagged {tag!r}" if tag is not None else "queued jobs"
+    else:
+        jobs = resolve(ctx, table, job_ids, batch_id)
+        records = jobs.read()
+        unknown = jobs.unknown
+        whole = batch_id is not None or any(i not in jobs.job_ids for i in job_ids)
+        what = f"batch {batch_id}" if batch_id else f"{len(job_ids)} job id(s)"
+    given = ctx.flag("reason") or "no reason given"
+    reason = f"cancelled by {_who(ctx)}: {given}"
+    counts: dict[str, int] = {}
+    for record in records:
+        if record.array_parent:
+            counts[record.array_parent] = counts.get(record.array_parent, 0) + 1
+    arrays = whole_arrays(records, lambda parent: counts[parent]) if whole else set()
+    aws = ctx.aws
+    done = cancel_records(
+        records,
+        cancel_record=lambda job_id, why: aws.cancel_job_record(table, job_id, why),
+        batch=aws,
+        reason=reason,
+        whole_arrays=arrays,
+    )
+    for item in done:
+        line = f"{item.job_id} {item.done.value}: {item.detail}"
+        if item.done is Done.FAILED:
+            ctx.console.note(line)
+        else:
+            ctx.console.print(line)
+    for job_id in unknown:
+        ctx.console.note(f"{job_id}: no such job in {table}; check the id (shepard-tf query)")
+    stopped = sum(1 for item in done if item.stopped)
+    finished = sum(1 for item in done if item.done is Done.FINISHED)
+    failed = sum(1 for item in done if item.done is Done.FAILED)
+    ctx.console.note(
+        f"{what}: {stopped} cancelled, {finished} already finished, {failed} not stopped in"
+        f" Batch, {len(unknown)} unknown"
+    )
+    if not records and not unknown:
+        ctx.console.note("nothing to cancel")
+        return 0
+    return int(ExitStatus.OK if stopped else ExitStatus.FAILURE)
+
+
+# --------------------------------------------------------------------------------------------
+# logs
+
+
+def _local_log_path(ctx: Context, job_id: str) -> Path | None:
+    """The job's log file on a local flock (``<state>/local/jobs/<job>.log``); None on AWS."""
+    from shepard.commands.local_cmds import state_dir_of
+    from shepard.local.settings import Paths
+
+    if not (ctx.flag("state_dir") or ctx.settings.get("endpoint_url")):
+        return None  # a flock on AWS: its log is in CloudWatch
+    try:
+        state_dir = state_dir_of(ctx)
+    except (ShepardError, OSError):
+        return None
+    return Paths(state_dir).jobs_dir / f"{job_id}.log"
+
+
+def logs(ctx: Context) -> int:
+    from shepard.joblayer.logs import NoStream, follow_file, follow_stream, log_group, stream_of
+    from shepard.joblayer.records import Phase
+
+    table = ctx.settings.require("dynamo_db_to_query", "reading a job's log")
+    job_id: str = ctx.flag("job")
+    follow = bool(ctx.flag("follow"))
+    attempt: int | None = ctx.flag("attempt")
+    aws = ctx.aws
+    record = aws.get_job(table, job_id)
+    if record is None:
+        raise BadInput(
+            f"while reading the log of job {job_id}: {table} has no such job. Check the id"
+            " (shepard-tf query)."
+        )
+
+    def finished() -> bool:
+        current = aws.get_job(table, job_id)
+        return current is None or current.phase is Phase.FINISHED
+
+    local = _local_log_path(ctx, job_id)
+    if local is not None:
+        if attempt is not None:
+            ctx.console.note("note: a local flock keeps one log per job; --attempt is ignored")
+        if not local.is_file() and not follow:
+            raise ShepardError(
+                f"while reading the log of job {job_id}: the local flock has no log for it"
+                f" ({local}); it has not started. Try again with --follow to wait for it."
+            )
+
+        def read_from(offset: int) -> bytes:
+            try:
+                with local.open("rb") as handle:
+                    handle.seek(offset)
+                    return handle.read(1 << 20)
+            except FileNotFoundError:
+                return b""
+
+        follow_file(read_from, ctx.console.print, follow=follow, finished=finished, sleep=ctx.sleep)
+        return 0
+
+    group = ctx.flag("log_group") or log_group(
+        ctx.settings.require("cloudformation_stack_name", "finding the flock's log group")
+    )
+    while True:
+        try:
+            stream = stream_of(record, attempt)
+            break
+        except NoStream as exc:
+            if not follow or record.phase is Phase.FINISHED:
+                raise ShepardError(
+                    f"while reading the log of job {job_id}: {exc}. Its reason:"
+                    f" {record.reason or record.batch_reason or 'none recorded'}."
+                ) from None
+        ctx.sleep(2.0)
+        record = aws.get_job(table, job_id) or record
+    ctx.console.note(f"{group} {stream}")
+    follow_stream(
+        _cloudwatch_pages(aws, group, stream),
+        ctx.console.print,
+        follow=follow,
+        finished=finished,
+        sleep=ctx.sleep,
+    )
+    return 0
+
+
+def _cloudwatch_pages(aws: Aws, group: str, stream: str) -> Callable[[str | None], Any]:
+    from botocore.exceptions import ClientError
+
+    from shepard.aws.errors import aws_errors
+    from shepard.joblayer.logs import Throttled
+
+    def fetch(token: str | None) -> Any:
+        try:
+            return aws.log_events(group, stream, token)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ThrottlingException":
+                raise Throttled(str(exc)) from None
+            with aws_errors(
+                f"reading the log stream {stream} of {group}",
+                "Check the flock's name (the log group is /aws/batch/<flock>) or pass --log_group",
+            ):
+                raise
+
+    return fetch

@@ -655,6 +655,29 @@ class JobStore:
             raise
         return JobRecord.from_item(answer["Attributes"])
 
+    def cancelled_among(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of these jobs are recorded cancelled (BatchGetItem, 100 keys a call, only
+        UUID and RESULT read): the local flock's executor stops their workers."""
+        ids = list(dict.fromkeys(job_ids))
+        found: set[str] = set()
+        for start in range(0, len(ids), 100):
+            request: dict[str, Any] = {
+                self.table_name: {
+                    "Keys": [{"UUID": {"S": job_id}} for job_id in ids[start : start + 100]],
+                    "ProjectionExpression": "#id, #result",
+                    "ExpressionAttributeNames": {"#id": "UUID", "#result": "RESULT"},
+                }
+            }
+            for _ in range(10):
+                answer = self.client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(self.table_name, []):
+                    if item.get("RESULT", {}).get("S") == Result.CANCELLED.value:
+                        found.add(str(item["UUID"]["S"]))
+                request = answer.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+        return found
+
     # -- events: Batch's own view of a job -----------------------------------------------------
 
     def apply_batch_event(self, event: BatchEvent) -> bool:

@@ -35,6 +35,7 @@ from shepard.joblayer import contract as c
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.store import JobRecord, JobStore
 from shepard.local.batch_events import LocalBatchEvents, attach
+from shepard.local.cancels import LocalCancels
 from shepard.local.containers import (
     CHECK_MOUNTS,
     DEFAULT_NOFILE,
@@ -235,6 +236,9 @@ class Executor:
             signal_worker=self._signal_worker,
             requeue=self._pending.append,
         )
+
+        # `shepard-tf cancel`: cancelled jobs are dropped or their workers stopped (cancels.py).
+        self._cancels = LocalCancels(dynamodb=dynamodb, outputs=outputs)
 
     def _signal_worker(self, job_id: str, sig: int) -> bool:
         """Send ``sig`` to a job's running worker (0: only ask whether it runs)."""
@@ -630,6 +634,7 @@ class Executor:
 
     def step(self, *, scan: bool = True) -> None:
         """Reap finished workers and fill their slots at once; then look for new jobs."""
+        self._cancels.sweep(self._pending, list(self._running), self._signal_worker)
         self.reap()
         self.fill()
         # While enough known work waits, leave the job table alone: new jobs are newer and

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,11 @@ from lambdas.api.handler import handler as api_handler
 from lambdas.scheduler.handler import Runtime, handle
 from shepard.emulator import InProcessEmulator, emulator_environment
 from shepard.joblayer.ids import is_batch_id, new_batch_id, new_job_id
-from shepard.joblayer.records import Result
+from shepard.joblayer.records import Phase, Result
 from shepard.joblayer.store import JobRecord, JobStore
 from shepard.joblayer.testing import FlockFixture, make_test_flock
 from shepard.local.invoke_server import serving
+from tests.integration.test_check import LocalFlock, local_flock  # noqa: F401 (the fixture)
 from tests.unit.cli.helpers import cli_env, run, write_flock_profile
 
 pytestmark = pytest.mark.integration
@@ -57,6 +60,16 @@ def env(flock: FlockFixture, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             shepard_lambda_endpoint_url=server.url,
         )
         yield env
+
+
+def _until(what: str, check: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 def _store(flock: FlockFixture) -> JobStore:
@@ -270,3 +283,163 @@ def test_a_tag_no_name_can_hold_is_a_rejected_job_with_its_reason(flock: FlockFi
     record = _store(flock).get(answer["rejected_job_id"])
     assert record is not None and record.result is Result.REJECTED
     assert record.reason == answer["error"]
+
+
+# -- cancel -----------------------------------------------------------------------------------
+
+# A quick-deploy run.sh: writes an output at once, then runs (a sleep no other job uses) until
+# stopped. A worker that uploaded after a cancel would leave its result in the outputs bucket.
+CANCEL_RUN_SH = """\
+#!/bin/bash
+set -eu
+echo "started $INDEX_VALUE"
+echo "partial" > "$ROOT_OUTPUT_NAME/partial.txt"
+exec sleep 87.125
+"""
+
+
+def _payload_processes() -> int:
+    """Processes running the test's payload on this machine (its sleep)."""
+    count = 0
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if b"87.125" in cmdline.read_bytes():
+                count += 1
+        except OSError:
+            continue
+    return count
+
+
+def test_cancelling_50_queued_and_running_jobs_on_the_local_flock(
+    local_flock: LocalFlock,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """None runs within 30 s, all are recorded cancelled with who and why, no output is
+    uploaded for them, and a second cancel says they are finished."""
+    outputs = local_flock.outputs
+    s3 = local_flock.client("s3")
+    folder = f"cancel-{time.monotonic_ns()}"
+    s3.put_object(Bucket=outputs["quick_deploy_bucket"], Key=f"{folder}/run.sh", Body=CANCEL_RUN_SH)
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    for index in range(50):
+        variables = {"QUICK_DEPLOY_DIRECTORY": folder, "INDEX_VALUE": str(index)}
+        (inputs / f"job{index}.json").write_text(json.dumps(variables))
+    submitted = run(["batch", "--array", str(inputs)], local_flock.env)
+    assert submitted.code == 0, submitted.err
+    parent = submitted.out.strip().splitlines()[-1]
+    store = JobStore(outputs["table_name"], local_flock.client("dynamodb"))
+    children = [f"{parent}-{index}" for index in range(50)]
+    _until("a running job", lambda: _payload_processes() > 0, 60)
+    running = next(
+        job_id for job_id in children if (r := store.get(job_id)) and r.phase is Phase.RUNNING
+    )
+    followed: list[Any] = []
+    follower = threading.Thread(
+        target=lambda: followed.append(run(["logs", running, "--follow"], local_flock.env))
+    )
+    follower.start()
+
+    started = time.monotonic()
+    cancelled = run(["cancel", parent, "--reason", "wrong inputs"], local_flock.env)
+    assert cancelled.code == 0, cancelled.err
+    assert "50 cancelled, 0 already finished" in cancelled.err
+    assert re.search(r"-\d+ terminated: was running", cancelled.out), cancelled.out
+    _until("no payload running", lambda: _payload_processes() == 0, 30)
+    stopped_after = time.monotonic() - started
+    print(f"\ncancel: no payload running {stopped_after:.1f} s after `cancel` started")
+    assert stopped_after < 30
+    records = [store.get(job_id) for job_id in children]
+    assert all(r is not None and r.result is Result.CANCELLED for r in records)
+    assert all(r is not None and "wrong inputs" in (r.reason or "") for r in records)
+    time.sleep(2)  # a worker that would upload on SIGTERM has done so by now
+    listed = s3.list_objects_v2(Bucket=outputs["outputs_bucket"]).get("Contents", [])
+    assert not [o["Key"] for o in listed if parent in o["Key"]]
+    after = [store.get(job_id) for job_id in children]
+    assert all(r is not None and r.result is Result.CANCELLED for r in after)
+
+    # `logs --follow` printed the payload's lines as they came, and ended with the job.
+    follower.join(30)
+    assert not follower.is_alive() and followed[0].code == 0, followed
+    assert "started" in followed[0].out, followed[0].out
+
+    # `wait --batch` on the local flock: all finished, none succeeded, so exit 1.
+    batch_id, _ = _batch_note(submitted.err)
+    waited = run(["wait", "--batch", batch_id, "--timeout", "10"], local_flock.env)
+    assert waited.code == 1 and "50 job(s) finished" in waited.out and "50 cancelled" in waited.out
+
+    again = run(["cancel", f"{parent}-3", "--reason", "again"], local_flock.env)
+    assert again.code == 1 and f"{parent}-3 finished: already cancelled" in again.out
+    unknown = run(["cancel", "f" * 32], local_flock.env)
+    assert unknown.code == 1 and "no such job" in unknown.err
+
+
+# -- IAM: what the commands call is what docs/iam.md allows them ------------------------------
+
+
+def test_the_commands_calls_are_allowed_by_their_documented_policies(
+    env: dict[str, str], flock: FlockFixture
+) -> None:
+    """Each AWS call `wait`, `query --batch`, `cancel` and `logs` made (as the session's
+    recorder saw it) is evaluated against docs/iam.md's policy for that command."""
+    from tests.support.iam_actions import authorizations, known_action
+    from tests.support.iam_check import DOC, doc_resource, documented_policies
+    from tests.support.iam_policy import Request, evaluate
+    from tests.support.iam_record import RECORDER
+
+    batch_id, parent = _jobs(flock, 2)
+    store = _store(flock)
+    logs = boto3.client("logs")
+    group = f"/aws/batch/{flock.settings.flock}"
+    if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+        logs.create_log_group(logGroupName=group)
+    stream = f"shepard/default/{new_job_id()}"
+    logs.create_log_stream(logGroupName=group, logStreamName=stream)
+    now = int(time.time() * 1000)
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName=stream,
+        logEvents=[{"timestamp": now, "message": "hello from the payload"}],
+    )
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"UUID": {"S": f"{parent}-0"}},
+        UpdateExpression="SET #s = :s, #b = :b",
+        ExpressionAttributeNames={"#s": "LOG_STREAM", "#b": "BATCH_JOB_ID"},
+        ExpressionAttributeValues={":s": {"S": stream}, ":b": {"S": "f00d:0"}},
+    )
+    before = len(RECORDER.all_calls())
+    shown = run(["logs", f"{parent}-0"], env)
+    assert shown.code == 0 and shown.out == "hello from the payload\n", shown.err
+    assert run(["wait", "--batch", batch_id, "--timeout", "0"], env).code == 1
+    assert run(["query", "--batch", batch_id], env).code == 0
+    assert run(["cancel", "--batch", batch_id, "--reason", "iam"], env).code == 0
+    calls = [c for c in RECORDER.all_calls()[before:] if c.part.startswith("cli:")]
+    commands = {c.part for c in calls}
+    assert {"cli:logs", "cli:wait", "cli:query", "cli:cancel"} <= commands, commands
+    policies = documented_policies(DOC.read_text())
+    outputs = {"table_name": flock.settings.table_name, "flock_name": flock.settings.flock}
+    checked = set()
+    for call in calls:
+        command = call.part.removeprefix("cli:")
+        if command not in ("logs", "wait", "query", "cancel"):
+            continue
+        for action, resource in authorizations(
+            call.service, call.operation, call.params, "us-east-1", "123456789012"
+        ):
+            if call.service == "sts":
+                continue
+            generic = doc_resource(resource, outputs).replace("us-east-1", "REGION")
+            generic = generic.replace("123456789012", "ACCOUNT")
+            assert known_action(action), action
+            request = Request(action, generic, "arn:aws:iam::123456789012:user/cli")
+            outcome = evaluate(request, [policies[command]])
+            assert outcome.allowed, f"{command}: {action} on {generic}: {outcome.decision.value}"
+            checked.add((command, action))
+    assert {
+        ("logs", "logs:GetLogEvents"),
+        ("wait", "dynamodb:Query"),
+        ("query", "dynamodb:Query"),
+        ("cancel", "dynamodb:UpdateItem"),
+        ("cancel", "batch:CancelJob"),
+    } <= checked

@@ -582,6 +582,18 @@ AWS_ONLY_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
             "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/lambda/FLOCK-*",
         ),
     ),
+    # Batch's cancel and terminate of the jobs (the local flock's executor stops its own).
+    "cancel": (
+        ("batch:CancelJob", "arn:aws:batch:REGION:ACCOUNT:job/*"),
+        ("batch:TerminateJob", "arn:aws:batch:REGION:ACCOUNT:job/*"),
+    ),
+    # A job's log from CloudWatch (the local flock reads its log file instead).
+    "logs": (
+        (
+            "logs:GetLogEvents",
+            "arn:aws:logs:REGION:ACCOUNT:log-group:/aws/batch/FLOCK:log-stream:*",
+        ),
+    ),
     # A failed job's last log lines (the local flock reads its log file instead).
     "why": (
         (
