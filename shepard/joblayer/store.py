@@ -907,7 +907,9 @@ class JobStore:
         worker starts) is filled in, not doubled."""
         values = {k: v for k, v in fields.items() if v is not None and k in ATTEMPT_KEYS}
         values["started"] = seed_time_text(self.clock())
-        self._write_attempt(job_id, number, values, create=True)
+        # A job resubmitted to another queue starts again at Batch's attempt 1: an entry of that
+        # number that a worker started already is an earlier attempt, kept as it is.
+        self._write_attempt(job_id, number, values, create=True, fresh_if_started=True)
 
     def end_attempt(
         self,
@@ -951,7 +953,13 @@ class JobStore:
         self.finish(job_id, Result.INTERRUPTED, exit_code=exit_code, reason=reason)
 
     def _write_attempt(
-        self, job_id: str, number: int, values: Mapping[str, Any], *, create: bool
+        self,
+        job_id: str,
+        number: int,
+        values: Mapping[str, Any],
+        *,
+        create: bool,
+        fresh_if_started: bool = False,
     ) -> None:
         """Set ``values`` in the last ATTEMPTS entry numbered ``number`` (appended when there is
         none): conditional on the list being as read, tried again when another writer won."""
@@ -965,6 +973,8 @@ class JobStore:
             attempts = list(record.attempts)
             numbered = [i for i, entry in enumerate(attempts) if entry.get("number") == number]
             index = numbered[-1] if numbered else None
+            if index is not None and fresh_if_started and "started" in attempts[index]:
+                index = None
             names: dict[str, str] = {"#id": "UUID", "#a": "ATTEMPTS"}
             expression_values: dict[str, Any] = {":n": {"N": str(len(attempts))}}
             if index is None:

@@ -257,3 +257,27 @@ def test_query_status_interrupted_finds_queued_and_ended_ones(
     assert waiting in found and ended in found and failed not in found
     assert found[waiting]["ATTEMPTS"] == [attempt] and found[waiting]["RECLAIMS"] == 1
     assert found[ended]["PHASE"] == "finished"
+
+
+def test_every_attempt_has_its_entry_across_queues(local_flock: LocalFlock) -> None:  # noqa: F811
+    store = JobStore(local_flock.outputs["table_name"], local_flock.client("dynamodb"))
+    job_id = new_job_id()
+    assert store.create(JobRecord(job_id=job_id))
+
+    store.start_attempt(job_id, 1, queue="spot-queue", instance_type="m5.large", lifecycle="spot")
+    store.end_attempt(job_id, 1, exit_code=143, cause="spot reclaim", reclaimed=True)
+    store.note_attempt(job_id, 2, queue="spot-queue", log_stream="job/default/abc")  # Batch first
+    store.start_attempt(job_id, 2, host="ip-10-0-1-5")  # the worker fills the same entry
+    store.end_attempt(job_id, 2, exit_code=143, cause="spot reclaim", reclaimed=True)
+    store.start_attempt(job_id, 1, queue="on-demand-queue", lifecycle="on_demand")  # resubmitted
+
+    record = store.get(job_id)
+    assert record is not None
+    assert [(a["number"], a.get("queue")) for a in record.attempts] == [
+        (1, "spot-queue"),
+        (2, "spot-queue"),
+        (1, "on-demand-queue"),
+    ]
+    assert record.attempts[1]["log_stream"] == "job/default/abc"
+    assert record.attempts[1]["host"] == "ip-10-0-1-5" and "started" in record.attempts[1]
+    assert "ended" not in record.attempts[2] and record.reclaims == 2
