@@ -3,12 +3,18 @@
     python bench/bench_local_load.py            # 200 jobs
     python bench/bench_local_load.py --quick    # 20 jobs (the test suite's smoke run)
     python bench/bench_local_load.py --state-dir <running flock's state folder>
+    python bench/bench_local_load.py --burst 200 --jobs 1000   # drop->record of a burst
 
 Without --state-dir it deploys examples/testing-setup to a temporary state folder, and destroys
 it at the end. It first drops one job alone (the baseline: the time from drop to running with an
 idle flock), then N at once, and prints jobs per minute and the median time from drop to running
 (target: <= 1 s for the baseline) with the ratio to the baseline. It fails (exit 1) when a job is
 lost, has two records, has no result or two, or was claimed twice.
+
+``--burst N`` first measures how fast N zips dropped at once get their job records (drop ->
+record p50 and p95; targets 2 s and 5 s), twice on the same flock: with the dispatcher as it
+was (one scheduler invocation at a time, 10 messages each: the baseline) and as it is (the
+flock's ``scheduler.batch_size`` and window, several invocations at once), and prints the ratio.
 """
 
 from __future__ import annotations
@@ -253,6 +259,111 @@ def report(result: LoadResult, out: Any = sys.stdout) -> None:
         print(f"  PROBLEM {problem}", file=out)
 
 
+# The dispatcher as it was before it gathered batches and ran invocations side by side.
+BASELINE_DISPATCH = {
+    "dispatch_concurrency": 1,
+    "scheduler_batch_size": 10,
+    "scheduler_batching_window_seconds": 0.0,
+}
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def _set_settings(state_dir: Path, changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Change the running service's settings.json (it re-reads it within a second); the old
+    values of the changed keys."""
+    path = state_dir / "local" / "settings.json"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    old = {key: data.get(key) for key in changes}
+    data.update(changes)
+    tmp = path.with_suffix(".bench")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+    tmp.replace(path)
+    time.sleep(1.5)  # the service's watcher looks every 0.5 s
+    return old
+
+
+@dataclass
+class BurstResult:
+    label: str
+    jobs: int
+    drop_to_recorded: list[float]
+    missing: int
+
+    @property
+    def p50(self) -> float:
+        return _percentile(self.drop_to_recorded, 0.5)
+
+    @property
+    def p95(self) -> float:
+        return _percentile(self.drop_to_recorded, 0.95)
+
+
+def run_burst(state_dir: Path, jobs: int, label: str, *, timeout: float = 300.0) -> BurstResult:
+    """Drop ``jobs`` zips at once; the seconds from each drop to its job record."""
+    flock = _Flock(state_dir)
+    keys = [f"burst-{label}-{int(time.time())}/job-{i:04d}.zip" for i in range(jobs)]
+    body = _zip_bytes(PAYLOAD)
+    dropped: dict[str, float] = {}
+
+    def put(key: str) -> None:
+        flock.drop(key, body)
+        dropped[key] = time.monotonic()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(put, keys))
+    recorded: dict[str, float] = {}
+    deadline = time.monotonic() + timeout
+    while len(recorded) < len(keys) and time.monotonic() < deadline:
+        records = flock.records_by_zip()
+        now = time.monotonic()
+        for key in keys:
+            if key not in recorded and records.get(key):
+                recorded[key] = now
+        time.sleep(POLL_SECONDS)
+    return BurstResult(
+        label,
+        jobs,
+        [recorded[k] - dropped[k] for k in keys if k in recorded],
+        len(keys) - len(recorded),
+    )
+
+
+def compare_bursts(state_dir: Path, jobs: int, *, timeout: float = 300.0) -> list[BurstResult]:
+    """The burst with the baseline dispatcher, then with the flock's own settings."""
+    old = _set_settings(state_dir, BASELINE_DISPATCH)
+    try:
+        baseline = run_burst(state_dir, jobs, "baseline", timeout=timeout)
+    finally:
+        _set_settings(state_dir, old)
+    ours = run_burst(state_dir, jobs, "ours", timeout=timeout)
+    return [baseline, ours]
+
+
+def report_bursts(results: list[BurstResult], out: Any = sys.stdout) -> None:
+    baseline, ours = results
+    print(f"local flock burst: {ours.jobs} zips dropped at once, drop -> job record", file=out)
+    for result in results:
+        print(
+            f"  {result.label + ':':9} p50 {result.p50:.2f} s, p95 {result.p95:.2f} s, "
+            f"max {max(result.drop_to_recorded, default=float('nan')):.2f} s"
+            + (f"; {result.missing} never recorded" if result.missing else ""),
+            file=out,
+        )
+    ratio = baseline.p50 / ours.p50 if ours.p50 else float("nan")
+    print(
+        f"  ratio:    p50 {ratio:.1f}x faster than the baseline "
+        f"(targets: p50 <= 2 s {'met' if ours.p50 <= 2 else 'MISSED'}, "
+        f"p95 <= 5 s {'met' if ours.p95 <= 5 else 'MISSED'})",
+        file=out,
+    )
+
+
 def _cli(argv: list[str], env: Mapping[str, str]) -> None:
     from shepard.cli import main
 
@@ -267,9 +378,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=None)
     parser.add_argument("--state-dir", type=Path, help="a running local flock's state folder")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--burst", type=int, default=0, help="first drop this many zips at once, baseline and ours"
+    )
     args = parser.parse_args(argv)
     jobs = args.jobs or (20 if args.quick else 200)
     if args.state_dir:
+        if args.burst:
+            report_bursts(compare_bursts(args.state_dir, args.burst, timeout=args.timeout))
+            sys.stdout.flush()
+            if args.jobs is None:
+                return 0  # the burst alone
         result = run_load(args.state_dir, jobs, timeout=args.timeout)
         report(result)
         return 1 if result.problems else 0
@@ -289,6 +408,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"deploying {FLOCK} to a local flock in {tmp} ...", flush=True)
         try:
             _cli(["apply", str(FLOCK), "--auto-approve"], env)
+            if args.burst:
+                report_bursts(compare_bursts(state_dir, args.burst, timeout=args.timeout))
+                sys.stdout.flush()
             result = run_load(state_dir, jobs, timeout=args.timeout)
         finally:
             import shepard.local

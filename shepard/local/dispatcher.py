@@ -1,11 +1,17 @@
 """The local stand-in for Lambda's SQS event source mapping.
 
-It long-polls the flock's queue in batches of 10 and calls the scheduler handler with the event
-AWS would deliver (``Records`` with ``messageId``, ``receiptHandle``, ``body``, ``attributes``
+It long-polls the flock's queue and calls the scheduler handler with the event AWS would deliver
+(``Records`` with ``messageId``, ``receiptHandle``, ``body``, ``attributes``
 including ``ApproximateReceiveCount``, ``eventSourceARN``, ...). It deletes the messages the
 handler did not list in ``batchItemFailures`` (ReportBatchItemFailures); failed ones become
 visible again after the queue's visibility timeout and reach the dead-letter queue after
 ``max_receive_count`` receives, as on AWS. A handler that raises fails the whole batch.
+
+Like the event source mapping, one invocation gathers up to the flock's ``scheduler.batch_size``
+messages (ReceiveMessage returns at most 10) for at most ``scheduler.batching_window_seconds``;
+it stops gathering as soon as the queue has nothing more to give, so a lone drop starts at once.
+Several invocations run at once (``concurrency`` pollers, as Lambda scales its pollers out), so a
+burst of drops is not handled one batch after another.
 """
 
 from __future__ import annotations
@@ -24,8 +30,10 @@ from shepard.local.outputs import FlockOutputs
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 10
+BATCH_SIZE = 10  # the most one ReceiveMessage returns
 WAIT_SECONDS = 1
+CONCURRENCY = 3  # pollers at once: the handler waits on the emulator, not on this CPU
+MAX_CONCURRENCY = 8
 
 
 def sqs_event(
@@ -102,6 +110,9 @@ class Dispatcher:
         stop: threading.Event,
         on_dispatched: Callable[[], None] = lambda: None,
         wait_seconds: int = WAIT_SECONDS,
+        batch_size: Callable[[], int] = lambda: BATCH_SIZE,
+        batching_window: Callable[[], float] = lambda: 0.0,
+        concurrency: Callable[[], int] = lambda: CONCURRENCY,
     ) -> None:
         self._sqs = sqs
         self._scheduler = scheduler
@@ -109,6 +120,10 @@ class Dispatcher:
         self._stop = stop
         self._on_dispatched = on_dispatched
         self._wait_seconds = wait_seconds
+        self._batch_size = batch_size
+        self._batching_window = batching_window
+        self._concurrency = concurrency
+        self._count_lock = threading.Lock()
         self.batches = 0
         self.messages = 0
         self.failures = 0
@@ -120,14 +135,7 @@ class Dispatcher:
         if outputs is None or handler is None:
             self._stop.wait(0.5)
             return 0
-        response = self._sqs.receive_message(
-            QueueUrl=outputs.sqs_queue_url,
-            MaxNumberOfMessages=BATCH_SIZE,
-            WaitTimeSeconds=self._wait_seconds,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = response.get("Messages", [])
+        messages = self._gather(outputs.sqs_queue_url)
         if not messages:
             return 0
         event = sqs_event(messages, outputs.sqs_queue_arn, outputs.region)
@@ -148,9 +156,10 @@ class Dispatcher:
                     {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
                 ],
             )
-        self.batches += 1
-        self.messages += len(messages)
-        self.failures += len(failed)
+        with self._count_lock:
+            self.batches += 1
+            self.messages += len(messages)
+            self.failures += len(failed)
         log.info(
             "scheduler: %d message(s), %d failed, %.0f ms",
             len(messages),
@@ -160,8 +169,50 @@ class Dispatcher:
         self._on_dispatched()
         return len(messages)
 
+    def _receive(self, queue_url: str, most: int, wait: int) -> list[dict[str, Any]]:
+        response = self._sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=max(1, min(BATCH_SIZE, most)),
+            WaitTimeSeconds=wait,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        return list(response.get("Messages", []))
+
+    def _gather(self, queue_url: str) -> list[dict[str, Any]]:
+        """One invocation's messages: a long poll for the first, then more without waiting
+        until the batch is full, the window is over or the queue has none left."""
+        wanted = max(1, int(self._batch_size()))
+        messages = self._receive(queue_url, wanted, self._wait_seconds)
+        if not messages:
+            return []
+        deadline = time.monotonic() + max(0.0, float(self._batching_window()))
+        while len(messages) < wanted and time.monotonic() < deadline:
+            more = self._receive(queue_url, wanted - len(messages), 0)
+            if not more:
+                break
+            messages.extend(more)
+        return messages
+
     def run(self) -> None:
+        """``concurrency()`` pollers until stopped (each one invocation at a time); the setting
+        is read again as they go (the pollers above it idle)."""
+        threads = [
+            threading.Thread(target=self._poll_forever, args=(i,), name=f"dispatcher-{i}")
+            for i in range(1, MAX_CONCURRENCY)
+        ]
+        for thread in threads:
+            thread.daemon = True
+            thread.start()
+        self._poll_forever(0)
+        for thread in threads:
+            thread.join(timeout=10)
+
+    def _poll_forever(self, number: int) -> None:
         while not self._stop.is_set():
+            if number >= max(1, min(MAX_CONCURRENCY, int(self._concurrency()))):
+                self._stop.wait(0.5)
+                continue
             try:
                 self.poll_once()
             except ClientError as exc:

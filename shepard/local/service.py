@@ -24,6 +24,7 @@ from typing import Any
 
 from shepard.emulator import InProcessEmulator, emulator_environment
 from shepard.errors import ShepardError
+from shepard.local import emulator_tuning
 from shepard.local.dispatcher import Dispatcher
 from shepard.local.dockerfile import PayloadCommand, payload_command
 from shepard.local.executor import Executor
@@ -122,6 +123,7 @@ class Service:
     # -- start ------------------------------------------------------------------------------
 
     def start(self) -> None:
+        emulator_tuning.install()  # before the first request: transactions cost their items
         self.emulator.start()
         os.environ.update(
             emulator_environment(self.emulator.endpoint_url, self.state.settings.region)
@@ -154,6 +156,9 @@ class Service:
             outputs=lambda: self.state.outputs,
             stop=self.stop_event,
             on_dispatched=self.executor.wake,
+            batch_size=lambda: self.state.settings.scheduler_batch_size,
+            batching_window=lambda: self.state.settings.scheduler_batching_window_seconds,
+            concurrency=lambda: self.state.settings.dispatch_concurrency,
         )
         self._load_outputs()
         for name, target in (("dispatcher", self.dispatcher.run), ("executor", self.executor.run)):

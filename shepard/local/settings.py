@@ -74,6 +74,12 @@ class LocalSettings:
     max_parallel_jobs: int = DEFAULT_MAX_PARALLEL_JOBS
     command: list[str] | None = None
     runner: str = "auto"  # "auto" (Docker when an engine answers), "process" or "docker"
+    # The queue's event source mapping (flock.yaml ``scheduler``): the dispatcher gathers up to
+    # this many zip drops per scheduler invocation, for at most this many seconds.
+    scheduler_batch_size: int = 10
+    scheduler_batching_window_seconds: float = 0.0
+    # Scheduler invocations at once (the dispatcher's pollers).
+    dispatch_concurrency: int = 3
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -123,6 +129,8 @@ def settings_from_config(config: object) -> LocalSettings:
     vcpus = _get(config, "batch.desired_cpu", "job.vcpus")
     max_parallel = _get(local, "max_parallel_jobs") if local is not None else None
     runner = _get(local, "runner") if local is not None else None
+    batch_size = _get(config, "scheduler.batch_size")
+    window = _get(config, "scheduler.batching_window_seconds")
     return LocalSettings(
         flock_name=str(_get(config, "name")),
         region=str(_get(config, "region") or "us-east-1"),
@@ -131,4 +139,6 @@ def settings_from_config(config: object) -> LocalSettings:
         max_parallel_jobs=int(max_parallel) if max_parallel else DEFAULT_MAX_PARALLEL_JOBS,
         command=[str(part) for part in command] if command else None,
         runner=str(runner) if runner else "auto",
+        scheduler_batch_size=int(batch_size) if batch_size else 10,
+        scheduler_batching_window_seconds=float(window) if window is not None else 0.0,
     )
