@@ -308,7 +308,9 @@ def _fixed_line(
     if kind == "aws_nat_gateway":
         return Line(
             "NAT gateway", address, "network.mode: nat",
-            _monthly(prices, "nat_gateway_per_hour", "hour"), note or "plus $0.045/GB processed",
+            _monthly(prices, "nat_gateway_per_hour", "hour"),
+            # AWS bills a NAT gateway's data processing per GB at its hourly rate.
+            note or f"plus ${_price(prices, 'nat_gateway_per_hour')}/GB processed",
         )  # fmt: skip
     if kind == "aws_eip":
         return Line(
