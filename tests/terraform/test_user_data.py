@@ -248,6 +248,12 @@ def test_good_boot_mounts_everything_then_starts_the_agent(
     assert run.called("systemctl enable --now shepard-image-prune.timer")
     prune = run.read("/usr/local/sbin/shepard-image-prune")
     assert "docker image prune --all --force --filter until=6h" in prune
+    # The Spot notice, read on the host, is left where the workers' containers see it.
+    assert run.called("systemctl enable --now shepard-spot-notice.service")
+    notice = run.read("/usr/local/sbin/shepard-spot-notice")
+    assert "meta-data/$2" in notice and "spot/instance-action" in notice
+    assert "X-aws-ec2-metadata-token-ttl-seconds" in notice
+    assert "folder=/mnt/root/.shepard" in notice
 
 
 def test_reboot_does_not_format_the_volume_again(planned: UserData, tmp_path: Path) -> None:

@@ -205,7 +205,10 @@ class Worker:
                     self._hostname = self.find_hostname(self.environ)
                     self._start_attempt()
                     self.watcher = spot.NoticeWatcher(
-                        self.imds, self._on_notice, interval=spot.poll_seconds(self.environ)
+                        self.imds,
+                        self._on_notice,
+                        interval=spot.poll_seconds(self.environ),
+                        host_folder=self._host_folder(),
                     ).start()
                     prepared = self._prepare(record, start_time)
                     self._restore_checkpoint(prepared)
@@ -338,8 +341,13 @@ class Worker:
 
     # -- attempts, the Spot notice, checkpoints -------------------------------------------------
 
+    def _host_folder(self) -> Path | None:
+        """Where the sheep's host leaves the metadata it read (spot.py); None when absent."""
+        folder = self.settings.work_root / spot.HOST_FOLDER
+        return folder if folder.is_dir() else None
+
     def _start_attempt(self) -> None:
-        facts = spot.instance_facts(self.imds)
+        facts = spot.instance_facts(self.imds, self._host_folder())
         try:
             self.store.start_attempt(
                 self.settings.job_id,

@@ -10,6 +10,13 @@ payload's checkpoint as soon as the warning comes.
 The metadata service's address: ``SHEPARD_IMDS_ENDPOINT`` (the local flock points a job's worker
 at its own metadata endpoint, :mod:`shepard.local.metadata`), else botocore's
 ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` / ``AWS_EC2_METADATA_DISABLED``, else 169.254.169.254.
+
+On a sheep the worker's container cannot reach the metadata service itself: the launch
+template's hop limit of 1 keeps every container on Docker's bridge network away from the
+instance role. The sheep's ``shepard-spot-notice`` service (terraform/modules/batch's user
+data) reads it on the host and leaves what it finds in ``<work root>/.shepard/``
+(``HOST_FOLDER``): ``spot-instance-action`` once a notice came, ``instance-type`` and
+``instance-life-cycle``. The worker reads those files first, then the metadata service.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from . import instance
 
@@ -28,6 +36,7 @@ IMDS_ENDPOINT = "SHEPARD_IMDS_ENDPOINT"
 POLL_SECONDS = "SHEPARD_SPOT_POLL_SECONDS"
 RETRY_ATTEMPTS = "SHEPARD_RETRY_ATTEMPTS"
 RETRY_ON_HOST_RECLAIM = "SHEPARD_RETRY_ON_HOST_RECLAIM"
+HOST_FOLDER = ".shepard"  # under the work root: what the sheep's host read from its metadata
 DEFAULT_POLL_SECONDS = 5.0
 TOKEN_TTL_SECONDS = 300
 TIMEOUT_SECONDS = 1.0
@@ -112,9 +121,19 @@ class Notice:
     time: str  # ISO-8601 UTC
 
 
-def instance_action(imds: Imds) -> Notice | None:
+def _host_file(folder: Path | None, name: str) -> str | None:
+    """What the sheep's host left in ``folder`` (None: no such file, or no folder)."""
+    if folder is None:
+        return None
+    try:
+        return (folder / name).read_text(encoding="utf-8").strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def instance_action(imds: Imds, host_folder: Path | None = None) -> Notice | None:
     """The interruption notice, or None (404 until EC2 decides to take the instance back)."""
-    text = imds.get("spot/instance-action")
+    text = _host_file(host_folder, "spot-instance-action") or imds.get("spot/instance-action")
     if not text:
         return None
     try:
@@ -135,11 +154,14 @@ class InstanceFacts:
     host: str | None
 
 
-def instance_facts(imds: Imds) -> InstanceFacts:
-    instance_type = imds.get("instance-type")
+def instance_facts(imds: Imds, host_folder: Path | None = None) -> InstanceFacts:
+    host_type = _host_file(host_folder, "instance-type")
+    host_lifecycle = _host_file(host_folder, "instance-life-cycle")
+    instance_type = host_type or imds.get("instance-type")
     if not imds.reachable:  # no metadata service here: do not wait on each question
-        return InstanceFacts(None, None, None)
-    lifecycle = imds.get("instance-life-cycle")
+        lifecycle = "on_demand" if host_lifecycle == "on-demand" else host_lifecycle
+        return InstanceFacts(instance_type, lifecycle, None)
+    lifecycle = host_lifecycle or imds.get("instance-life-cycle")
     if lifecycle == "on-demand":
         lifecycle = "on_demand"
     return InstanceFacts(
@@ -153,8 +175,16 @@ class NoticeWatcher:
     """Polls ``spot/instance-action`` every ``interval`` seconds in a daemon thread; calls
     ``on_notice`` once, from that thread, when the notice appears."""
 
-    def __init__(self, imds: Imds, on_notice: Callable[[Notice], None], *, interval: float) -> None:
+    def __init__(
+        self,
+        imds: Imds,
+        on_notice: Callable[[Notice], None],
+        *,
+        interval: float,
+        host_folder: Path | None = None,
+    ) -> None:
         self.imds = imds
+        self.host_folder = host_folder
         self.on_notice = on_notice
         self.interval = max(interval, 0.05)
         self.notice: Notice | None = None
@@ -162,14 +192,14 @@ class NoticeWatcher:
         self._thread: threading.Thread | None = None
 
     def start(self) -> NoticeWatcher:
-        if self.imds.base is not None:
+        if self.imds.base is not None or self.host_folder is not None:
             self._thread = threading.Thread(target=self._run, name="spot-notice", daemon=True)
             self._thread.start()
         return self
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            found = instance_action(self.imds)
+            found = instance_action(self.imds, self.host_folder)
             if found is not None:
                 self.notice = found
                 self.on_notice(found)
@@ -179,7 +209,7 @@ class NoticeWatcher:
     def check_now(self) -> Notice | None:
         """The notice, polled once more if not seen yet (SIGTERM may beat the next poll)."""
         if self.notice is None:
-            self.notice = instance_action(self.imds)
+            self.notice = instance_action(self.imds, self.host_folder)
         return self.notice
 
     def stop(self) -> None:

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +184,27 @@ def test_an_interruption_is_retried_only_as_the_retry_strategy_says(
 def test_without_a_retry_strategy_nothing_is_retried() -> None:
     retried, why = spot.RetryStrategy.from_env({}).retried(spot.SPOT_RECLAIM, 1)
     assert not retried and "does not retry" in why
+
+
+def test_on_a_sheep_the_hosts_files_stand_in_for_the_metadata_service(tmp_path: Path) -> None:
+    # The hop limit of 1 keeps the worker's container from IMDS: the host's service writes here.
+    folder = tmp_path / spot.HOST_FOLDER
+    folder.mkdir()
+    (folder / "instance-type").write_text("c5.large\n")
+    (folder / "instance-life-cycle").write_text("spot\n")
+    unreachable = spot.Imds("http://127.0.0.1:9")
+    seen: list[spot.Notice] = []
+
+    assert spot.instance_facts(unreachable, folder) == spot.InstanceFacts("c5.large", "spot", None)
+    watcher = spot.NoticeWatcher(spot.Imds(None), seen.append, interval=0.05, host_folder=folder)
+    watcher.start()
+    try:
+        assert spot.instance_action(spot.Imds(None), folder) is None
+        notice = {"action": "terminate", "time": "2026-11-29T07:02:00Z"}
+        (folder / "spot-instance-action").write_text(json.dumps(notice) + "\n")
+        deadline = time.monotonic() + 5
+        while not seen and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        watcher.stop()
+    assert seen == [spot.Notice("terminate", "2026-11-29T07:02:00Z")]
