@@ -875,14 +875,6 @@ class JobStore:
             raise
         return records
 
-    def claim_holder(self, claim_id: str) -> str | None:
-        """The job id a claim names (SAME_AS); None when there is no claim with that id."""
-        answer = self.client.get_item(
-            TableName=self.table_name, Key={"UUID": {"S": claim_id}}, ConsistentRead=True
-        )
-        value = answer.get("Item", {}).get(CLAIM_ATTRIBUTE)
-        return None if value is None else str(value["S"])
-
     def delete_claimed(self, records: Iterable[JobRecord], claims: Iterable[str]) -> None:
         """Remove records and their claims (a fan-in whose writes or SubmitJob failed
         transiently, so the drops' next delivery starts afresh)."""
