@@ -76,7 +76,7 @@ def test_both_lambdas_get_exactly_the_lambda_environment(
     plan = plans[case]
     # The one map both Lambdas get, as the plan has it (its ARNs are unknown until apply) ...
     assert _output_keys(plan, "lambda_environment") == set(contract.LAMBDA_ENVIRONMENT)
-    for module in ("scheduler", "api"):
+    for module in ("scheduler", "api", "events"):
         assert "local.lambda_environment" in _passes(plan, module, "environment"), module
     # ... and each function's environment, where the plan knows it.
     functions = [
@@ -84,7 +84,11 @@ def test_both_lambdas_get_exactly_the_lambda_environment(
         for address, change in plan.resource_changes.items()
         if change["type"] == "aws_lambda_function"
     ]
-    assert [address.split(".")[1] for address in sorted(functions)] == ["api", "scheduler"]
+    assert [address.split(".")[1] for address in sorted(functions)] == [
+        "api",
+        "events",
+        "scheduler",
+    ]
     for address in functions:
         names = _lambda_environment(plan, address)
         assert names is None or names == set(contract.LAMBDA_ENVIRONMENT), address
