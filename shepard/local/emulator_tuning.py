@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 _INSTALLED: list[bool] = []
+_ENABLED = [True]  # off: moto's own whole-table copies (a benchmark's baseline)
 
 Saved = list[tuple[Any, Any, Any, Any]]  # (table, hash value, range value or None, item or None)
 
@@ -29,7 +30,7 @@ class _KeepTables:
         self._table_type = table_type
 
     def deepcopy(self, value: Any, memo: dict[int, Any] | None = None) -> Any:
-        if isinstance(value, self._table_type):
+        if _ENABLED[0] and isinstance(value, self._table_type):
             return value
         return copy.deepcopy(value, memo)
 
@@ -79,6 +80,11 @@ def put_back(saved: Saved) -> None:
             table.items.get(hash_value, {}).pop(range_value, None)
         else:
             table.items[hash_value][range_value] = item
+
+
+def set_enabled(enabled: bool) -> None:
+    """Turn the cheaper copies on or off in a process where :func:`install` ran."""
+    _ENABLED[0] = enabled
 
 
 def install() -> None:

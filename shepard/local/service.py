@@ -207,6 +207,7 @@ class Service:
             return
         self._settings_mtime = mtime
         settings = LocalSettings.read(self.paths.settings_json)
+        emulator_tuning.set_enabled(settings.tuned_emulator)
         payload, error = None, None
         # runner auto may still run processes (the flock's images not pushed): keep the command.
         if self.state.runner == "process" or settings.runner == "auto":

@@ -80,6 +80,8 @@ class LocalSettings:
     scheduler_batching_window_seconds: float = 0.0
     # Scheduler invocations at once (the dispatcher's pollers).
     dispatch_concurrency: int = 3
+    # The emulator's transactions copy only the items they touch (shepard.local.emulator_tuning).
+    tuned_emulator: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
