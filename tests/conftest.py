@@ -82,7 +82,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    from tests.support import iam_check
+    from tests.support import background, iam_check
+
+    if background.SUMMARY:
+        terminalreporter.section("background flocks (tests/support/background.py)")
+        for line in background.SUMMARY:
+            terminalreporter.write_line(line)
 
     report = iam_check.LAST_REPORT
     if report is None:

@@ -131,6 +131,7 @@ class Flock:
     apply: Run | None = None
     destroy: Run | None = None
     waited: float = 0.0  # how long a test waited for the apply
+    destroy_waited: float = 0.0  # how long the session waited for the destroy
     cleanup: Cleanup | None = None
     stopped: bool = False
 
@@ -163,7 +164,11 @@ class Flock:
         """Start the destroy if nobody has, wait for it; its seconds."""
         self.start_destroy()
         assert self.destroy is not None
-        return self.destroy.wait()
+        started = time.monotonic()
+        try:
+            return self.destroy.wait()
+        finally:
+            self.destroy_waited += time.monotonic() - started
 
     def wait_for(self, name: str, timeout: float = WAIT_LIMIT) -> Path | None:
         """``<folder>/<name>``, which the destroy run writes before it destroys (starting that
@@ -171,12 +176,16 @@ class Flock:
         self.start_destroy()
         assert self.destroy is not None
         path = self.folder / name
-        deadline = time.monotonic() + timeout
-        while not path.is_file():
-            if not self.destroy.running() or time.monotonic() > deadline:
-                return path if path.is_file() else None
-            time.sleep(0.5)
-        return path
+        started = time.monotonic()
+        deadline = started + timeout
+        try:
+            while not path.is_file():
+                if not self.destroy.running() or time.monotonic() > deadline:
+                    return path if path.is_file() else None
+                time.sleep(0.5)
+            return path
+        finally:
+            self.destroy_waited += time.monotonic() - started
 
     def log(self, what: str) -> Path:
         return self.folder / f"{what}.log"
@@ -184,6 +193,21 @@ class Flock:
     def log_tail(self, what: str, size: int = 4000) -> str:
         path = self.log(what)
         return path.read_text(errors="replace")[-size:] if path.is_file() else "(no log)"
+
+    def summary(self) -> str:
+        """One line: how long its runs took and how long the session waited for them (what
+        says whether a flock is on the session's critical path)."""
+
+        def said(run: Run | None, waited: float) -> str:
+            if run is None:
+                return "not run"
+            state = "running" if run.running() else f"{run.elapsed():.0f} s"
+            return f"{state} (tests waited {waited:.0f} s)"
+
+        return (
+            f"{self.name}: apply {said(self.apply, self.waited)}, "
+            f"destroy {said(self.destroy, self.destroy_waited)}"
+        )
 
     @property
     def endpoint_url(self) -> str:
@@ -196,6 +220,7 @@ class Flock:
         if self.stopped:
             return
         self.stopped = True
+        SUMMARY.append(self.summary())
         try:
             for run in (self.apply, self.destroy):
                 if run is not None:
@@ -221,6 +246,7 @@ def stop_local_services(flock: Flock) -> None:
 
 
 FLOCKS: dict[str, Flock] = {}
+SUMMARY: list[str] = []  # a line per stopped flock, for the session's terminal summary
 _LAST_USER: dict[str, str] = {}  # flock -> nodeid of the last test that uses it
 _LOCAL: set[str] = set()  # flocks without a moto server of their own
 _WHEN: dict[str, Callable[[], bool]] = {}  # flock -> whether this session can use it
