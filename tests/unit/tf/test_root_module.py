@@ -29,6 +29,7 @@ INTENT_VARIABLES = (
     "create_nat_gateway",
     "enable_event_source_mapping",
     "pin_launch_template_version",
+    "batch_events_delivery",
 )
 OFFLINE_PROVIDER = {"skip_credentials_validation": True, "skip_requesting_account_id": True}
 
@@ -73,12 +74,12 @@ def test_the_root_module_plans_from_a_copy_of_terraform_alone_with_a_tfvars_file
         for c in plan["resource_changes"]
         if c["type"] == "aws_lambda_function"
     }
-    assert len(functions) == 2, sorted(functions)
+    assert len(functions) == 3, sorted(functions)
     hashes = {
         base64.b64encode(
             hashlib.sha256((flock_dir / "lambda" / f"{n}.zip").read_bytes()).digest()
         ).decode()
-        for n in ("scheduler", "api")
+        for n in ("scheduler", "api", "events")
     }
     assert {f["source_code_hash"] for f in functions.values()} == hashes
 
