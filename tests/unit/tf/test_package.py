@@ -14,8 +14,8 @@ from shepard.package import build_lambda_zips, module_lambda_dir
 
 
 def make_tree(root: Path) -> Path:
-    """A checkout with both Lambdas, a helper module, the job layer, and build litter."""
-    for name in ("scheduler", "api"):
+    """A checkout with the Lambdas, a helper module, the job layer, and build litter."""
+    for name in ("scheduler", "api", "events"):
         folder = root / "lambdas" / name
         folder.mkdir(parents=True)
         (folder / "__init__.py").write_text("")
@@ -40,7 +40,7 @@ def sha256(path: Path) -> str:
 def test_zip_layout(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "src")
     zips = build_lambda_zips(tmp_path / "out", root=root)
-    assert set(zips) == {"scheduler", "api"}
+    assert set(zips) == {"scheduler", "api", "events"}
     with zipfile.ZipFile(zips["scheduler"]) as archive:
         names = archive.namelist()
         assert names == sorted(names)
@@ -91,7 +91,7 @@ def test_unchanged_zip_is_not_rewritten(tmp_path: Path) -> None:
     (root / "lambdas" / "api" / "handler.py").write_text("def handler(e, c):\n    return 1\n")
     build_lambda_zips(out, root=root)
     assert zips["api"].stat().st_mtime != 1_000_000_000
-    assert sorted(p.name for p in out.iterdir()) == ["api.zip", "scheduler.zip"]
+    assert sorted(p.name for p in out.iterdir()) == ["api.zip", "events.zip", "scheduler.zip"]
 
 
 def test_missing_handler_is_a_clear_error(tmp_path: Path) -> None:
