@@ -259,6 +259,7 @@ def fan_in(rt: Runtime, accepted: list[Accepted]) -> None:
                 array_index=index,
                 expires_at=keep,
                 batch_id=item.batch_id,
+                timeout_seconds=rt.settings.job_timeout_seconds,
             ),
         )
         for index, item in enumerate(accepted)

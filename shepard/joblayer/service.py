@@ -342,6 +342,7 @@ class JobService:
                 array_index=index,
                 expires_at=expires_at(now, self.settings.days_to_keep_failed_launch_indexes),
                 batch_id=batch_id,
+                timeout_seconds=self.settings.job_timeout_seconds,
             )
             for index, variables in enumerate(all_variables)
         ]
