@@ -412,6 +412,12 @@ def test_scheduler_queue_lambda_and_mapping(minimal: Plan) -> None:
     assert url["authorization_type"] == "AWS_IAM"
 
 
+def test_flock_file_batching_reaches_the_event_source_mapping(full: Plan) -> None:
+    # flock.yaml scheduler.batch_size / batching_window_seconds, rendered into var.sqs.
+    mapping = full.after("module.scheduler.aws_lambda_event_source_mapping.this")
+    assert (mapping["batch_size"], mapping["maximum_batching_window_in_seconds"]) == (2500, 20)
+
+
 def test_minimal_flock_opens_no_ingress(minimal: Plan) -> None:
     assert minimal.of_type("aws_vpc_security_group_ingress_rule") == {}
     assert minimal.after("module.kms.aws_kms_key.this")["enable_key_rotation"] is True
