@@ -533,14 +533,14 @@ def test_full_job_and_lambda_environment(full: Plan) -> None:
     assert full.output("lambda_environment")["SHEPARD_JOB_TIMEOUT_SECONDS"] == "7200"
     definition = full.after("module.batch.aws_batch_job_definition.this")
     assert definition["retry_strategy"][0]["attempts"] == 4
-    # The fit check's copy of the job's resources is the job definition's.
+    # The fit check's copy of the compute environments' instance types is the planned one.
     fit = FlockResources.from_json(full.output("lambda_environment")["SHEPARD_JOB_RESOURCES"])
-    asks = {
-        r["type"]: int(r["value"])
-        for r in json.loads(definition["container_properties"])["resourceRequirements"]
-    }
-    assert fit is not None and fit.compute_environments
-    assert (fit.vcpus, fit.memory_mib) == (asks["VCPU"], asks["MEMORY"])
+    planned = sorted(
+        sorted(ce["compute_resources"][0]["instance_type"])
+        for ce in full.of_type("aws_batch_compute_environment").values()
+    )
+    assert fit is not None and fit.vcpus > 0 and fit.memory_mib > 0
+    assert sorted(sorted(types) for types in fit.compute_environments.values()) == planned
     queue = full.after("module.scheduler.aws_sqs_queue.this")
     assert queue["visibility_timeout_seconds"] == 900
     template = full.after("module.batch.aws_launch_template.sheep")
