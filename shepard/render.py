@@ -72,6 +72,7 @@ def tfvars(config: FlockConfig) -> dict[str, Any]:
             "quick_deploy": config.s3.quick_deploy_bucket,
         },
         "force_destroy_buckets": config.s3.force_destroy,
+        "flock_kms_key": config.encryption.kms_key == "flock",
         "table": {
             "name": config.dynamodb.table_name,
             "days_to_keep_failed_launch_indexes": (

@@ -693,6 +693,20 @@ class NotificationsConfig:
 
 
 @dataclass(frozen=True)
+class EncryptionConfig:
+    kms_key: Literal["aws_managed", "flock"] = spec(
+        "aws_managed",
+        doc="The keys that encrypt the flock's data at rest. `aws_managed`: each service's AWS "
+        "managed or AWS owned key (S3 SSE-S3, DynamoDB and ECR defaults, SQS SSE-SQS, "
+        "`aws/secretsmanager`, `aws/elasticfilesystem`, `alias/aws/sns`): no key to pay for. "
+        "`flock`: one customer managed KMS key of the flock ($1 a month) encrypts them all, "
+        "with its own key policy and every use in CloudTrail. An existing flock applied "
+        "before this key keeps its data readable only with `flock` "
+        "(docs/decisions/0011-aws-managed-keys.md).",
+    )
+
+
+@dataclass(frozen=True)
 class LocalConfig:
     command: tuple[str, ...] = spec(
         (),
@@ -790,6 +804,10 @@ class FlockConfig:
     local: LocalConfig = field(
         default_factory=LocalConfig, metadata=about("Settings of a `target: local` flock only.")
     )
+    encryption: EncryptionConfig = field(
+        default_factory=EncryptionConfig,
+        metadata=about("Encryption at rest: whose keys."),
+    )
     notifications: NotificationsConfig = field(
         default_factory=NotificationsConfig,
         metadata=about(
@@ -822,4 +840,5 @@ SECTIONS: tuple[type[Any], ...] = (
     StateConfig,
     LocalConfig,
     NotificationsConfig,
+    EncryptionConfig,
 )

@@ -328,7 +328,7 @@ def _fixed_line(
         )  # fmt: skip
     if kind == "aws_kms_key":
         return Line(
-            "KMS key", address, "always: the flock's key (buckets, table, queues, logs, secret)",
+            "KMS key", address, "encryption.kms_key: flock (buckets, table, queues, logs, secret)",
             _monthly(prices, "kms_key_per_month", "month"), note,
         )  # fmt: skip
     if kind == "aws_secretsmanager_secret":

@@ -112,6 +112,9 @@ module "kms" {
   source = "../modules/kms"
   name   = var.name
   region = var.region
+  # flock.yaml encryption.kms_key: flock. Otherwise no key: every module uses its service's
+  # AWS managed or AWS owned key (kms_key_arn null).
+  create = var.flock_kms_key
   # The Lambdas' log groups and the Batch jobs' log group /aws/batch/<name>...
   log_group_prefixes = ["/aws/lambda/${var.name}-", "/aws/batch/${var.name}"]
   # S3 writes the inputs bucket's notifications to the encrypted scheduler queue.
@@ -148,6 +151,7 @@ module "storage" {
   name                 = var.name
   bucket_names         = var.buckets
   kms_key_arn          = module.kms.key_arn
+  use_kms_key          = var.flock_kms_key
   force_destroy        = var.force_destroy_buckets
   create_lustre_bucket = local.create_lustre_bucket
   lustre_bucket_name   = var.lustre.bucket_name
@@ -160,6 +164,7 @@ module "job_table" {
 
   table_name  = local.table_name
   kms_key_arn = module.kms.key_arn
+  use_kms_key = var.flock_kms_key
 }
 
 module "secrets" {
@@ -178,6 +183,7 @@ module "registry" {
 
   repository_name = local.repository_name
   kms_key_arn     = module.kms.key_arn
+  use_kms_key     = var.flock_kms_key
   keep_images     = var.ecr.keep_images
   force_delete    = var.force_destroy_buckets
   # Never expire what a job definition uses: the moving tags and the pinned tags deploy passes.
@@ -218,7 +224,7 @@ module "iam" {
 
   name                      = var.name
   region                    = var.region
-  account_id                = module.kms.account_id
+  account_id                = split(":", module.job_table.table_arn)[4] # no STS lookup, with or without a flock key
   kms_key_arn               = module.kms.key_arn
   bucket_arns               = module.storage.bucket_arns
   table_arn                 = module.job_table.table_arn
@@ -288,6 +294,7 @@ module "scheduler" {
   batch_size                  = var.sqs.batch_size
   batching_window_seconds     = var.sqs.batching_window_seconds
   kms_key_arn                 = module.kms.key_arn
+  use_kms_key                 = var.flock_kms_key
   inputs_bucket_name          = module.storage.inputs_bucket
   inputs_bucket_arn           = module.storage.bucket_arns["inputs"]
   role_arn                    = module.iam.scheduler_role_arn
@@ -320,6 +327,7 @@ module "events" {
   # reporting its states.
   job_queue_arns               = [module.batch.job_queue_arn]
   kms_key_arn                  = module.kms.key_arn
+  use_kms_key                  = var.flock_kms_key
   role_arn                     = module.iam.events_role_arn
   zip_path                     = coalesce(var.lambda.events_zip, "${path.module}/lambda/events.zip")
   max_receive_count            = var.sqs.max_receive_count

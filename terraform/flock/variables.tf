@@ -393,3 +393,9 @@ variable "notifications" {
     error_message = "notifications.https_endpoints must be https:// URLs."
   }
 }
+
+variable "flock_kms_key" {
+  type        = bool
+  description = "flock.yaml encryption.kms_key: true (flock) creates the flock's customer managed KMS key and encrypts every resource with it; false (aws_managed, the default) creates no key and each service encrypts at rest with its AWS managed or AWS owned key."
+  default     = false
+}

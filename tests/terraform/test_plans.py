@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import tftest
 
+from shepard.commands.cost import report_lines
 from shepard.cost import estimate_plan
 from shepard.deploy import emulator_overlay
 from shepard.joblayer.fit import FlockResources
@@ -168,10 +169,11 @@ def test_sheep_keep_imds_from_containers_and_encrypt_volumes(minimal: Plan) -> N
 
 
 def test_buckets_are_encrypted_private_and_tls_only(minimal: Plan) -> None:
+    # encryption.kms_key: aws_managed (the default): SSE-S3; the flock key case is below.
     for after in minimal.of_type("aws_s3_bucket_server_side_encryption_configuration").values():
         rule = after["rule"][0]
-        assert rule["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "aws:kms"
-        assert rule["bucket_key_enabled"] is True
+        assert rule["apply_server_side_encryption_by_default"][0]["sse_algorithm"] == "AES256"
+        assert not rule["apply_server_side_encryption_by_default"][0]["kms_master_key_id"]
     blocks = minimal.of_type("aws_s3_bucket_public_access_block").values()
     flags = ("block_public_acls", "block_public_policy", "ignore_public_acls")
     assert all(all(b[f] for f in (*flags, "restrict_public_buckets")) for b in blocks)
@@ -391,7 +393,8 @@ def test_job_table_has_the_status_index_ttl_and_pitr(minimal: Plan) -> None:
     }
     assert table["ttl"] == [{"attribute_name": "EXPIRES_AT", "enabled": True}]
     assert table["point_in_time_recovery"][0]["enabled"] is True
-    assert table["server_side_encryption"][0]["enabled"] is True
+    # The AWS owned key (encryption.kms_key: aws_managed); the flock key case: the full plan.
+    assert table["server_side_encryption"][0]["enabled"] is False
 
 
 def test_scheduler_queue_lambda_and_mapping(minimal: Plan) -> None:
@@ -420,7 +423,6 @@ def test_flock_file_batching_reaches_the_event_source_mapping(full: Plan) -> Non
 
 def test_minimal_flock_opens_no_ingress(minimal: Plan) -> None:
     assert minimal.of_type("aws_vpc_security_group_ingress_rule") == {}
-    assert minimal.after("module.kms.aws_kms_key.this")["enable_key_rotation"] is True
     secret = minimal.after("module.secrets.aws_secretsmanager_secret.this")
     assert secret["recovery_window_in_days"] == 7
 
@@ -652,18 +654,20 @@ def test_the_minimal_flock_pays_nothing_for_its_network_when_idle(minimal: Plan)
     assert not any(s["map_public_ip_on_launch"] for a, s in subnets.items() if ".private[" in a)
     # ... and their security group admits nothing from outside (SSH is off by default).
     assert minimal.of_type("aws_vpc_security_group_ingress_rule") == {}
-    # What `shepard-tf cost` reads from this plan: the network costs nothing idle; what is left
-    # is the flock's KMS key ($1) and its secret ($0.40).
+    # What `shepard-tf cost` reads from this plan: the network costs nothing idle and the data
+    # is encrypted with AWS managed keys; what is left is the secret ($0.40).
     shown = {
         "variables": {"region": {"value": "us-east-1"}},
         "resource_changes": list(minimal.changes.values()),
     }
     estimate = estimate_plan(shown)
     assert {line.kind: line.monthly_usd for line in estimate.lines} == {
-        "KMS key": 1.0,
         "Secrets Manager secret": 0.4,
     }
     assert estimate.unclassified == [] and not estimate.unpriced
+    assert estimate.monthly_usd < 1.0
+    # What `shepard-tf cost` prints for it.
+    assert "total when idle: $0.40 a month" in "\n".join(report_lines(estimate))
 
 
 def test_the_flock_tags_reach_instances_volumes_and_jobs(minimal: Plan) -> None:
@@ -677,3 +681,68 @@ def test_the_flock_tags_reach_instances_volumes_and_jobs(minimal: Plan) -> None:
     for definition in minimal.of_type("aws_batch_job_definition").values():
         assert definition["propagate_tags"] is True
         assert definition["tags_all"]["shepard:flock"] == "mini-flock"
+
+
+# -- encryption at rest: AWS managed keys by default, the flock's key on request -----------------
+# docs/decisions/0011-aws-managed-keys.md.
+
+
+def test_the_minimal_flock_encrypts_at_rest_without_a_key_of_its_own(minimal: Plan) -> None:
+    assert minimal.of_type("aws_kms_key") == {} and minimal.of_type("aws_kms_alias") == {}
+    # DynamoDB: enabled = false is its default encryption with an AWS owned key.
+    [table] = minimal.of_type("aws_dynamodb_table").values()
+    [encryption] = table["server_side_encryption"]
+    assert encryption["enabled"] is False and not encryption.get("kms_key_arn")
+    [repository] = minimal.of_type("aws_ecr_repository").values()
+    [registry_encryption] = repository["encryption_configuration"]
+    assert registry_encryption["encryption_type"] == "AES256"
+    assert not registry_encryption.get("kms_key")
+    queues = minimal.of_type("aws_sqs_queue")
+    assert len(queues) == 4
+    for address, queue in queues.items():
+        assert queue["sqs_managed_sse_enabled"] is True, address
+        assert not queue.get("kms_master_key_id"), address
+    [secret] = minimal.of_type("aws_secretsmanager_secret").values()
+    assert not secret.get("kms_key_id")  # aws/secretsmanager
+    groups = minimal.of_type("aws_cloudwatch_log_group")
+    assert groups and all(not g.get("kms_key_id") for g in groups.values())  # Logs' own keys
+    functions = minimal.of_type("aws_lambda_function")
+    assert functions and all(not f.get("kms_key_arn") for f in functions.values())
+    # No policy grants a KMS key: AWS managed keys are granted by their own key policies.
+    for address, policy in minimal.of_type("aws_iam_role_policy").items():
+        if policy.get("policy"):
+            assert "kms:" not in policy["policy"], address
+    for address, change in minimal.changes.items():
+        after = change["change"]["after"] or {}
+        assert "FlockKey" not in json.dumps(after), address
+    # EFS and the notifications topic are not in this plan: their fallbacks are in the config.
+    efs = minimal.module_config("efs")["resources"]
+    [efs_fs] = [r for r in efs if r["address"] == "aws_efs_file_system.this"]
+    assert efs_fs["expressions"]["encrypted"]["constant_value"] is True
+    events = minimal.module_config("events")["resources"]
+    [topic] = [r for r in events if r["address"] == "aws_sns_topic.notifications"]
+    assert "var.kms_key_arn" in topic["expressions"]["kms_master_key_id"]["references"]
+
+
+def test_the_full_flock_keeps_its_own_key_everywhere(full: Plan) -> None:
+    key = full.after("module.kms.aws_kms_key.this[0]")
+    assert key["enable_key_rotation"] is True
+    assert len(full.of_type("aws_kms_key_policy")) == 1
+    for after in full.of_type("aws_s3_bucket_server_side_encryption_configuration").values():
+        default = after["rule"][0]["apply_server_side_encryption_by_default"][0]
+        assert after["rule"][0]["bucket_key_enabled"] in (True, False)
+        assert default["sse_algorithm"] in ("aws:kms", "AES256")  # AES256: the Lustre bucket
+    kms_buckets = [
+        a
+        for a, after in full.of_type("aws_s3_bucket_server_side_encryption_configuration").items()
+        if after["rule"][0]["apply_server_side_encryption_by_default"][0]["sse_algorithm"]
+        == "aws:kms"
+    ]
+    assert len(kms_buckets) == 4
+    [table] = full.of_type("aws_dynamodb_table").values()
+    assert table["server_side_encryption"][0]["enabled"] is True
+    [repository] = full.of_type("aws_ecr_repository").values()
+    assert repository["encryption_configuration"][0]["encryption_type"] == "KMS"
+    for address, queue in full.of_type("aws_sqs_queue").items():
+        assert queue["sqs_managed_sse_enabled"] is False, address
+        assert full.unknown(address)["kms_master_key_id"] is True, address

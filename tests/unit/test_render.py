@@ -34,6 +34,7 @@ CONTRACT_VARIABLES = {
     "job",
     "buckets",
     "force_destroy_buckets",
+    "flock_kms_key",
     "table",
     "secret_name",
     "ecr",

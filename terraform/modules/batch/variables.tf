@@ -159,7 +159,8 @@ variable "runnable_timeout_seconds" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "The flock's KMS key, which encrypts the jobs' log group (its key policy must let CloudWatch Logs use it for that group)."
+  description = "The flock's KMS key, which encrypts the jobs' log group (its key policy must let CloudWatch Logs use it for that group); null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
 }
 
 variable "log_retention_days" {

@@ -17,7 +17,8 @@ variable "file_system_name" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key that encrypts the file system."
+  description = "KMS key that encrypts the file system; null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
 }
 
 variable "throughput_mode" {

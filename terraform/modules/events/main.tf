@@ -1,3 +1,8 @@
+locals {
+  # Known at plan time even when the flock's key is created in the same apply.
+  flock_key = var.use_kms_key != null ? var.use_kms_key : var.kms_key_arn != null
+}
+
 # Batch's own view of the flock's jobs: the "Batch Job State Change" events of the flock's job
 # queues -> an EventBridge rule -> an SQS queue (with a dead-letter queue) -> the events Lambda,
 # which updates the job records (lambdas/events/handler.py). An optional SNS topic gets a
@@ -42,7 +47,8 @@ resource "aws_sqs_queue" "dead_letter" {
   name                              = "${local.queue_name}-dlq"
   message_retention_seconds         = 1209600 # 14 days to look at events that could not be applied
   kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
+  kms_data_key_reuse_period_seconds = local.flock_key ? 300 : null
+  sqs_managed_sse_enabled           = !local.flock_key # SSE-SQS without the flock's key
 }
 
 resource "aws_sqs_queue" "this" {
@@ -52,7 +58,8 @@ resource "aws_sqs_queue" "this" {
   visibility_timeout_seconds        = local.visibility_timeout
   message_retention_seconds         = 345600
   kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
+  kms_data_key_reuse_period_seconds = local.flock_key ? 300 : null
+  sqs_managed_sse_enabled           = !local.flock_key # SSE-SQS without the flock's key
 
   # An event that keeps failing ends in the dead-letter queue instead of looping forever.
   redrive_policy = jsonencode({
@@ -128,12 +135,14 @@ resource "aws_lambda_event_source_mapping" "this" {
   enabled = var.enable_event_source_mapping
 }
 
+# Encrypted with the flock's key, or SNS's AWS managed key without one (only services of this
+# account, the events Lambda here, publish to the topic).
 resource "aws_sns_topic" "notifications" {
   count = local.create_topic ? 1 : 0
 
   name              = "${var.name}-notifications"
   display_name      = "shepard ${var.name}"
-  kms_master_key_id = var.kms_key_arn
+  kms_master_key_id = local.flock_key ? var.kms_key_arn : "alias/aws/sns"
 }
 
 resource "aws_sns_topic_subscription" "this" {

@@ -15,7 +15,14 @@ variable "job_queue_arns" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key for the queues, the topic, the log group and the function's environment."
+  description = "KMS key for the queues, the topic, the log group and the function's environment; null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
+}
+
+variable "use_kms_key" {
+  type        = bool
+  description = "Whether kms_key_arn is set, known at plan time even before the key exists (null: kms_key_arn != null)."
+  default     = null
 }
 
 variable "role_arn" {

@@ -81,10 +81,14 @@ data "aws_iam_policy_document" "submit_jobs" {
     actions   = ["batch:SubmitJob"]
     resources = local.submit_job_resources
   }
-  statement {
-    sid       = "FlockKey"
-    actions   = local.kms_use
-    resources = [var.kms_key_arn]
+  dynamic "statement" {
+    # Only with the flock's key: AWS managed keys are granted by their own key policies.
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "FlockKey"
+      actions   = local.kms_use
+      resources = [statement.value]
+    }
   }
 }
 
@@ -209,10 +213,14 @@ data "aws_iam_policy_document" "job" {
     actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability", "ecr:DescribeImages"]
     resources = [var.repository_arn]
   }
-  statement {
-    sid       = "FlockKey"
-    actions   = local.kms_use
-    resources = [var.kms_key_arn]
+  dynamic "statement" {
+    # Only with the flock's key: AWS managed keys are granted by their own key policies.
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "FlockKey"
+      actions   = local.kms_use
+      resources = [statement.value]
+    }
   }
 }
 
@@ -334,11 +342,14 @@ data "aws_iam_policy_document" "events" {
       resources = [statement.value, "${statement.value}:*"]
     }
   }
-  statement {
-    # The queue's and the topic's messages are encrypted with the flock's key.
-    sid       = "FlockKey"
-    actions   = local.kms_use
-    resources = [var.kms_key_arn]
+  dynamic "statement" {
+    # The queue's and the topic's messages are encrypted with the flock's key, when it has one.
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "FlockKey"
+      actions   = local.kms_use
+      resources = [statement.value]
+    }
   }
   dynamic "statement" {
     for_each = var.notifications_topic_arn == null ? [] : [var.notifications_topic_arn]

@@ -15,7 +15,8 @@ variable "account_id" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "The flock's KMS key."
+  description = "The flock's KMS key; null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
 }
 
 variable "bucket_arns" {

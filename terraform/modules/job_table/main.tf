@@ -1,3 +1,8 @@
+locals {
+  # Known at plan time even when the flock's key is created in the same apply.
+  flock_key = var.use_kms_key != null ? var.use_kms_key : var.kms_key_arn != null
+}
+
 resource "aws_dynamodb_table" "this" {
   name         = var.table_name
   billing_mode = "PAY_PER_REQUEST" # jobs come in bursts; nothing to size or pay for when idle
@@ -50,8 +55,10 @@ resource "aws_dynamodb_table" "this" {
     enabled = true
   }
 
+  # With the flock's key: SSE with that key. Without (kms_key_arn null): DynamoDB's default
+  # encryption at rest with an AWS owned key (enabled = false means that, not "unencrypted").
   server_side_encryption {
-    enabled     = true
+    enabled     = local.flock_key
     kms_key_arn = var.kms_key_arn
   }
 

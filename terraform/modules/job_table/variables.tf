@@ -22,7 +22,14 @@ variable "batch_index_name" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key that encrypts the table."
+  description = "KMS key that encrypts the table; null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
+}
+
+variable "use_kms_key" {
+  type        = bool
+  description = "Whether kms_key_arn is set, known at plan time even before the key exists (null: kms_key_arn != null)."
+  default     = null
 }
 
 variable "deletion_protection" {

@@ -3,12 +3,17 @@ data "aws_partition" "current" {}
 locals {
   # The key's own ARN carries the account id, so the key policy needs no aws_caller_identity
   # lookup (which would call STS and break offline plans).
-  account_id = split(":", aws_kms_key.this.arn)[4]
+  account_id = var.create ? split(":", aws_kms_key.this[0].arn)[4] : null
   partition  = data.aws_partition.current.partition
 }
 
+# encryption.kms_key: flock creates the key; aws_managed (the default) creates nothing here and
+# every module falls back to the AWS managed or AWS owned key of its service
+# (docs/decisions/0011-aws-managed-keys.md).
 resource "aws_kms_key" "this" {
   #checkov:skip=CKV2_AWS_64:The key policy is set by aws_kms_key_policy.this below, once the account id is known from the key's ARN.
+  count = var.create ? 1 : 0
+
   description             = "shepard flock ${var.name}: buckets, job table, queues, secret, logs, registry"
   enable_key_rotation     = true
   deletion_window_in_days = var.deletion_window_in_days
@@ -16,11 +21,15 @@ resource "aws_kms_key" "this" {
 }
 
 resource "aws_kms_alias" "this" {
+  count = var.create ? 1 : 0
+
   name          = "alias/shepard-${var.name}"
-  target_key_id = aws_kms_key.this.key_id
+  target_key_id = aws_kms_key.this[0].key_id
 }
 
 data "aws_iam_policy_document" "key" {
+  count = var.create ? 1 : 0
+
   #checkov:skip=CKV_AWS_109:This is a key policy: "*" as resource means this key only, and the account root statement is AWS's default key policy.
   #checkov:skip=CKV_AWS_111:This is a key policy: "*" as resource means this key only; service principals are limited by conditions.
   #checkov:skip=CKV_AWS_356:This is a key policy: "*" as resource means this key only.
@@ -113,6 +122,24 @@ data "aws_iam_policy_document" "key" {
 }
 
 resource "aws_kms_key_policy" "this" {
-  key_id = aws_kms_key.this.key_id
-  policy = data.aws_iam_policy_document.key.json
+  count = var.create ? 1 : 0
+
+  key_id = aws_kms_key.this[0].key_id
+  policy = data.aws_iam_policy_document.key[0].json
+}
+
+# A flock applied before encryption.kms_key existed keeps its key (and the data it encrypts).
+moved {
+  from = aws_kms_key.this
+  to   = aws_kms_key.this[0]
+}
+
+moved {
+  from = aws_kms_alias.this
+  to   = aws_kms_alias.this[0]
+}
+
+moved {
+  from = aws_kms_key_policy.this
+  to   = aws_kms_key_policy.this[0]
 }

@@ -1,3 +1,9 @@
+variable "create" {
+  type        = bool
+  description = "Create the flock's customer managed key (flock.yaml encryption.kms_key: flock). False: no key; the flock's resources use their services' AWS managed or AWS owned keys."
+  default     = true
+}
+
 variable "name" {
   type        = string
   description = "Flock name; the key's alias is alias/shepard-<name>."

@@ -38,7 +38,8 @@ variable "handler" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key for the log group and the function's environment."
+  description = "KMS key for the log group and the function's environment; null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
 }
 
 variable "memory_mib" {

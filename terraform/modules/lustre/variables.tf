@@ -50,7 +50,8 @@ variable "bucket_name" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key for PERSISTENT file systems."
+  description = "KMS key for PERSISTENT file systems; null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
 }
 
 variable "subnet_id" {

@@ -1,11 +1,17 @@
+locals {
+  # Known at plan time even when the flock's key is created in the same apply.
+  flock_key = var.use_kms_key != null ? var.use_kms_key : var.kms_key_arn != null
+}
+
 resource "aws_ecr_repository" "this" {
   #checkov:skip=CKV_AWS_51:deploy moves the payload-latest and worker-latest tags to each new image, so tags must be mutable.
   name                 = var.repository_name
   image_tag_mutability = "MUTABLE"
   force_delete         = var.force_delete
 
+  # The flock's key, or ECR's default AES256 (S3-managed keys) without one.
   encryption_configuration {
-    encryption_type = "KMS"
+    encryption_type = local.flock_key ? "KMS" : "AES256"
     kms_key         = var.kms_key_arn
   }
 

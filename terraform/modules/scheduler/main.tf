@@ -1,4 +1,6 @@
 locals {
+  # Known at plan time even when the flock's key is created in the same apply.
+  flock_key     = var.use_kms_key != null ? var.use_kms_key : var.kms_key_arn != null
   function_name = "${var.name}-scheduler"
   queue_name    = coalesce(var.queue_name, "${var.name}-scheduler")
 
@@ -14,7 +16,8 @@ resource "aws_sqs_queue" "dead_letter" {
   name                              = "${local.queue_name}-dlq"
   message_retention_seconds         = 1209600 # 14 days to look at what could not be scheduled
   kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
+  kms_data_key_reuse_period_seconds = local.flock_key ? 300 : null
+  sqs_managed_sse_enabled           = !local.flock_key # SSE-SQS without the flock's key
 }
 
 resource "aws_sqs_queue" "this" {
@@ -22,7 +25,8 @@ resource "aws_sqs_queue" "this" {
   visibility_timeout_seconds        = local.visibility_timeout
   message_retention_seconds         = 345600
   kms_master_key_id                 = var.kms_key_arn
-  kms_data_key_reuse_period_seconds = 300
+  kms_data_key_reuse_period_seconds = local.flock_key ? 300 : null
+  sqs_managed_sse_enabled           = !local.flock_key # SSE-SQS without the flock's key
 
   # A zip whose event keeps failing ends in the dead-letter queue instead of looping forever.
   redrive_policy = jsonencode({

@@ -33,7 +33,14 @@ variable "visibility_timeout_seconds" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key for the queues, the log group and the function's environment."
+  description = "KMS key for the queues, the log group and the function's environment; null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
+}
+
+variable "use_kms_key" {
+  type        = bool
+  description = "Whether kms_key_arn is set, known at plan time even before the key exists (null: kms_key_arn != null)."
+  default     = null
 }
 
 variable "inputs_bucket_name" {

@@ -38,14 +38,19 @@ data "aws_iam_policy_document" "secretify" {
     ]
     resources = [local.name_arn_pattern]
   }
-  statement {
-    sid       = "FlockKeyThroughSecretsManager"
-    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
-    resources = [var.kms_key_arn]
-    condition {
-      test     = "StringEquals"
-      variable = "kms:ViaService"
-      values   = ["secretsmanager.${local.arn_parts[3]}.amazonaws.com"]
+  # Only with the flock's key: aws/secretsmanager's key policy grants its use through Secrets
+  # Manager to the account's principals.
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    content {
+      sid       = "FlockKeyThroughSecretsManager"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${local.arn_parts[3]}.amazonaws.com"]
+      }
     }
   }
 }

@@ -10,7 +10,8 @@ variable "secret_name" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key that encrypts the secret."
+  description = "KMS key that encrypts the secret; null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
 }
 
 variable "recovery_window_in_days" {

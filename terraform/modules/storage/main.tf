@@ -1,4 +1,6 @@
 locals {
+  # Known at plan time even when the flock's key is created in the same apply.
+  flock_key = var.use_kms_key != null ? var.use_kms_key : var.kms_key_arn != null
   # bucket_prefix may be at most 37 characters: shorten the flock name, never the role, so the
   # generated name still says what the bucket is for.
   prefixes = {
@@ -51,17 +53,21 @@ resource "aws_s3_bucket_ownership_controls" "this" {
   }
 }
 
+# With the flock's key (encryption.kms_key: flock) its buckets use SSE-KMS; without one, SSE-S3
+# (AES256, S3's own keys): SSE-KMS with the AWS managed aws/s3 key would add KMS request charges
+# and a key whose policy nobody can change, so it gives no control SSE-S3 lacks
+# (docs/decisions/0011-aws-managed-keys.md).
 resource "aws_s3_bucket_server_side_encryption_configuration" "this" {
   for_each = aws_s3_bucket.this
 
   bucket = each.value.id
   rule {
     apply_server_side_encryption_by_default {
-      sse_algorithm     = local.roles[each.key].flock_key ? "aws:kms" : "AES256"
+      sse_algorithm     = local.roles[each.key].flock_key && local.flock_key ? "aws:kms" : "AES256"
       kms_master_key_id = local.roles[each.key].flock_key ? var.kms_key_arn : null
     }
     # A bucket key cuts KMS requests (and cost) by orders of magnitude for many small objects.
-    bucket_key_enabled = local.roles[each.key].flock_key
+    bucket_key_enabled = local.roles[each.key].flock_key && local.flock_key
   }
 }
 

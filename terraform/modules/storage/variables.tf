@@ -16,7 +16,14 @@ variable "bucket_names" {
 
 variable "kms_key_arn" {
   type        = string
-  description = "KMS key that encrypts every object (SSE-KMS with a bucket key)."
+  description = "KMS key that encrypts every object (SSE-KMS with a bucket key); null: the service's AWS managed or AWS owned key (flock.yaml encryption.kms_key: aws_managed)."
+  default     = null
+}
+
+variable "use_kms_key" {
+  type        = bool
+  description = "Whether kms_key_arn is set, known at plan time even before the key exists (null: kms_key_arn != null)."
+  default     = null
 }
 
 variable "force_destroy" {
