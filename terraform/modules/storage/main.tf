@@ -24,6 +24,7 @@ locals {
 }
 
 resource "aws_s3_bucket" "this" {
+  #checkov:skip=CKV_AWS_145:encryption.kms_key aws_managed (the default) encrypts with SSE-S3 (AES256): aws/s3 would add KMS request charges and no control; kms_key flock uses SSE-KMS with the flock's key (docs/decisions/0011-aws-managed-keys.md).
   #checkov:skip=CKV_AWS_144:Cross-region replication is a site choice; inputs and errors are transient and outputs are retrieved by the CLI.
   #checkov:skip=CKV2_AWS_62:Only the inputs bucket triggers work (its notification is in the scheduler module).
   #checkov:skip=CKV_AWS_18:Access logging is optional (access_logs_bucket); it needs a log bucket that the flock does not own.
