@@ -325,7 +325,7 @@ module "events" {
   name = var.name
   # Every queue of the flock: a job the retry ladder moves to the on-demand queue keeps
   # reporting its states.
-  job_queue_arns               = [module.batch.job_queue_arn]
+  job_queue_arns               = compact([module.batch.job_queue_arn, module.batch.on_demand_job_queue_arn])
   kms_key_arn                  = module.kms.key_arn
   use_kms_key                  = var.flock_kms_key
   role_arn                     = module.iam.events_role_arn
