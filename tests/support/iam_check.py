@@ -530,9 +530,10 @@ call its policy here does not allow. Replace the placeholders with your flock's 
 `FLOCK_SECRET` its secret, `FLOCK_REPOSITORY` its ECR repository, `FLOCK_JOB_QUEUE` and
 `FLOCK_JOB_DEFINITION` its Batch queue and job definition, `FLOCK_API_FUNCTION` and
 `FLOCK_SCHEDULER_FUNCTION` its Lambdas, `FLOCK_QUEUE` the scheduler's SQS queue, `FLOCK_KEY` the
-id of its KMS key, `REGION` and `ACCOUNT` where it lives. The buckets and the secret are
-encrypted with the flock's KMS key: the `kms:` statements are what S3 and Secrets Manager use on
-the user's behalf.
+id of its KMS key, `REGION` and `ACCOUNT` where it lives. With `encryption.kms_key: flock` the
+buckets and the secret are encrypted with the flock's KMS key: the `kms:` statements are what S3
+and Secrets Manager use on the user's behalf. With the default `aws_managed` there is no such key
+and the `kms:` statements are not needed (AWS managed keys grant their own use).
 
 Calling the API through its function URL (`batch_via_api` with an endpoint URL) needs both
 `lambda:InvokeFunctionUrl` and `lambda:InvokeFunction` on the API function.
