@@ -201,6 +201,7 @@ def run_worker(flock: FlockFixture, work: Path, job_id: str, index: int | None) 
         "SHEPARD_RUNNER": "process",
         "SHEPARD_PAYLOAD_COMMAND": json.dumps([sys.executable, "-c", PAYLOAD]),
         "SHEPARD_JOB_ID": job_id,
+        "AWS_BATCH_JOB_ATTEMPT": "1",  # Batch sets it for every attempt
     }
     if index is not None:
         env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)

@@ -232,6 +232,7 @@ def submit_one(rt: Runtime, accepted: Accepted) -> None:
         idempotency_key=drop.ikey,
         input_zip_name=drop.key,
         batch_id=accepted.batch_id,
+        input_zip_size=_event_size(drop.s3_object),
     )
     _finished(rt, drop, outcome)
 
@@ -254,6 +255,7 @@ def fan_in(rt: Runtime, accepted: list[Accepted]) -> None:
                 tag=find_tag(item.variables),
                 is_invoked=False,
                 input_zip_name=item.drop.key,
+                input_zip_size=_event_size(item.drop.s3_object),
                 idempotency_key=item.drop.ikey,
                 array_parent=parent,
                 array_index=index,

@@ -123,8 +123,11 @@ class JobService:
         input_zip_name: str | None = None,
         batch_id: str | None = None,
         timeout_seconds: int | None = None,
+        input_zip_size: int | None = None,
     ) -> JobOutcome:
         """Validate a request (a decoded JSON object), record it, submit it to Batch.
+
+        ``input_zip_size``: the dropped zip's size from its S3 event (INPUT_ZIP_SIZE).
 
         ``timeout_seconds`` (the API request's) replaces the flock's job timeout for this job;
         the record's TIMEOUT_SECONDS says which one it got.
@@ -163,6 +166,7 @@ class JobService:
             tag=find_tag(variables),
             is_invoked=is_invoked,
             input_zip_name=input_zip_name,
+            input_zip_size=input_zip_size,
             idempotency_key=idempotency_key,
             expires_at=expires_at(now, self.settings.days_to_keep_failed_launch_indexes),
             batch_id=batch_id,

@@ -62,6 +62,8 @@ class JobRecord:
     tag: str | None = None  # TAG
     is_invoked: bool = False  # IS_INVOKED ("True"/"False")
     input_zip_name: str | None = None  # INPUT_ZIP_NAME
+    # INPUT_ZIP_SIZE: the zip's size from its S3 event (the worker then reads it in one GET)
+    input_zip_size: int | None = None
     idempotency_key: str | None = None  # IDEMPOTENCY_KEY
     batch_job_id: str | None = None  # BATCH_JOB_ID
     array_parent: str | None = None  # ARRAY_PARENT
@@ -117,6 +119,7 @@ class JobRecord:
             tag=s("TAG"),
             is_invoked=s("IS_INVOKED") == "True",
             input_zip_name=s("INPUT_ZIP_NAME"),
+            input_zip_size=n("INPUT_ZIP_SIZE"),
             idempotency_key=s("IDEMPOTENCY_KEY"),
             batch_job_id=s("BATCH_JOB_ID"),
             array_parent=s("ARRAY_PARENT"),
@@ -179,6 +182,7 @@ class JobRecord:
                 item[name] = {"S": text}
         numbers = {
             "EXIT_CODE": self.exit_code,
+            "INPUT_ZIP_SIZE": self.input_zip_size,
             "ARRAY_INDEX": self.array_index,
             "EXPIRES_AT": self.expires_at,
             "BATCH_ATTEMPT": self.batch_attempt,
@@ -428,8 +432,13 @@ class JobStore:
         *,
         batch_job_id: str | None = None,
         batch_attempt: int | None = None,
+        attempt: Mapping[str, Any] | None = None,
     ) -> JobRecord | None:
         """Take a queued (or interrupted) job for this worker; None if it is not claimable.
+
+        ``attempt``: an ATTEMPTS entry (keys of ATTEMPT_KEYS, ``number`` among them) appended by
+        the same write, ``started`` now (``start_attempt`` without its read and second write;
+        ``claimed_attempt`` below tidies an entry the events handler made first).
 
         ``batch_job_id`` (the worker's ``AWS_BATCH_JOB_ID``) is recorded when given: array
         children learn theirs only here. ``batch_attempt`` (``AWS_BATCH_JOB_ATTEMPT``) lets a
@@ -468,6 +477,13 @@ class JobStore:
             takeover = " OR (#phase = :running AND #battempt < :battempt)"
             names["#battempt"] = "BATCH_ATTEMPT"
             values[":battempt"] = {"N": str(batch_attempt)}
+        if attempt is not None:
+            entry = {k: v for k, v in attempt.items() if v is not None and k in ATTEMPT_KEYS}
+            entry["started"] = seed_time_text(now)
+            extra += ", #attempts = list_append(if_not_exists(#attempts, :no_attempts), :attempt)"
+            names["#attempts"] = "ATTEMPTS"
+            values[":no_attempts"] = {"L": []}
+            values[":attempt"] = {"L": [to_attribute(entry)]}
         try:
             answer = self.client.update_item(
                 TableName=self.table_name,
@@ -507,6 +523,29 @@ class JobStore:
         days_to_keep: int | None = None,
     ) -> None:
         """Mark a job finished with its result; the record expires after the flock's retention."""
+        expression, names, values = self._finish_parts(
+            result,
+            exit_code=exit_code,
+            reason=reason,
+            outputs=outputs,
+            error_zip=error_zip,
+            status=status,
+            days_to_keep=days_to_keep,
+        )
+        self._update(job_id, expression, names, values)
+
+    def _finish_parts(
+        self,
+        result: Result,
+        *,
+        exit_code: int | None = None,
+        reason: str | None = None,
+        outputs: Iterable[str] = (),
+        error_zip: str | None = None,
+        status: Status = Status.DONE,
+        days_to_keep: int | None = None,
+    ) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """The update expression, names and values of ``finish``."""
         now = self.clock()
         days = self.days_to_keep_finished_jobs if days_to_keep is None else days_to_keep
         sets = [
@@ -543,7 +582,7 @@ class JobStore:
                 sets.append(f"{alias} = :{alias[1:]}")
                 names[alias] = attribute
                 values[f":{alias[1:]}"] = value
-        self._update(job_id, "SET " + ", ".join(sets), names, values)
+        return "SET " + ", ".join(sets), names, values
 
     def mark_interrupted(self, job_id: str, reason: str) -> None:
         """Put a job back in the queue after an interruption (Spot reclaim), for Batch's retry."""
@@ -1186,3 +1225,116 @@ class JobStore:
             text = f"{value:.6f}".rstrip("0").rstrip(".")
             return {"N": text if text not in ("", "-0") else "0"}
         return to_attribute(value)
+
+    # -- requests: what one job's worker writes, carried in as few requests as it can ----------
+
+    def claimed_attempt(self, record: JobRecord, number: int) -> int | None:
+        """The index in ATTEMPTS of the entry ``claim(attempt=...)`` appended for attempt
+        ``number`` (the last entry of ``record``, the claim's answer); None when there is none.
+
+        An entry of that number without ``started`` before it was made by the events handler
+        (it may see RUNNING before the worker claims): its keys are folded into the claim's and
+        it is dropped, in one more write made only then, so that the attempt is not doubled."""
+        attempts = list(record.attempts)
+        if not attempts or attempts[-1].get("number") != number or "started" not in attempts[-1]:
+            return None
+        last = len(attempts) - 1
+        stubs = [
+            i
+            for i, entry in enumerate(attempts[:last])
+            if entry.get("number") == number and "started" not in entry
+        ]
+        if not stubs:
+            return last
+        merged = {**attempts[stubs[-1]], **attempts[last]}
+        kept = [entry for i, entry in enumerate(attempts[:last]) if i != stubs[-1]] + [merged]
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": record.job_id}},
+                UpdateExpression="SET #a = :kept",
+                ConditionExpression="attribute_exists(#id) AND size(#a) = :n",
+                ExpressionAttributeNames={"#id": "UUID", "#a": "ATTEMPTS"},
+                ExpressionAttributeValues={
+                    ":kept": {"L": [to_attribute(entry) for entry in kept]},
+                    ":n": {"N": str(len(attempts))},
+                },
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return None  # the list changed meanwhile: the attempt ends by its number
+            raise
+        return len(kept) - 1
+
+    @staticmethod
+    def add_usage(before: Mapping[str, Any], usage: Mapping[str, Any]) -> dict[str, Any]:
+        """The USAGE total after one more run (as ``record_usage`` adds it up)."""
+        unknown = set(usage) - set(USAGE_KEYS)
+        if unknown:
+            raise ValueError(f"USAGE has no keys {sorted(unknown)}; its keys are {USAGE_KEYS}")
+        total: dict[str, Any] = {key: usage.get(key) for key in USAGE_KEYS}
+        if before:
+            for key in ("seconds", "vcpu_seconds", "memory_gib_seconds", "cost_usd"):
+                mine, theirs = usage.get(key), before.get(key)
+                total[key] = None if mine is None or theirs is None else mine + theirs
+        return total
+
+    def finish_run(
+        self,
+        job_id: str,
+        result: Result,
+        *,
+        attempt_number: int,
+        attempt_index: int | None,
+        attempt_fields: Mapping[str, Any],
+        usage: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+        reason: str | None = None,
+        outputs: Iterable[str] = (),
+        error_zip: str | None = None,
+        status: Status = Status.DONE,
+    ) -> None:
+        """``finish``, ``end_attempt`` and the USAGE total (``usage``: the total, see
+        ``add_usage``) in one write. The attempt's entry is the one at ``attempt_index`` when it
+        still has number ``attempt_number``; otherwise (or with no index) the job is finished
+        with its usage and the attempt closed by ``end_attempt``, as two writes."""
+        expression, names, values = self._finish_parts(
+            result,
+            exit_code=exit_code,
+            reason=reason,
+            outputs=outputs,
+            error_zip=error_zip,
+            status=status,
+        )
+        if usage is not None:
+            expression += ", #usage = :usage"
+            names["#usage"] = "USAGE"
+            values[":usage"] = {"M": {k: self._usage_attribute(v) for k, v in usage.items()}}
+        ended = {"ended": seed_time_text(self.clock())}
+        ended.update({k: v for k, v in attempt_fields.items() if v is not None})
+        if attempt_index is not None:
+            sets = []
+            attempt_names: dict[str, str] = {"#a": "ATTEMPTS", "#anumber": "number"}
+            attempt_values: dict[str, Any] = {":anumber": {"N": str(attempt_number)}}
+            for i, (key, value) in enumerate(ended.items()):
+                attempt_names[f"#ak{i}"] = key
+                attempt_values[f":av{i}"] = to_attribute(value)
+                sets.append(f"#a[{attempt_index}].#ak{i} = :av{i}")
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key={"UUID": {"S": job_id}},
+                    UpdateExpression=expression + ", " + ", ".join(sets),
+                    ConditionExpression=(
+                        f"attribute_exists(#id) AND #a[{attempt_index}].#anumber = :anumber"
+                    ),
+                    ExpressionAttributeNames={**names, **attempt_names, "#id": "UUID"},
+                    ExpressionAttributeValues={**values, **attempt_values},
+                )
+                return
+            except ClientError as exc:
+                if not _is_condition_failure(exc):
+                    raise
+        self._update(job_id, expression, names, values)
+        fields = {k: v for k, v in attempt_fields.items() if k in ("exit_code", "reason", "cause")}
+        self.end_attempt(job_id, attempt_number, **fields)

@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 import zipfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.session
 import pytest
 from shepard_worker.run import main
 
@@ -302,6 +304,52 @@ def test_quick_deploy_object_leaving_its_folder_fails_the_job(flock: Flock) -> N
     assert flock.keys("OUTPUTS_BUCKET") == []
     assert flock.keys("ERROR_BUCKET") == [f"error@{job_id}_{record.start_time}.zip"]
     assert not (flock.work_root.parent / "escape.sh").exists()
+
+
+def test_a_zip_drop_costs_the_worker_eight_requests_with_every_status_in_order(
+    flock: Flock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As Batch runs it (AWS_BATCH_JOB_ATTEMPT set) with the zip's size in its record: the claim
+    opens the attempt, <done> carries the attempt's end and the usage, the zip is one GetObject,
+    the checkpoint of a first run is not listed (bench/bench_requests_per_job.py)."""
+    data = _input_zip({"inputs.json": json.dumps(GOOD).encode()})
+    flock.s3.put_object(Bucket=flock.env["INPUTS_BUCKET"], Key="drop/one.zip", Body=data)
+    job_id = flock.submit(GOOD, input_zip_name="drop/one.zip", input_zip_size=len(data))
+    sent: Counter[str] = Counter()
+    statuses: list[str] = []
+
+    def note(event_name: str, params: dict[str, Any], **_: Any) -> None:
+        sent[event_name.rsplit(".", 1)[-1]] += 1
+        if event_name.endswith("dynamodb.UpdateItem"):
+            names = params.get("ExpressionAttributeNames", {})
+            for alias in (a for a, name in names.items() if name == "JOB_STATUS"):
+                value = params["UpdateExpression"].split(f"{alias} = ", 1)[1].split(",")[0]
+                statuses.append(params["ExpressionAttributeValues"][value.split()[0]]["S"])
+
+    original = botocore.session.Session.create_client
+
+    def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
+        client = original(session, *args, **kwargs)
+        client.meta.events.register("before-parameter-build", note)
+        return client
+
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+    assert flock.run(job_id, AWS_BATCH_JOB_ATTEMPT="1") == 0
+
+    assert statuses == [
+        "in_progress",
+        "calling_payload_code",
+        "job_complete_pushing_to_s3",
+        "job_complete_cleaning_up_workspace",
+        "<done>",
+    ]
+    assert sent == Counter(UpdateItem=5, GetObject=1, GetSecretValue=1, PutObject=1)
+    record = flock.record(job_id)
+    assert record.result is Result.SUCCEEDED and record.status is Status.DONE
+    [attempt] = record.attempts
+    assert attempt["number"] == 1 and attempt["exit_code"] == 0
+    assert {"started", "ended"} <= set(attempt)
+    assert record.usage["seconds"] >= 0 and record.usage["lifecycle"] == "local"
 
 
 def test_a_claimed_job_does_not_run_twice(flock: Flock) -> None:

@@ -40,10 +40,11 @@ class Aws:
             self._clients[service] = clients.client(service, session=self._session)
         return self._clients[service]
 
-    def download(self, bucket: str, key: str, path: Path) -> None:
+    def download(self, bucket: str, key: str, path: Path, size: int | None = None) -> None:
+        """``size``: the object's size when known (one GetObject under the multipart threshold)."""
         fix = "Check that the object exists and that the job role may read it"
         with _backend(f"fetching s3://{bucket}/{key}", fix):
-            calls.download(self.client("s3"), bucket, key, path, exclusive=True)
+            calls.download(self.client("s3"), bucket, key, path, exclusive=True, size=size)
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
         fix = "Check the quick-deploy bucket's name and that the job role may list it"

@@ -77,9 +77,16 @@ class Checkpoint:
         with _backend(f"listing s3://{self.bucket}/{self.prefix}"):
             return [o.key for o in calls.list_objects(self.s3, self.bucket, self.prefix)]
 
-    def restore(self) -> int:
-        """Make the folder and fill it with the last attempt's checkpoint; how many files."""
+    def restore(self, *, nothing_stored: bool = False) -> int:
+        """Make the folder and fill it with the last attempt's checkpoint; how many files.
+
+        ``nothing_stored``: the job's record shows no earlier attempt that could have saved one
+        (its first claim, no reclaim): the folder is made and S3 is not listed."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        if nothing_stored:
+            with self._lock:
+                self._stored = False
+            return 0
         count = 0
         with self._lock:
             for key in self._remote():

@@ -24,17 +24,22 @@ RUN_SCRIPT = "run.sh"
 
 
 class Storage(Protocol):
-    def download(self, bucket: str, key: str, path: Path) -> None: ...
+    def download(self, bucket: str, key: str, path: Path, size: int | None = None) -> None: ...
     def list_keys(self, bucket: str, prefix: str) -> list[str]: ...
     def secret_text(self, name: str) -> str | None: ...
 
 
-def fetch_input_zip(storage: Storage, bucket: str, key: str, input_dirs: list[Path]) -> None:
-    """Put the input zip, and what it holds, into each input folder (root, then EFS/Lustre)."""
+def fetch_input_zip(
+    storage: Storage, bucket: str, key: str, input_dirs: list[Path], *, size: int | None = None
+) -> None:
+    """Put the input zip, and what it holds, into each input folder (root, then EFS/Lustre).
+
+    ``size``: the zip's size when known (the record's INPUT_ZIP_SIZE): a zip under the multipart
+    threshold is then one GetObject, without the HeadObject a download of unknown size makes."""
     name = PurePosixPath(key).name
     check_file_name(name, what="the input zip's name")
     first = input_dirs[0] / name
-    storage.download(bucket, key, first)
+    storage.download(bucket, key, first, size=size)
     for folder in input_dirs[1:]:
         shutil.copyfile(first, folder / name)
     for folder in input_dirs:

@@ -103,6 +103,12 @@ class Worker:
         self.checkpoint: Checkpoint | None = None
         self._attempt_number = 0
         self._meter: usage.Meter | None = None
+        # Requests per job (bench/bench_requests_per_job.py): the claim opens the attempt's
+        # entry when Batch's attempt number is known, and the finish closes it (its index here)
+        # and writes the usage in the same write as the result.
+        self._attempt_index: int | None = None
+        self._attempt_started = False
+        self._usage_before: Mapping[str, Any] = {}
 
     # -- signals ----------------------------------------------------------------------------
 
@@ -149,16 +155,25 @@ class Worker:
         job_id = self.settings.job_id
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
+            number = self.settings.batch_attempt
             record = self.store.claim(
                 job_id,
                 batch_job_id=self.settings.batch_job_id,
-                batch_attempt=self.settings.batch_attempt,
+                batch_attempt=number,
+                attempt=self._attempt_entry(number) if number else None,
             )
             if record is None:
                 self._explain_unclaimable(job_id)
                 return 0
             self.log.worker(f"claimed job {job_id} (attempt {record.attempt})")
-            self._attempt_number = self.settings.batch_attempt or record.attempt or 1
+            self._attempt_number = number or record.attempt or 1
+            self._usage_before = record.usage
+            if number:
+                self._attempt_started = True
+                try:
+                    self._attempt_index = self.store.claimed_attempt(record, number)
+                except Exception as error:  # the record of attempts never stops the job
+                    self.log.worker(f"could not tidy the entry of attempt {number}: {error}")
             try:
                 return self._run_claimed(record)
             finally:
@@ -202,8 +217,10 @@ class Worker:
                     self.log.open(self.workspace.log_path)
                     if unmounted:
                         raise _Failed(" ".join(unmounted))
-                    self._hostname = self.find_hostname(self.environ)
-                    self._start_attempt()
+                    if self._hostname is None:
+                        self._hostname = self.find_hostname(self.environ)
+                    if not self._attempt_started:
+                        self._start_attempt()
                     self.watcher = spot.NoticeWatcher(
                         self.imds,
                         self._on_notice,
@@ -211,7 +228,7 @@ class Worker:
                         host_folder=self._host_folder(),
                     ).start()
                     prepared = self._prepare(record, start_time)
-                    self._restore_checkpoint(prepared)
+                    self._restore_checkpoint(prepared, nothing_stored=self._first_run(record))
                 self._status(Status.CALLING_PAYLOAD_CODE)
                 prepared.env["JOB_STATUS"] = Status.CALLING_PAYLOAD_CODE.value
                 outcome = self._run_payload(prepared)
@@ -239,13 +256,17 @@ class Worker:
                         raise _Failed(f"the results could not be pushed: {cause}", 0) from error
             except _Failed as failed:
                 return self._finish_failed(start_time, failed)
+            # Each JOB_STATUS the seed's README lists is its own write, in its order: the README
+            # gives them as the values a job's record takes while the job runs, and no two are
+            # back to back here to be merged (preparing the inputs lies between in_progress and
+            # calling_payload_code, the payload before job_complete_pushing_to_s3, the upload
+            # before job_complete_cleaning_up_workspace, the clean-up before <done>). What else
+            # the worker records rides on them instead: the attempt's start on the claim
+            # (in_progress), its end and the run's usage on <done>.
             self._status(Status.COMPLETE_CLEANING_UP)
-            self._end_attempt(exit_code=0)
             self._remove_checkpoint()
             self.workspace.clean()
-            self.store.finish(
-                job_id, Result.SUCCEEDED, exit_code=0, outputs=keys, status=Status.DONE
-            )
+            self._finish(Result.SUCCEEDED, exit_code=0, outputs=keys)
             self.log.worker(f"job {job_id} succeeded: {len(keys)} result zip(s)")
             return 0
         except Interrupted as interrupted:
@@ -286,18 +307,47 @@ class Worker:
         except (ShepardError, OSError) as error:
             self.log.worker(f"could not push the logs: {error}")
         self._status(Status.FAILED_CLEANING_UP)
-        self._end_attempt(exit_code=failed.exit_code, reason=failed.reason)
         self._remove_checkpoint()
         self.workspace.clean()
-        self.store.finish(
-            job_id,
-            Result.FAILED,
-            exit_code=failed.exit_code,
-            reason=failed.reason,
-            error_zip=error_key,
-            status=Status.DONE,
+        self._finish(
+            Result.FAILED, exit_code=failed.exit_code, reason=failed.reason, error_zip=error_key
         )
         return 1
+
+    def _finish(
+        self,
+        result: Result,
+        *,
+        exit_code: int | None,
+        reason: str | None = None,
+        outputs: list[str] | None = None,
+        error_zip: str | None = None,
+    ) -> None:
+        """The result, <done>, the attempt's end and the run's usage: one write
+        (``JobStore.finish_run``). The usage is measured before; a usage that cannot be measured
+        is said and left out, never failing the job."""
+        job_id = self.settings.job_id
+        total: dict[str, Any] | None = None
+        if self._meter is not None and not self._meter.recorded:
+            self._meter.recorded = True
+            try:
+                total = self.store.add_usage(self._usage_before, self._meter.usage(self.imds.get))
+            except Exception as error:  # the usage record never fails a job
+                self.log.worker(f"could not record the usage of job {job_id}: {error}")
+        fields = {"exit_code": exit_code, "reason": reason}
+        self.store.finish_run(
+            job_id,
+            result,
+            attempt_number=self._attempt_number,
+            attempt_index=self._attempt_index,
+            attempt_fields={k: v for k, v in fields.items() if v is not None},
+            usage=total,
+            exit_code=exit_code,
+            reason=reason,
+            outputs=outputs or (),
+            error_zip=error_zip,
+            status=Status.DONE,
+        )
 
     def _interrupted(self, interrupted: Interrupted) -> None:
         """End an attempt cut short: a cancelled job uploads nothing and stays cancelled; any
@@ -346,17 +396,32 @@ class Worker:
         folder = self.settings.work_root / spot.HOST_FOLDER
         return folder if folder.is_dir() else None
 
-    def _start_attempt(self) -> None:
+    def _attempt_entry(self, number: int) -> dict[str, Any]:
+        """The ATTEMPTS entry of attempt ``number`` as it starts (what this host is)."""
+        if self._hostname is None:
+            self._hostname = self.find_hostname(self.environ)
         facts = spot.instance_facts(self.imds, self._host_folder())
+        return {
+            "number": number,
+            "queue": self.environ.get(contract.BATCH_QUEUE_NAME) or None,
+            "instance_type": facts.instance_type,
+            "lifecycle": facts.lifecycle,
+            "host": facts.host or ec2_instance.hostname(self._hostname),
+        }
+
+    def _first_run(self, record: JobRecord) -> bool:
+        """Whether no earlier run of this job can have saved a checkpoint: its first claim
+        (ATTEMPT 1), no reclaim, no earlier attempt entry that started."""
+        if record.attempt != 1 or record.reclaims:
+            return False
+        started = [entry for entry in record.attempts if "started" in entry]
+        return len(started) <= (1 if self._attempt_started else 0)
+
+    def _start_attempt(self) -> None:
+        entry = self._attempt_entry(self._attempt_number)
+        number = entry.pop("number")
         try:
-            self.store.start_attempt(
-                self.settings.job_id,
-                self._attempt_number,
-                queue=self.environ.get(contract.BATCH_QUEUE_NAME) or None,
-                instance_type=facts.instance_type,
-                lifecycle=facts.lifecycle,
-                host=facts.host or ec2_instance.hostname(self._hostname),
-            )
+            self.store.start_attempt(self.settings.job_id, number, **entry)
         except Exception as error:  # the record of attempts never stops the job
             number = self._attempt_number
             self.log.worker(f"could not record the start of attempt {number}: {error}")
@@ -377,7 +442,7 @@ class Worker:
         )
         self._save_checkpoint("Spot interruption notice")
 
-    def _restore_checkpoint(self, prepared: Prepared) -> None:
+    def _restore_checkpoint(self, prepared: Prepared, *, nothing_stored: bool = False) -> None:
         folder = self.workspace.root.job_dir / "checkpoint"
         self.checkpoint = Checkpoint(
             self.aws.client("s3"),
@@ -387,7 +452,7 @@ class Worker:
             self.log.worker,
         )
         try:
-            self.checkpoint.restore()
+            self.checkpoint.restore(nothing_stored=nothing_stored)
         except (ShepardError, OSError) as error:
             # A payload that keeps no checkpoint must run as before: say it, and go on.
             cause = error.message if isinstance(error, ShepardError) else str(error)
@@ -440,6 +505,7 @@ class Worker:
                     s.inputs_bucket,
                     record.input_zip_name,
                     [f.input for f in ws.folders],
+                    size=record.input_zip_size,
                 )
             secrets_dir = ws.root.input / SECRETS_FOLDER
             if secrets_dir.is_symlink() or secrets_dir.is_file():

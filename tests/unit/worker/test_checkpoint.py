@@ -98,3 +98,21 @@ def test_the_flock_interval_uploads_while_the_payload_runs(bucket: str, tmp_path
         checkpoint.stop_periodic()
     checkpoint.remove()
     assert _keys(s3, bucket, prefix_of(job_id)) == []
+
+
+def test_a_first_run_lists_nothing_yet_still_uploads_and_removes(
+    bucket: str, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3")
+    sent: list[str] = []
+    s3.meta.events.register("before-send.s3", lambda event_name, **_: sent.append(event_name))
+    job_id = new_job_id()
+    checkpoint = Checkpoint(s3, bucket, job_id, tmp_path / "first", lambda _: None)
+    assert checkpoint.restore(nothing_stored=True) == 0
+    assert checkpoint.folder.is_dir() and sent == []  # no ListObjectsV2
+    checkpoint.remove()
+    assert sent == []  # nothing was stored: nothing to list or delete
+    (checkpoint.folder / "state").write_text("1")
+    assert checkpoint.upload("test") == 1
+    checkpoint.remove()
+    assert _keys(s3, bucket, prefix_of(job_id)) == []

@@ -115,7 +115,7 @@ class _Secrets:
     def __init__(self, values: dict[str, str]) -> None:
         self.values = values
 
-    def download(self, bucket: str, key: str, path: Path) -> None:
+    def download(self, bucket: str, key: str, path: Path, size: int | None = None) -> None:
         raise AssertionError("not used")
 
     def list_keys(self, bucket: str, prefix: str) -> list[str]:
