@@ -1,102 +1,91 @@
-"""why JOB against the emulator: a job no instance can hold, a failed job's log, an unknown id."""
+"""why JOB: a job no instance can hold (on the applied flock's real compute environments), a
+failed job's reason and log on the local flock, an unknown id."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
 from shepard.emulator import InProcessEmulator, emulator_environment
-from shepard.joblayer.instances import usable_memory_mib
+from shepard.joblayer.instances import fits
 from shepard.joblayer.records import Phase, Result, Status
 from shepard.joblayer.settings import FlockSettings
-from shepard.joblayer.store import JobRecord, JobStore
+from shepard.joblayer.store import JobRecord, JobStore, created_at_text, utc_now
 from shepard.joblayer.testing import create_job_table
 from tests.unit.cli.helpers import cli_env, run, write_flock_profile
 
 pytestmark = pytest.mark.integration
 
-TRUST = (
-    '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":'
-    '{"Service":"batch.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
-)
+TABLE = "whyflock-jobs"
 
 
-def _managed_queue(name: str, instance_types: list[str], max_vcpus: int) -> str:
-    """A managed compute environment (as terraform/modules/batch makes) behind a job queue."""
-    ec2, iam, batch = boto3.client("ec2"), boto3.client("iam"), boto3.client("batch")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
-    group = ec2.create_security_group(GroupName=name, Description=name, VpcId=vpc)["GroupId"]
-    role = iam.create_role(RoleName=f"{name}-batch", AssumeRolePolicyDocument=TRUST)["Role"]
-    profile = iam.create_instance_profile(InstanceProfileName=f"{name}-sheep")["InstanceProfile"]
-    environment = batch.create_compute_environment(
-        computeEnvironmentName=f"{name}-default-1",
-        type="MANAGED",
-        state="ENABLED",
-        serviceRole=role["Arn"],
-        computeResources={
-            "type": "EC2",
-            "minvCpus": 0,
-            "maxvCpus": max_vcpus,
-            "desiredvCpus": 0,
-            "instanceTypes": instance_types,
-            "subnets": [subnet],
-            "securityGroupIds": [group],
-            "instanceRole": profile["Arn"],
-        },
+def test_why_names_the_compute_environment_and_the_memory_shortfall(
+    applied_flock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    applied_flock.activate(monkeypatch)
+    outputs = applied_flock.outputs
+    # A job of the flock's queue asking more memory than any instance type of the flock has
+    # (JOB_QUEUE as the events handler records it; no Batch job, so no worker picks it up).
+    job_id = f"why-{uuid.uuid4().hex[:12]}"
+    JobStore(outputs["table_name"]).create(
+        JobRecord(
+            job_id,
+            created_at=created_at_text(utc_now()),
+            job_queue=outputs["job_queue_name"],
+            vcpus=2,
+            memory_mib=2_000_000,
+        )
     )
-    queue = batch.create_job_queue(
-        jobQueueName=f"{name}-queue",
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[
-            {"order": 1, "computeEnvironment": environment["computeEnvironmentArn"]}
-        ],
-    )
-    return str(queue["jobQueueArn"])
+    batch = boto3.client("batch")
+    [queue] = batch.describe_job_queues(jobQueues=[outputs["job_queue_name"]])["jobQueues"]
+    arns = [item["computeEnvironment"] for item in queue["computeEnvironmentOrder"]]
+    environments = batch.describe_compute_environments(computeEnvironments=arns)[
+        "computeEnvironments"
+    ]
+    env = _env(outputs["table_name"], tmp_path)
 
+    result = run(["why", job_id], env)
 
-@dataclass(frozen=True)
-class WhyFlock:
-    table: str
-    big_job: str  # a waiting job asking 64000 MiB of a queue of m5.large and m5.xlarge
+    assert result.code == 0, result.err
+    text = " ".join(result.out.split())
+    assert f"job {job_id}: waiting" in text
+    assert "It asks 2 vCPUs and 2000000 MiB of memory (from its record)." in text
+    assert "No compute environment can ever place it." in text
+    for environment in environments:
+        fit = fits(2, 2_000_000, 0, environment["computeResources"]["instanceTypes"])
+        assert fit.most_memory_mib is not None
+        name, usable = fit.most_memory_mib
+        assert (
+            f"Compute environment {environment['computeEnvironmentName']}: it asks 2000000 MiB "
+            f"of memory and the largest instance type, {name}, leaves {usable} MiB to jobs "
+            f"({2_000_000 - usable} MiB short)."
+        ) in text
+
+    answer = json.loads(run(["why", job_id, "--json"], env).out)
+    assert answer["queue"] == outputs["job_queue_name"] and answer["queue_state"] == "ENABLED"
+    assert {e["name"] for e in answer["environments"]} == {
+        e["computeEnvironmentName"] for e in environments
+    }
+    assert all(e["fits"] is False and "MiB short" in e["why_not"] for e in answer["environments"])
 
 
 @pytest.fixture(scope="module")
-def why_flock(emulator: InProcessEmulator) -> Iterator[WhyFlock]:
-    """One table, queue and job for the module: making the compute environment is the slow part."""
+def why_table(emulator: InProcessEmulator) -> Iterator[str]:
+    """A job table holding one failed job (the table is all these tests need)."""
     with pytest.MonkeyPatch.context() as patch:
         emulator.reset()
         for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
             patch.delenv(key, raising=False)
         for key, value in emulator_environment(emulator.endpoint_url, "us-east-1").items():
             patch.setenv(key, value)
-        table = "whyflock-jobs"
-        create_job_table(boto3.client("dynamodb"), table)
-        queue = _managed_queue("whyflock", ["m5.large", "m5.xlarge"], 16)
-        batch = boto3.client("batch")
-        definition = batch.register_job_definition(
-            jobDefinitionName="whyflock-job",
-            type="container",
-            containerProperties={
-                "image": "worker:latest",
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "2"},
-                    {"type": "MEMORY", "value": "64000"},
-                ],
-            },
-        )
-        submitted = batch.submit_job(
-            jobName="big", jobQueue=queue, jobDefinition=definition["jobDefinitionArn"]
-        )
-        store = JobStore(table)
-        store.create(JobRecord("job-big", batch_job_id=submitted["jobId"], created_at="2026"))
-        store.create(
+        create_job_table(boto3.client("dynamodb"), TABLE)
+        JobStore(TABLE).create(
             JobRecord(
                 "job-failed",
                 status=Status.DONE,
@@ -107,53 +96,24 @@ def why_flock(emulator: InProcessEmulator) -> Iterator[WhyFlock]:
                 created_at="2026",
             )
         )
-        yield WhyFlock(table, "job-big")
+        yield TABLE
 
 
-def _env(flock: WhyFlock, tmp_path: Path) -> dict[str, str]:
+def _env(table: str, tmp_path: Path) -> dict[str, str]:
     env = cli_env(tmp_path / "config")
-    settings = FlockSettings("whyflock", flock.table, "q", "d", "i", "o", "e", "qd")
-    write_flock_profile(env, settings)
+    write_flock_profile(env, FlockSettings("whyflock", table, "q", "d", "i", "o", "e", "qd"))
     return env
 
 
-def test_why_names_the_compute_environment_and_the_memory_shortfall(
-    why_flock: WhyFlock, tmp_path: Path
-) -> None:
-    env = _env(why_flock, tmp_path)
-
-    result = run(["why", why_flock.big_job], env)
-
-    assert result.code == 0, result.err
-    short = 64000 - usable_memory_mib("m5.xlarge")
-    assert "job job-big: waiting" in result.out
-    assert "It asks 2 vCPUs and 64000 MiB of memory" in result.out
-    assert "No compute environment can ever place it." in result.out
-    assert (
-        f"Compute environment whyflock-default-1: it asks 64000 MiB of memory and the largest "
-        f"instance type, m5.xlarge, leaves {usable_memory_mib('m5.xlarge')} MiB to jobs "
-        f"({short} MiB short)."
-    ) in " ".join(result.out.split())
-
-    answer = json.loads(run(["why", why_flock.big_job, "--json"], env).out)
-    [environment] = answer["environments"]
-    assert (environment["name"], environment["fits"], environment["max_vcpus"]) == (
-        "whyflock-default-1",
-        False,
-        16,
-    )
-    assert answer["memory_mib"] == 64000 and answer["queue"] == "whyflock-queue"
-
-
 def test_why_a_failed_job_on_the_local_flock_shows_its_reason_and_last_log_lines(
-    why_flock: WhyFlock, tmp_path: Path
+    why_table: str, tmp_path: Path
 ) -> None:
     jobs = tmp_path / "state" / "local" / "jobs"
     jobs.mkdir(parents=True)
     (jobs / "job-failed.log").write_text("".join(f"line {n}\n" for n in range(1, 31)))
 
     result = run(
-        ["why", "job-failed", "--state_dir", str(tmp_path / "state")], _env(why_flock, tmp_path)
+        ["why", "job-failed", "--state_dir", str(tmp_path / "state")], _env(why_table, tmp_path)
     )
 
     assert result.code == 0, result.err
@@ -163,7 +123,7 @@ def test_why_a_failed_job_on_the_local_flock_shows_its_reason_and_last_log_lines
     assert shown == [f"| line {n}" for n in range(21, 31)]
 
 
-def test_why_an_unknown_job_says_how_to_find_one(why_flock: WhyFlock, tmp_path: Path) -> None:
-    result = run(["why", "no-such-job"], _env(why_flock, tmp_path))
+def test_why_an_unknown_job_says_how_to_find_one(why_table: str, tmp_path: Path) -> None:
+    result = run(["why", "no-such-job"], _env(why_table, tmp_path))
     assert result.code == 2
     assert "has no record with that id" in result.err and "Traceback" not in result.err
