@@ -246,6 +246,7 @@ def test_good_zip_becomes_a_submitted_job(
     assert record.status is Status.NOT_YET_INITIATED and record.batch_job_id
     assert record.variables == {"greeting": "hello", "count": "3", "TAG": "hello"}
     assert (record.tag, record.is_invoked, record.input_zip_name) == ("hello", False, name)
+    assert record.input_zip_size == len(data)  # from the S3 event: the worker's one GET
     assert record.idempotency_key is not None
     assert record.idempotency_key.startswith(f"s3://{flock.settings.inputs_bucket}/{name}#")
     assert gets.calls == 1  # a small zip is read whole by the first (suffix) GET
@@ -422,6 +423,9 @@ def test_one_poison_among_nine_good(flock: FlockFixture, drops: Deliveries) -> N
     assert len({r.array_parent for r in children}) == 1
     assert sorted(r.array_index or 0 for r in children) == list(range(9))
     assert all(r.job_id == f"{r.array_parent}-{r.array_index}" for r in children)
+    sizes = {f"good/{i}.zip": len(make_zip({"inputs.json": json.dumps({"I": i}).encode()}))
+             for i in range(9)}  # fmt: skip
+    assert all(r.input_zip_size == sizes[str(r.input_zip_name)] for r in children)
     assert len({r.batch_id for r in found}) == 1 and is_batch_id(str(found[0].batch_id))
     assert report(flock, "bad.zip")["result"] == "rejected"
 
