@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REGION = "us-east-1"
 WRITE_DOC_ENV = "SHEPARD_IAM_WRITE_DOC"
 RECORDS_OUT_ENV = "SHEPARD_IAM_RECORDS_OUT"  # a file: the session's recorded calls, as JSON
+LAZY = "_shepard_rebuild_on_use"  # a reset backend's (region, account) until it is used again
 FULL_RESET_ENV = "SHEPARD_TESTS_FULL_MOTO_RESET"  # "1": moto's own reset (to compare times)
 
 
@@ -121,9 +122,21 @@ def lighter_moto_reset() -> bool:
         return False
 
     def reset(self: BaseBackend) -> None:
-        self.__dict__ = {}  # what BaseBackend.reset does before building it again
+        # What BaseBackend.reset does, with the rebuild put off until the backend is used again:
+        # most are dropped unused, but one can stay reachable (batch_simple's reset reaches
+        # batch_backends after they were cleared, and used to leave an empty BatchBackend
+        # there: "'BatchBackend' object has no attribute '_compute_environments'").
+        self.__dict__ = {LAZY: (self.region_name, self.account_id)}
+
+    def rebuild_on_use(self: BaseBackend, name: str) -> Any:
+        where = self.__dict__.pop(LAZY, None)
+        if where is None:
+            raise AttributeError(name)
+        self.__init__(*where)  # type: ignore[misc]
+        return getattr(self, name)
 
     BaseBackend.reset = reset  # type: ignore[method-assign]
+    BaseBackend.__getattr__ = rebuild_on_use  # type: ignore[attr-defined]
     _parse_managed_policies_once()
     return True
 
