@@ -173,6 +173,7 @@ module "secrets" {
   name        = var.name
   secret_name = local.secret_name
   kms_key_arn = module.kms.key_arn
+  use_kms_key = var.flock_kms_key
   # A disposable flock (force_destroy_buckets) frees the secret's name at once, so the same
   # flock can be deployed again right after a destroy.
   recovery_window_in_days = var.force_destroy_buckets ? 0 : 7
@@ -226,6 +227,7 @@ module "iam" {
   region                    = var.region
   account_id                = split(":", module.job_table.table_arn)[4] # no STS lookup, with or without a flock key
   kms_key_arn               = module.kms.key_arn
+  use_kms_key               = var.flock_kms_key
   bucket_arns               = module.storage.bucket_arns
   table_arn                 = module.job_table.table_arn
   secret_arn                = module.secrets.secret_arn

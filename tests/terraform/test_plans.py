@@ -63,6 +63,17 @@ class Plan:
             if change["mode"] == "managed"
         }
         self.output_changes: dict[str, Any] = raw._raw.get("output_changes", {})
+        # Data sources read at apply (policy documents whose ARNs are not known yet): their
+        # statements' sids are known at plan time.
+        self.reads = {
+            address: change["change"]["after"] or {}
+            for address, change in raw.resource_changes.items()
+            if change["mode"] == "data"
+        }
+
+    def statement_ids(self, address: str) -> set[str]:
+        """The sids of a planned aws_iam_policy_document's statements."""
+        return {s.get("sid") for s in self.reads[address].get("statement") or []}
 
     def counts(self) -> dict[str, int]:
         return dict(sorted(Counter(c["type"] for c in self.changes.values()).items()))
@@ -687,6 +698,13 @@ def test_the_flock_tags_reach_instances_volumes_and_jobs(minimal: Plan) -> None:
 # docs/decisions/0011-aws-managed-keys.md.
 
 
+KEY_POLICY_DOCUMENTS = (
+    "module.iam.data.aws_iam_policy_document.job",
+    "module.iam.data.aws_iam_policy_document.submit_jobs",
+    "module.secrets.data.aws_iam_policy_document.secretify",
+)
+
+
 def test_the_minimal_flock_encrypts_at_rest_without_a_key_of_its_own(minimal: Plan) -> None:
     assert minimal.of_type("aws_kms_key") == {} and minimal.of_type("aws_kms_alias") == {}
     # DynamoDB: enabled = false is its default encryption with an AWS owned key.
@@ -709,12 +727,9 @@ def test_the_minimal_flock_encrypts_at_rest_without_a_key_of_its_own(minimal: Pl
     functions = minimal.of_type("aws_lambda_function")
     assert functions and all(not f.get("kms_key_arn") for f in functions.values())
     # No policy grants a KMS key: AWS managed keys are granted by their own key policies.
-    for address, policy in minimal.of_type("aws_iam_role_policy").items():
-        if policy.get("policy"):
-            assert "kms:" not in policy["policy"], address
-    for address, change in minimal.changes.items():
-        after = change["change"]["after"] or {}
-        assert "FlockKey" not in json.dumps(after), address
+    for document in KEY_POLICY_DOCUMENTS:
+        assert minimal.statement_ids(document), document
+        assert not {"FlockKey", "FlockKeyThroughSecretsManager"} & minimal.statement_ids(document)
     # EFS and the notifications topic are not in this plan: their fallbacks are in the config.
     efs = minimal.module_config("efs")["resources"]
     [efs_fs] = [r for r in efs if r["address"] == "aws_efs_file_system.this"]
@@ -744,5 +759,11 @@ def test_the_full_flock_keeps_its_own_key_everywhere(full: Plan) -> None:
     [repository] = full.of_type("aws_ecr_repository").values()
     assert repository["encryption_configuration"][0]["encryption_type"] == "KMS"
     for address, queue in full.of_type("aws_sqs_queue").items():
-        assert queue["sqs_managed_sse_enabled"] is False, address
+        assert not queue.get("sqs_managed_sse_enabled"), address
         assert full.unknown(address)["kms_master_key_id"] is True, address
+    # The roles and secretify's policy keep their statement on the key (scoped to it: the
+    # key's ARN, asserted on a known ARN by test_iam_plan.py).
+    assert "FlockKey" in full.statement_ids("module.iam.data.aws_iam_policy_document.job")
+    assert "FlockKey" in full.statement_ids("module.iam.data.aws_iam_policy_document.submit_jobs")
+    secretify = full.statement_ids("module.secrets.data.aws_iam_policy_document.secretify")
+    assert "FlockKeyThroughSecretsManager" in secretify

@@ -1,6 +1,8 @@
 data "aws_partition" "current" {}
 
 locals {
+  # Known at plan time even when the flock's key is created in the same apply.
+  flock_key = var.use_kms_key != null ? var.use_kms_key : var.kms_key_arn != null
   partition = data.aws_partition.current.partition
   managed   = "arn:${local.partition}:iam::aws:policy/service-role"
 
@@ -83,7 +85,7 @@ data "aws_iam_policy_document" "submit_jobs" {
   }
   dynamic "statement" {
     # Only with the flock's key: AWS managed keys are granted by their own key policies.
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = local.flock_key ? [var.kms_key_arn] : []
     content {
       sid       = "FlockKey"
       actions   = local.kms_use
@@ -215,7 +217,7 @@ data "aws_iam_policy_document" "job" {
   }
   dynamic "statement" {
     # Only with the flock's key: AWS managed keys are granted by their own key policies.
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = local.flock_key ? [var.kms_key_arn] : []
     content {
       sid       = "FlockKey"
       actions   = local.kms_use
@@ -344,7 +346,7 @@ data "aws_iam_policy_document" "events" {
   }
   dynamic "statement" {
     # The queue's and the topic's messages are encrypted with the flock's key, when it has one.
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = local.flock_key ? [var.kms_key_arn] : []
     content {
       sid       = "FlockKey"
       actions   = local.kms_use

@@ -19,6 +19,12 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "use_kms_key" {
+  type        = bool
+  description = "Whether kms_key_arn is set, known at plan time even before the key exists (null: kms_key_arn != null)."
+  default     = null
+}
+
 variable "bucket_arns" {
   type        = map(string)
   description = "Bucket ARN by role; needs inputs, outputs, errors and quick-deploy."

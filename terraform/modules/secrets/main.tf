@@ -18,6 +18,8 @@ resource "aws_secretsmanager_secret_version" "initial" {
 }
 
 locals {
+  # Known at plan time even when the flock's key is created in the same apply.
+  flock_key = var.use_kms_key != null ? var.use_kms_key : var.kms_key_arn != null
   # arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 random characters>
   arn_parts = split(":", aws_secretsmanager_secret.this.arn)
   # The secret and every one secretify adds beside it (<secret_name>-part-N).
@@ -41,7 +43,7 @@ data "aws_iam_policy_document" "secretify" {
   # Only with the flock's key: aws/secretsmanager's key policy grants its use through Secrets
   # Manager to the account's principals.
   dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [var.kms_key_arn]
+    for_each = local.flock_key ? [var.kms_key_arn] : []
     content {
       sid       = "FlockKeyThroughSecretsManager"
       actions   = ["kms:GenerateDataKey", "kms:Decrypt"]

@@ -14,6 +14,12 @@ variable "kms_key_arn" {
   default     = null
 }
 
+variable "use_kms_key" {
+  type        = bool
+  description = "Whether kms_key_arn is set, known at plan time even before the key exists (null: kms_key_arn != null)."
+  default     = null
+}
+
 variable "recovery_window_in_days" {
   type        = number
   description = "Days a deleted secret can be restored: 0 deletes at once (the name is free again), else 7 to 30."
