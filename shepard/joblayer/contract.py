@@ -82,6 +82,11 @@ EFS_ROOT = "SHEPARD_EFS_ROOT"
 LUSTRE_ROOT = "SHEPARD_LUSTRE_ROOT"
 
 # What the job definition gives every job.
+# The job definition's retry strategy, for the worker to know whether an interruption is retried.
+RETRY_ATTEMPTS = "SHEPARD_RETRY_ATTEMPTS"
+RETRY_ON_HOST_RECLAIM = "SHEPARD_RETRY_ON_HOST_RECLAIM"
+CHECKPOINT_INTERVAL_MINUTES = "SHEPARD_CHECKPOINT_INTERVAL_MINUTES"
+
 JOB_ENVIRONMENT_REQUIRED: tuple[str, ...] = (
     INPUTS_BUCKET,
     OUTPUTS_BUCKET,
@@ -97,9 +102,12 @@ JOB_ENVIRONMENT_REQUIRED: tuple[str, ...] = (
     ALLOW_DOCKER_DAEMON,
     WORK_ROOT,
     DAYS_TO_KEEP_FINISHED_JOBS,
+    RETRY_ATTEMPTS,
+    RETRY_ON_HOST_RECLAIM,
 )
-# What it gives only when the flock has that file system (USES_EFS / USES_LUSTRE "True").
-JOB_ENVIRONMENT_OPTIONAL: tuple[str, ...] = (EFS_ROOT, LUSTRE_ROOT)
+# What it gives only when the flock has that file system (USES_EFS / USES_LUSTRE "True"), and
+# the checkpoint interval only when flock.yaml sets one.
+JOB_ENVIRONMENT_OPTIONAL: tuple[str, ...] = (EFS_ROOT, LUSTRE_ROOT, CHECKPOINT_INTERVAL_MINUTES)
 
 # Set per job by SubmitJob's container overrides (the scheduler and the API).
 JOB_ID = "SHEPARD_JOB_ID"

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from shepard.joblayer import contract
 from shepard.joblayer.records import Phase, Result
 from shepard.joblayer.store import JobStore
 from shepard.local.metadata import LocalMetadata
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 
 IMDS_ENDPOINT = "SHEPARD_IMDS_ENDPOINT"
 POLL_SECONDS = "SHEPARD_SPOT_POLL_SECONDS"
-RETRY_ATTEMPTS = "SHEPARD_RETRY_ATTEMPTS"
+RETRY_ATTEMPTS = contract.RETRY_ATTEMPTS
 LOCAL_POLL_SECONDS = "0.2"  # a local "reclaim" comes seconds after its notice, not minutes
 METADATA_FILE = "metadata.json"  # under the state folder's root: where `local interrupt` looks
 

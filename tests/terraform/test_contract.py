@@ -101,7 +101,10 @@ def test_the_lambdas_read_every_name_of_their_environment() -> None:
 
 @pytest.mark.parametrize(
     ("case", "optional"),
-    [("minimal", set()), ("full", {contract.EFS_ROOT, contract.LUSTRE_ROOT})],
+    [
+        ("minimal", set()),
+        ("full", {contract.EFS_ROOT, contract.LUSTRE_ROOT, contract.CHECKPOINT_INTERVAL_MINUTES}),
+    ],
 )
 def test_job_definition_environment_is_what_the_worker_reads(
     plans: dict[str, tftest.TerraformPlanOutput], case: str, optional: set[str]

@@ -21,12 +21,12 @@ from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shepard.errors import BackendError
-from shepard.joblayer import calls, clients
+from shepard.joblayer import calls, clients, contract
 
 from .workspace import safe_destination
 
 VARIABLE = "CHECKPOINT_DIR"
-INTERVAL_MINUTES = "SHEPARD_CHECKPOINT_INTERVAL_MINUTES"
+INTERVAL_MINUTES = contract.CHECKPOINT_INTERVAL_MINUTES
 PREFIX = "checkpoints"
 
 Stamp = tuple[int, int]  # (size, mtime in ns)

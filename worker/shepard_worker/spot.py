@@ -30,12 +30,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from shepard.joblayer import contract
+
 from . import instance
 
 IMDS_ENDPOINT = "SHEPARD_IMDS_ENDPOINT"
 POLL_SECONDS = "SHEPARD_SPOT_POLL_SECONDS"
-RETRY_ATTEMPTS = "SHEPARD_RETRY_ATTEMPTS"
-RETRY_ON_HOST_RECLAIM = "SHEPARD_RETRY_ON_HOST_RECLAIM"
+RETRY_ATTEMPTS = contract.RETRY_ATTEMPTS
+RETRY_ON_HOST_RECLAIM = contract.RETRY_ON_HOST_RECLAIM
 HOST_FOLDER = ".shepard"  # under the work root: what the sheep's host read from its metadata
 DEFAULT_POLL_SECONDS = 5.0
 TOKEN_TTL_SECONDS = 300
