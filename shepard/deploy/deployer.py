@@ -244,6 +244,7 @@ class Apply:
             stream.write(f"{summary.describe()}\n")
             if summary.has_changes and deployer.where.kind == "aws":  # emulators cost nothing
                 stream.write(_cost_line(tf, plan_file, flock.region) + "\n")
+            refuse_key_deletion(flock, [c.address for c in summary.changes if c.action in DELETING])
             if summary.has_changes:
                 if not self.auto_approve:
                     deployer.ask(
@@ -269,6 +270,29 @@ def _cost_line(tf: FlockTerraform, plan_file: Path, region: str) -> str:
         return cost_summary(tf.show_plan(plan_file), region)
     except BackendError as error:
         return f"Fixed cost of this flock: not worked out ({error.message.splitlines()[0]})"
+
+
+DELETING = ("delete", "replace")
+
+
+def refuse_key_deletion(flock: Flock, deleted: Sequence[str]) -> None:
+    """Refuse an apply that would schedule the flock's own KMS key for deletion (``deleted``:
+    the addresses the plan deletes or replaces).
+
+    What was written under the key (objects, table items, the secret) stays encrypted with it:
+    a flock applied with ``encryption.kms_key: flock`` (the only kind before AWS-managed keys
+    became the default) and planned again with the default would make its data unreadable once
+    the key's 7-day deletion window ends. ``destroy`` of the whole flock does not come here."""
+    doomed = [address for address in deleted if ".aws_kms_key." in f".{address}"]
+    if doomed:
+        raise BadInput(
+            f"while applying flock {flock.name}: the plan would schedule the flock's KMS key "
+            f"for deletion ({', '.join(doomed)}), and the data already written under it "
+            "(results, the job table, the secret) would become unreadable after 7 days. "
+            "Nothing was changed. Keep the key with `encryption: {kms_key: flock}` in "
+            f"{flock.flock_file.name}, or destroy the flock first to start again with "
+            "AWS-managed keys"
+        )
 
 
 @dataclass
@@ -300,6 +324,14 @@ class ApplySaved:
             for c in shown.get("resource_changes") or []
             if c.get("change", {}).get("actions") not in (["no-op"], None)
         ]
+        refuse_key_deletion(
+            flock,
+            [
+                c.get("address", "")
+                for c in shown.get("resource_changes") or []
+                if "delete" in (c.get("change", {}).get("actions") or [])
+            ],
+        )
         total = sum(2 if len(a) == 2 else 1 for a in actions)
         if total:
             tf.apply_plan(

@@ -22,7 +22,7 @@ from shepard.deploy import (
     state_dir_for,
     target_for,
 )
-from shepard.errors import BackendError
+from shepard.errors import BackendError, BadInput
 from shepard.package import build_lambda_zips, module_lambda_dir
 from shepard.tf.events import PlannedChange
 from shepard.tf.flock import PlanSummary
@@ -216,3 +216,33 @@ def test_other_apply_failures_are_not_run_again(
     # An AWS apply says the flock's fixed cost before applying (docs/cost.md); an emulator's not.
     said = deployer.stream.getvalue()  # type: ignore[attr-defined]
     assert ("Fixed cost of this flock when idle: $0.00 a month" in said) == (target.kind == "aws")
+
+
+class _KeyDroppingTerraform(_FlakyTerraform):
+    """Plans what a flock applied with its own KMS key gets with ``kms_key: aws_managed``."""
+
+    def plan(self, *, out_file: Path) -> PlanSummary:
+        self.plans += 1
+        out_file.write_text("plan")
+        return PlanSummary(
+            0,
+            1,
+            2,
+            (
+                PlannedChange("module.kms.aws_kms_key.this[0]", "delete"),
+                PlannedChange("module.kms.aws_kms_key_policy.this[0]", "delete"),
+                PlannedChange("module.storage.aws_s3_bucket_versioning.this", "update"),
+            ),
+        )
+
+
+def test_an_apply_that_would_delete_the_flocks_key_is_refused(tmp_path: Path) -> None:
+    tf = _KeyDroppingTerraform(tmp_path, 0)
+    deployer = Deployer(_flock(tmp_path), {}, target=EmulatorTarget(), stream=io.StringIO())
+    with pytest.raises(BadInput) as refused:
+        Apply(auto_approve=True).execute(deployer, tf)  # type: ignore[arg-type]
+    assert tf.applies == 0
+    message = str(refused.value)
+    assert "module.kms.aws_kms_key.this[0]" in message
+    assert "aws_kms_key_policy" not in message
+    assert "kms_key: flock" in message and "Nothing was changed" in message
