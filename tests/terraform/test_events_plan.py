@@ -60,6 +60,20 @@ module "events" {
   notification_emails          = ["%(email)s"]
 }
 
+# The scheduler's queues with a known key ARN: the provider checks that SSE-SQS and a KMS key
+# are not both set only once the key is known, as at apply on AWS.
+module "scheduler" {
+  source             = "%(modules)s/scheduler"
+  name               = "h-flock"
+  kms_key_arn        = "%(key)s"
+  use_kms_key        = true
+  inputs_bucket_name = "h-inputs"
+  inputs_bucket_arn  = "arn:aws:s3:::h-inputs"
+  role_arn           = "arn:aws:iam::%(account)s:role/h-flock-scheduler"
+  zip_path           = "%(zip)s"
+  environment        = { SHEPARD_FLOCK = "h-flock" }
+}
+
 module "iam" {
   source                    = "%(modules)s/iam"
   name                      = "h-flock"
@@ -290,3 +304,15 @@ def test_the_flock_gives_the_role_its_queue_and_topic(plan: tftest.TerraformPlan
     assert "module.events.topic_arn" in references(iam_call["notifications_topic_arn"])
     events_call = plan.configuration["root_module"]["module_calls"]["events"]["expressions"]
     assert "module.iam.events_role_arn" in references(events_call["role_arn"])
+
+
+def test_queues_under_the_flocks_key_leave_sse_sqs_unset(
+    harness: dict[str, Mapping[str, Any]],
+) -> None:
+    """With the key's ARN known (as at apply) the provider refuses ``sqs_managed_sse_enabled``
+    beside ``kms_master_key_id``, even false: the harness plans at all only when it is unset."""
+    queues = {a: v for a, v in harness.items() if a.split(".")[-2:][0] == "aws_sqs_queue"}
+    assert {a.split(".")[1] for a in queues} == {"events", "scheduler"}
+    for address, values in queues.items():
+        assert values["kms_master_key_id"] == KEY, address
+        assert not values.get("sqs_managed_sse_enabled"), address

@@ -17,7 +17,9 @@ resource "aws_sqs_queue" "dead_letter" {
   message_retention_seconds         = 1209600 # 14 days to look at what could not be scheduled
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = local.flock_key ? 300 : null
-  sqs_managed_sse_enabled           = !local.flock_key # SSE-SQS without the flock's key
+  # SSE-SQS without the flock's key; unset with it (the provider refuses both arguments set,
+  # even false, once the key's ARN is known: at apply, not at plan).
+  sqs_managed_sse_enabled = local.flock_key ? null : true
 }
 
 resource "aws_sqs_queue" "this" {
@@ -26,7 +28,9 @@ resource "aws_sqs_queue" "this" {
   message_retention_seconds         = 345600
   kms_master_key_id                 = var.kms_key_arn
   kms_data_key_reuse_period_seconds = local.flock_key ? 300 : null
-  sqs_managed_sse_enabled           = !local.flock_key # SSE-SQS without the flock's key
+  # SSE-SQS without the flock's key; unset with it (the provider refuses both arguments set,
+  # even false, once the key's ARN is known: at apply, not at plan).
+  sqs_managed_sse_enabled = local.flock_key ? null : true
 
   # A zip whose event keeps failing ends in the dead-letter queue instead of looping forever.
   redrive_policy = jsonencode({
