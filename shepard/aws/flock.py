@@ -166,6 +166,23 @@ class Aws:
         with aws_errors(f"terminating the AWS Batch job {batch_job_id}"):
             self._client("batch").terminate_job(jobId=batch_job_id, reason=reason[:1024])
 
+    def find_array_job(self, queue: str, name: str, size: int) -> str | None:
+        """The Batch id of the one unfinished array job of ``size`` children named ``name`` in
+        ``queue`` (ListJobs by name), or None when there is none or more than one."""
+        found: list[str] = []
+        with aws_errors(f"looking for the array job {name} in the job queue {queue}"):
+            pages = self._client("batch").get_paginator("list_jobs")
+            for page in pages.paginate(
+                jobQueue=queue, filters=[{"name": "JOB_NAME", "values": [name]}]
+            ):
+                for job in page.get("jobSummaryList", []):
+                    if (
+                        job.get("status") not in ("SUCCEEDED", "FAILED")
+                        and (job.get("arrayProperties") or {}).get("size") == size
+                    ):
+                        found.append(str(job["jobId"]))
+        return found[0] if len(found) == 1 else None
+
     def batch_job_statuses(self, batch_job_ids: list[str]) -> dict[str, str]:
         """Batch's status of each job id it still knows (DescribeJobs, 100 ids a call)."""
         statuses: dict[str, str] = {}

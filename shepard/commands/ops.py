@@ -281,6 +281,7 @@ def aws_errors_while(doing: str) -> Iterator[None]:
 
 
 def cancel(ctx: Context) -> int:
+    from shepard.joblayer.batch import job_name
     from shepard.joblayer.cancel import Done, cancel_records, whole_arrays
 
     table = ctx.settings.require("dynamo_db_to_query", "cancelling jobs")
@@ -311,8 +312,14 @@ def cancel(ctx: Context) -> int:
     for record in records:
         if record.array_parent:
             counts[record.array_parent] = counts.get(record.array_parent, 0) + 1
-    arrays = whole_arrays(records, lambda parent: counts[parent]) if whole else set()
     aws = ctx.aws
+    queue = ctx.settings.get("job_queue")
+
+    def find_parent(parent: str, child: JobRecord, size: int) -> str | None:
+        # No child has started, so none knows the array's Batch id: Batch's own list has it.
+        return aws.find_array_job(queue, job_name(parent, child.tag), size) if queue else None
+
+    arrays = whole_arrays(records, lambda parent: counts[parent], find_parent) if whole else set()
     done = cancel_records(
         records,
         cancel_record=lambda job_id, why: aws.cancel_job_record(table, job_id, why),

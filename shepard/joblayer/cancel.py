@@ -109,23 +109,37 @@ def cancel_records(
         return errors + list(pool.map(one, chosen))
 
 
-def whole_arrays(records: Iterable[JobRecord], siblings: Callable[[str], int]) -> set[str]:
+# Finds an array job's Batch id from its parent id, a child's record and the array's size (None
+# when it cannot tell): no child knows it before one of them has started.
+ParentFinder = Callable[[str, JobRecord, int], str | None]
+
+
+def whole_arrays(
+    records: Iterable[JobRecord],
+    siblings: Callable[[str], int],
+    find_parent: ParentFinder | None = None,
+) -> set[str]:
     """The Batch ids of array jobs whose every child is among ``records`` (``siblings(parent)``
-    says how many children the array has), as far as a child knows its array's Batch id."""
+    says how many children the array has): as a child knows its array's Batch id, or, when
+    none has started yet, as ``find_parent`` finds it in Batch."""
     counted: dict[str, int] = {}
     batch_ids: dict[str, str] = {}
+    sample: dict[str, JobRecord] = {}
     for record in records:
         if record.array_parent is None:
             continue
         counted[record.array_parent] = counted.get(record.array_parent, 0) + 1
+        sample.setdefault(record.array_parent, record)
         parent_batch = array_parent_batch_id(record)
         if parent_batch is not None:
             batch_ids[record.array_parent] = parent_batch
-    return {
-        batch_id
-        for parent, batch_id in batch_ids.items()
-        if counted.get(parent, 0) == siblings(parent)
-    }
+    wholes = {parent for parent, count in counted.items() if count == siblings(parent)}
+    if find_parent is not None:
+        for parent in sorted(wholes - set(batch_ids)):
+            found = find_parent(parent, sample[parent], counted[parent])
+            if found is not None:
+                batch_ids[parent] = found
+    return {batch_ids[parent] for parent in wholes if parent in batch_ids}
 
 
 def _finished(record: JobRecord) -> str:

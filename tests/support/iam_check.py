@@ -587,6 +587,9 @@ AWS_ONLY_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
     "cancel": (
         ("batch:CancelJob", "arn:aws:batch:REGION:ACCOUNT:job/*"),
         ("batch:TerminateJob", "arn:aws:batch:REGION:ACCOUNT:job/*"),
+        # An array job none of whose children has started: found by name (no resource-level
+        # permissions for ListJobs).
+        ("batch:ListJobs", "*"),
     ),
     # A job's log from CloudWatch (the local flock reads its log file instead).
     "logs": (

@@ -154,3 +154,24 @@ def test_a_batch_refusal_is_reported_and_the_others_go_on(store: JobStore) -> No
     assert [d.done for d in done] == [Done.FAILED, Done.CANCELLED]
     assert "recorded cancelled, but ClientException" in done[0].detail
     assert batch.calls == [("CancelJob", "batch-b")]
+
+
+def test_an_array_none_of_whose_children_started_is_found_in_batch(store: JobStore) -> None:
+    """No child knows its array's Batch id before one starts: the finder (Batch's ListJobs by
+    the array's name and size) gives it, and the array is cancelled whole."""
+    parent = "q" * 32
+    records = [
+        JobRecord(job_id=f"{parent}-{i}", array_parent=parent, array_index=i, tag="run")
+        for i in range(3)
+    ]
+    asked: list[tuple[str, str | None, int]] = []
+
+    def finder(wanted: str, child: JobRecord, size: int) -> str | None:
+        asked.append((wanted, child.tag, size))
+        return "arr-q"
+
+    assert whole_arrays(records, lambda p: 3, finder) == {"arr-q"}
+    assert asked == [(parent, "run", 3)]
+    assert whole_arrays(records, lambda p: 3, lambda *_: None) == set()  # not found: per child
+    assert whole_arrays(records, lambda p: 4, finder) == set()  # not every child: never whole
+    assert len(asked) == 1
