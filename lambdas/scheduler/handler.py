@@ -19,6 +19,10 @@ Per drop, never per batch:
   record and a JSON report ``rejected/<zip key>.json`` in the errors bucket; its message counts as
   handled, so it is never retried forever, and the other drops go on.
 - A second delivery of one event finds its claim (or its plain record) and submits nothing.
+  A fan-in marks its array submitted once SubmitJob answered (one PutItem an array); a claim
+  found unmarked is in flight, and its message comes back in ``batchItemFailures``, until it is
+  older than ``RESUBMIT_AFTER`` (the Lambda that made it died before SubmitJob answered): then
+  the delivery takes it over, conditionally, writes its record again and submits it.
 - A transient failure (throttling, 5xx, a dropped connection) or an unexpected error puts that
   message id, and only it, in ``batchItemFailures``: SQS delivers it again, and after the queue's
   ``max_receive_count`` moves it to the dead-letter queue. A SubmitJob that stays throttled
@@ -41,7 +45,7 @@ from shepard.joblayer.batch import TransientFailure, is_transient
 from shepard.joblayer.contract import BATCH_ID_METADATA
 from shepard.joblayer.ids import child_job_id, job_id_for, new_job_id
 from shepard.joblayer.records import Phase, Result, Status
-from shepard.joblayer.service import JobOutcome, JobService, Outcome
+from shepard.joblayer.service import RESUBMIT_AFTER, JobOutcome, JobService, Outcome
 from shepard.joblayer.settings import FlockSettings, PerEnvironment
 from shepard.joblayer.store import JobRecord, created_at_text, expires_at, seed_time_text
 from shepard.joblayer.variables import (
@@ -223,8 +227,10 @@ def _finished(rt: Runtime, drop: Drop, outcome: JobOutcome) -> None:
     )
 
 
-def submit_one(rt: Runtime, accepted: Accepted) -> None:
-    """A lone drop: a plain job (its record's id is its claim), submitted at once."""
+def submit_one(rt: Runtime, accepted: Accepted) -> list[str]:
+    """A lone drop: a plain job (its record's id is its claim), submitted at once. Found
+    claimed by a fan-in (no Batch job id), it goes through ``fan_in``, which may take the claim
+    over; returns the message ids to retry later."""
     drop = accepted.drop
     outcome = rt.service.submit(
         accepted.variables,
@@ -234,12 +240,17 @@ def submit_one(rt: Runtime, accepted: Accepted) -> None:
         batch_id=accepted.batch_id,
         input_zip_size=_event_size(drop.s3_object),
     )
+    if outcome.outcome is Outcome.DUPLICATE and outcome.batch_job_id is None:
+        return fan_in(rt, [accepted])
     _finished(rt, drop, outcome)
+    return []
 
 
-def fan_in(rt: Runtime, accepted: list[Accepted]) -> None:
+def fan_in(rt: Runtime, accepted: list[Accepted]) -> list[str]:
     """Two or more drops: child records with their claims, then ONE SubmitJob (an array job;
-    a plain one when all but one were duplicates)."""
+    a plain one when all but one were duplicates), then one PutItem marking the array
+    submitted. A claim found unmarked is taken over after RESUBMIT_AFTER (its Lambda died
+    before SubmitJob answered); younger, its message id is returned, to be retried later."""
     service = rt.service
     parent = new_job_id()
     now = service.clock()
@@ -266,14 +277,19 @@ def fan_in(rt: Runtime, accepted: list[Accepted]) -> None:
         )
         for index, item in enumerate(accepted)
     ]
-    children = service.store.create_claimed(pairs)
+    claimed = service.store.claim_drops(pairs, take_over_after=RESUBMIT_AFTER)
+    children = claimed.records
     by_ikey = {item.drop.ikey: item.drop for item in accepted}
     written = {child.idempotency_key for child in children}
+    in_flight = set(claimed.in_flight)
+    retry = [item.drop.message_id for item in accepted if item.drop.claim in in_flight]
     for item in accepted:
-        if item.drop.ikey not in written:
+        if item.drop.claim in in_flight:
+            _log("in flight", job_id=item.drop.claim, key=item.drop.key)
+        elif item.drop.ikey not in written:
             _log("duplicate", job_id=item.drop.claim, key=item.drop.key)
     if not children:
-        return
+        return retry
     if len(children) == 1:
         # Batch has no array of one: the child runs as a plain job under its own id.
         submit_as, size = children[0].job_id, None
@@ -305,10 +321,12 @@ def fan_in(rt: Runtime, accepted: list[Accepted]) -> None:
             )
             for child in children
         )
+        _mark(rt, parent, "", keep)
         for child in children:
             drop = by_ikey[str(child.idempotency_key)]
             _finished(rt, drop, JobOutcome(child.job_id, Outcome.FAILED, reason))
-        return
+        return retry
+    _mark(rt, parent, batch_job_id, keep)
     _log(
         "submitted",
         array_parent=parent,
@@ -317,6 +335,17 @@ def fan_in(rt: Runtime, accepted: list[Accepted]) -> None:
         job_ids=[child.job_id for child in children],
         keys=[child.input_zip_name for child in children],
     )
+    return retry
+
+
+def _mark(rt: Runtime, parent: str, batch_job_id: str, keep: int) -> None:
+    """The array's claims are settled (submitted, or failed for good). A failure here is only
+    logged: the jobs are recorded, and a claim taken over later finds its record no longer
+    queued, or marked by Batch's events, before resubmitting anything."""
+    try:
+        rt.service.store.mark_array_submitted(parent, batch_job_id, expires=keep)
+    except Exception as exc:
+        _log("unmarked", array_parent=parent, error=f"{type(exc).__name__}: {exc}")
 
 
 def _failed(message_id: str, exc: Exception, failures: dict[str, None]) -> None:
@@ -362,12 +391,14 @@ def handle(rt: Runtime, event: dict[str, Any]) -> dict[str, Any]:
     accepted = [item for item in accepted if item.drop.message_id not in failures]
     if len(accepted) == 1:
         try:
-            submit_one(rt, accepted[0])
+            for message_id in submit_one(rt, accepted[0]):
+                failures[message_id] = None
         except Exception as exc:
             _failed(accepted[0].drop.message_id, exc, failures)
     elif accepted:
         try:
-            fan_in(rt, accepted)
+            for message_id in fan_in(rt, accepted):
+                failures[message_id] = None
         except Exception as exc:
             for item in accepted:
                 _failed(item.drop.message_id, exc, failures)

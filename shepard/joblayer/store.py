@@ -265,6 +265,18 @@ def _plain(value: Mapping[str, Any]) -> Any:
 
 # fanin: the attribute of a claim item naming the record that holds the job.
 CLAIM_ATTRIBUTE = "SAME_AS"
+# fanin: the attribute of an array's marker saying its SubmitJob answered.
+SUBMITTED_ATTRIBUTE = "SUBMITTED_AT"
+# fanin: what became of one drop's claim (JobStore.claim_drops).
+WON, DUPLICATE, IN_FLIGHT = "won", "duplicate", "in flight"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """The records a fan-in wrote, and the claim ids found in flight (retry those later)."""
+
+    records: list[JobRecord]
+    in_flight: list[str]
 
 
 def _is_condition_failure(exc: ClientError) -> bool:
@@ -857,10 +869,24 @@ class JobStore:
     # -- fanin: zip drops fanned in to one array job ---------------------------------------------
 
     def create_claimed(
-        self, pairs: Sequence[tuple[str, JobRecord]], *, workers: int = 8
+        self,
+        pairs: Sequence[tuple[str, JobRecord]],
+        *,
+        workers: int = 8,
+        take_over_after: timedelta | None = None,
     ) -> list[JobRecord]:
-        """Write each ``(claim id, record)`` pair unless its claim is taken; return the records
-        written, in order.
+        """The records :meth:`claim_drops` wrote, in order."""
+        return self.claim_drops(pairs, workers=workers, take_over_after=take_over_after).records
+
+    def claim_drops(
+        self,
+        pairs: Sequence[tuple[str, JobRecord]],
+        *,
+        workers: int = 8,
+        take_over_after: timedelta | None = None,
+    ) -> Claimed:
+        """Write each ``(claim id, record)`` pair unless its claim is taken; the records written,
+        in order, and the claims found in flight.
 
         A claim is an item at the id a drop's idempotency key gives (``ids.job_id_for``), with
         ``SAME_AS`` naming the record that holds the job and ``CLAIMED_AT``; it has no PHASE,
@@ -870,12 +896,19 @@ class JobStore:
         written. Then the records of the claims won go in BatchWriteItem, 25 a request. If a
         write fails, the claims this call made are removed before the error is raised, so the
         drops' next delivery starts afresh.
+
+        With ``take_over_after``, a claim found whose array was never marked submitted
+        (:meth:`mark_array_submitted`: the Lambda that made it died before SubmitJob answered)
+        is taken over when it is older than that: conditionally replaced by this call's claim
+        (two redeliveries cannot both take it), its old record removed unless a worker took it,
+        and the record written again as one of this call's. Younger, it is in flight (perhaps a
+        concurrent delivery): left alone and returned in ``in_flight``, for a later retry.
         """
         if not pairs:
-            return []
+            return Claimed([], [])
         claimed_at = created_at_text(self.clock())
 
-        def claim(pair: tuple[str, JobRecord]) -> bool:
+        def claim(pair: tuple[str, JobRecord]) -> str:
             claim_id, record = pair
             item: Item = {
                 "UUID": {"S": claim_id},
@@ -892,19 +925,24 @@ class JobStore:
                     Item=item,
                     ConditionExpression="attribute_not_exists(#id)",
                     ExpressionAttributeNames={"#id": "UUID"},
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
             except ClientError as exc:
-                if _is_condition_failure(exc):
-                    return False
-                raise
-            return True
+                if not _is_condition_failure(exc):
+                    raise
+                if take_over_after is None:
+                    return DUPLICATE
+                found: Item | None = exc.response.get("Item")  # type: ignore[assignment]
+                return self._take_over(item, found or self._raw(claim_id), take_over_after)
+            return WON
 
         with ThreadPoolExecutor(max_workers=max(1, min(workers, len(pairs)))) as pool:
             futures = [pool.submit(claim, pair) for pair in pairs]
-        won = [f.exception() is None and f.result() for f in futures]
+        answers = [f.result() if f.exception() is None else None for f in futures]
         failed = next((f.exception() for f in futures if f.exception() is not None), None)
-        records = [record for (_, record), mine in zip(pairs, won, strict=True) if mine]
-        claims = [claim_id for (claim_id, _), mine in zip(pairs, won, strict=True) if mine]
+        records = [record for (_, record), a in zip(pairs, answers, strict=True) if a == WON]
+        claims = [claim_id for (claim_id, _), a in zip(pairs, answers, strict=True) if a == WON]
+        in_flight = [c for (c, _), a in zip(pairs, answers, strict=True) if a == IN_FLIGHT]
         try:
             if failed is not None:
                 raise failed
@@ -912,7 +950,86 @@ class JobStore:
         except BaseException:
             self.delete_claimed(records, claims)
             raise
-        return records
+        return Claimed(records, in_flight)
+
+    def _raw(self, key: str) -> Item | None:
+        answer = self.client.get_item(
+            TableName=self.table_name, Key={"UUID": {"S": key}}, ConsistentRead=True
+        )
+        item: Item | None = answer.get("Item")
+        return item
+
+    def _take_over(self, item: Item, old: Item | None, after: timedelta) -> str:
+        """DUPLICATE, IN_FLIGHT or WON for a claim found at ``item``'s id (see claim_drops)."""
+        if old is None:
+            return IN_FLIGHT  # removed meanwhile (a failed fan-in): the next delivery claims it
+        if CLAIM_ATTRIBUTE not in old or SUBMITTED_ATTRIBUTE in old:
+            return DUPLICATE  # a plain record or rejection, or a claim marked submitted
+        old_child = old[CLAIM_ATTRIBUTE]["S"]
+        parent = old_child.rsplit("-", 1)[0]
+        marker = self._raw(parent)
+        if marker is not None and SUBMITTED_ATTRIBUTE in marker:
+            return DUPLICATE
+        try:
+            claimed = datetime.strptime(old["CLAIMED_AT"]["S"], "%Y-%m-%dT%H:%M:%S.%f%z")
+        except (KeyError, ValueError):
+            return DUPLICATE
+        if self.clock() - claimed <= after:
+            return IN_FLIGHT
+        try:
+            self.client.put_item(
+                TableName=self.table_name,
+                Item=item,
+                ConditionExpression="#s = :s AND #c = :c AND attribute_not_exists(#m)",
+                ExpressionAttributeNames={
+                    "#s": CLAIM_ATTRIBUTE,
+                    "#c": "CLAIMED_AT",
+                    "#m": SUBMITTED_ATTRIBUTE,
+                },
+                ExpressionAttributeValues={":s": old[CLAIM_ATTRIBUTE], ":c": old["CLAIMED_AT"]},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                return IN_FLIGHT  # another delivery took it over first
+            raise
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key={"UUID": {"S": old_child}},
+                ConditionExpression=(
+                    "attribute_not_exists(#id) OR (#p = :queued AND attribute_not_exists(#b))"
+                ),
+                ExpressionAttributeNames={"#id": "UUID", "#p": "PHASE", "#b": "BATCH_JOB_ID"},
+                ExpressionAttributeValues={":queued": {"S": Phase.QUEUED.value}},
+            )
+        except ClientError as exc:
+            if not _is_condition_failure(exc):
+                raise
+            # Its array did reach Batch after all (a worker or Batch's events touched the
+            # record): the old claim goes back, marked, and this drop is a duplicate.
+            self.client.put_item(
+                TableName=self.table_name,
+                Item={**old, SUBMITTED_ATTRIBUTE: {"S": created_at_text(self.clock())}},
+            )
+            return DUPLICATE
+        return WON
+
+    def mark_array_submitted(
+        self, parent: str, batch_job_id: str, *, expires: int | None = None
+    ) -> None:
+        """One item at ``parent`` (the fan-in's array id) saying SubmitJob answered, so its
+        claims are never taken over: ``SAME_AS`` (itself: scans leave it out), ``SUBMITTED_AT``,
+        ``BATCH_JOB_ID``, ``EXPIRES_AT``. One PutItem an array, none a drop."""
+        item: Item = {
+            "UUID": {"S": parent},
+            CLAIM_ATTRIBUTE: {"S": parent},
+            SUBMITTED_ATTRIBUTE: {"S": created_at_text(self.clock())},
+        }
+        if batch_job_id:
+            item["BATCH_JOB_ID"] = {"S": batch_job_id}
+        if expires is not None:
+            item["EXPIRES_AT"] = {"N": str(expires)}
+        self.client.put_item(TableName=self.table_name, Item=item)
 
     def delete_claimed(self, records: Iterable[JobRecord], claims: Iterable[str]) -> None:
         """Remove records and their claims (a fan-in whose writes or SubmitJob failed
@@ -1216,7 +1333,6 @@ class JobStore:
         values = {":u": {"M": {k: self._usage_attribute(v) for k, v in total.items()}}}
         self._update(job_id, "SET #usage = :u", {"#usage": "USAGE"}, values)
         return total
-
 
     @staticmethod
     def _usage_attribute(value: Any) -> dict[str, Any]:

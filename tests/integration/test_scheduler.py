@@ -16,6 +16,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
@@ -586,3 +587,119 @@ def test_submit_refused_by_batch_is_recorded_and_reported(
         "while submitting the job to AWS Batch"
     )
     assert report(flock, "refused.zip", "failed")["reason"] == record.reason
+
+
+# -- a fan-in whose Lambda died before SubmitJob answered -------------------------------------
+
+
+class Crashing:
+    """SubmitJob never answers: the Lambda dies (a timeout, a crash) after the claims and
+    records were written."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def submit_job(self, **_: Any) -> Any:
+        self.calls += 1
+        raise RuntimeError("Task timed out after 900.00 seconds")
+
+
+def _later(minutes: float) -> Any:
+    return lambda: datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+def _failed_ids(answer: dict[str, Any]) -> list[str]:
+    return sorted(f["itemIdentifier"] for f in answer["batchItemFailures"])
+
+
+def test_fan_in_that_died_is_retried_then_taken_over_once(
+    flock: FlockFixture, drops: Deliveries
+) -> None:
+    for i in range(3):
+        drops.upload(f"died/{i}.zip", make_zip({"inputs.json": json.dumps({"I": i}).encode()}))
+    event = drops.collect(3)
+    ids = sorted(m["messageId"] for m in event["Records"])
+    crashed = Runtime.from_settings(flock.settings, batch_client=Crashing())
+    assert _failed_ids(handle(crashed, event)) == ids  # SQS delivers them again
+    before = records(flock)
+    assert len(before) == 3 and all(r.phase is Phase.QUEUED for r in before)
+
+    soon = Runtime.from_settings(flock.settings)
+    soon.service.store.clock = _later(1)  # within RESUBMIT_AFTER: maybe still in flight
+    assert _failed_ids(handle(soon, event)) == ids
+    assert soon.service.submitter.calls == 0 and batch_job_count(flock) == 0
+
+    late = Runtime.from_settings(flock.settings)
+    late.service.store.clock = _later(3)  # past it: that Lambda died
+    assert handle(late, event) == {"batchItemFailures": []}
+    assert late.service.submitter.calls == 1 and batch_job_count(flock) == 1
+    after = records(flock)
+    assert sorted(r.variables["I"] for r in after) == ["0", "1", "2"]  # each once
+    assert len({r.array_parent for r in after}) == 1
+    assert {r.array_parent for r in after}.isdisjoint({r.array_parent for r in before})
+
+    again = Runtime.from_settings(flock.settings)
+    again.service.store.clock = _later(10)  # marked submitted: a plain duplicate now
+    assert handle(again, event) == {"batchItemFailures": []}
+    assert again.service.submitter.calls == 0 and batch_job_count(flock) == 1
+    assert len(records(flock)) == 3
+
+
+def test_claim_of_a_dead_fan_in_redelivered_alone(flock: FlockFixture, drops: Deliveries) -> None:
+    for i in range(2):
+        drops.upload(f"alone/{i}.zip", make_zip({"inputs.json": json.dumps({"I": i}).encode()}))
+    event = drops.collect(2)
+    assert len(handle(Runtime.from_settings(flock.settings, batch_client=Crashing()), event)[
+        "batchItemFailures"]) == 2  # fmt: skip
+    first = {"Records": event["Records"][:1]}
+    soon = Runtime.from_settings(flock.settings)
+    assert len(handle(soon, first)["batchItemFailures"]) == 1  # a lone delivery, in flight
+    late = Runtime.from_settings(flock.settings)
+    late.service.store.clock = _later(3)
+    assert handle(late, first) == {"batchItemFailures": []}  # taken over: a plain job
+    assert handle(late, event) == {"batchItemFailures": []}  # the other one taken over too
+    assert soon.service.submitter.calls == 0 and late.service.submitter.calls == 2
+    assert batch_job_count(flock) == 2
+    assert sorted(r.variables["I"] for r in records(flock)) == ["0", "1"]
+
+
+def test_two_redeliveries_cannot_both_take_a_claim_over(flock: FlockFixture) -> None:
+    store = JobStore(flock.settings.table_name)
+    record = JobRecord(job_id="p1-0", variables={"I": "0"}, array_parent="p1", array_index=0)
+    assert store.create_claimed([("claim-1", record)]) == [record]
+    stale = store.client.get_item(TableName=store.table_name, Key={"UUID": {"S": "claim-1"}})
+    store.clock = _later(3)
+    retaken = replace(record, job_id="p2-0", array_parent="p2")
+    first = store.claim_drops([("claim-1", retaken)], take_over_after=timedelta(minutes=2))
+    assert first.records == [retaken] and first.in_flight == []
+    # A second delivery that read the old claim before the first replaced it loses the race.
+    item = {"UUID": {"S": "claim-1"}, "SAME_AS": {"S": "p3-0"}, "CLAIMED_AT": {"S": "x"}}
+    assert store._take_over(item, stale["Item"], timedelta(minutes=2)) == "in flight"
+    # A later one finds the new claim young, and leaves it.
+    third = store.claim_drops([("claim-1", record)], take_over_after=timedelta(minutes=2))
+    assert third.records == [] and third.in_flight == ["claim-1"]
+    assert [r.job_id for r in store.scan_all()] == ["p2-0"]
+    store.mark_array_submitted("p2", "batch-1")
+    fourth = store.claim_drops([("claim-1", record)], take_over_after=timedelta(minutes=2))
+    assert fourth.records == [] and fourth.in_flight == []  # marked: a plain duplicate
+
+
+def test_claim_whose_record_a_worker_took_is_not_taken_over(flock: FlockFixture) -> None:
+    store = JobStore(flock.settings.table_name)
+    record = JobRecord(job_id="q1-0", variables={"I": "0"}, array_parent="q1", array_index=0)
+    assert store.create_claimed([("claim-2", record)]) == [record]
+    # Its SubmitJob did answer, but the marker was never written; a worker took the record.
+    store.client.update_item(
+        TableName=store.table_name,
+        Key={"UUID": {"S": "q1-0"}},
+        UpdateExpression="SET #p = :p",
+        ExpressionAttributeNames={"#p": "PHASE"},
+        ExpressionAttributeValues={":p": {"S": Phase.RUNNING.value}},
+    )
+    store.clock = _later(3)
+    retaken = replace(record, job_id="q2-0", array_parent="q2")
+    answer = store.claim_drops([("claim-2", retaken)], take_over_after=timedelta(minutes=2))
+    assert answer.records == [] and answer.in_flight == []  # a duplicate
+    claim = store.client.get_item(TableName=store.table_name, Key={"UUID": {"S": "claim-2"}})
+    assert claim["Item"]["SAME_AS"] == {"S": "q1-0"} and "SUBMITTED_AT" in claim["Item"]
+    assert [r.job_id for r in store.scan_all()] == ["q1-0"]
