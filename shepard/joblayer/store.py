@@ -900,9 +900,10 @@ class JobStore:
         With ``take_over_after``, a claim found whose array was never marked submitted
         (:meth:`mark_array_submitted`: the Lambda that made it died before SubmitJob answered)
         is taken over when it is older than that: conditionally replaced by this call's claim
-        (two redeliveries cannot both take it), its old record removed unless a worker took it,
-        and the record written again as one of this call's. Younger, it is in flight (perhaps a
-        concurrent delivery): left alone and returned in ``in_flight``, for a later retry.
+        (two redeliveries cannot both take it), its old record removed unless a worker took it
+        or Batch's events reached it, and the record written again as one of this call's.
+        Younger, it is in flight (perhaps a concurrent delivery): left alone and returned in
+        ``in_flight``, for a later retry.
         """
         if not pairs:
             return Claimed([], [])
@@ -997,16 +998,22 @@ class JobStore:
                 TableName=self.table_name,
                 Key={"UUID": {"S": old_child}},
                 ConditionExpression=(
-                    "attribute_not_exists(#id) OR (#p = :queued AND attribute_not_exists(#b))"
+                    "attribute_not_exists(#id) OR (#p = :queued AND attribute_not_exists(#b) "
+                    "AND attribute_not_exists(#bs))"
                 ),
-                ExpressionAttributeNames={"#id": "UUID", "#p": "PHASE", "#b": "BATCH_JOB_ID"},
+                ExpressionAttributeNames={
+                    "#id": "UUID",
+                    "#p": "PHASE",
+                    "#b": "BATCH_JOB_ID",
+                    "#bs": "BATCH_STATUS",
+                },
                 ExpressionAttributeValues={":queued": {"S": Phase.QUEUED.value}},
             )
         except ClientError as exc:
             if not _is_condition_failure(exc):
                 raise
-            # Its array did reach Batch after all (a worker or Batch's events touched the
-            # record): the old claim goes back, marked, and this drop is a duplicate.
+            # Its array did reach Batch after all (a worker took the record, or Batch's events
+            # gave it a BATCH_STATUS): the old claim goes back, marked; this drop is a duplicate.
             self.client.put_item(
                 TableName=self.table_name,
                 Item={**old, SUBMITTED_ATTRIBUTE: {"S": created_at_text(self.clock())}},

@@ -684,17 +684,23 @@ def test_two_redeliveries_cannot_both_take_a_claim_over(flock: FlockFixture) -> 
     assert fourth.records == [] and fourth.in_flight == []  # marked: a plain duplicate
 
 
-def test_claim_whose_record_a_worker_took_is_not_taken_over(flock: FlockFixture) -> None:
+@pytest.mark.parametrize(
+    ("attribute", "value"), [("PHASE", Phase.RUNNING.value), ("BATCH_STATUS", "RUNNABLE")]
+)
+def test_claim_whose_record_reached_batch_is_not_taken_over(
+    flock: FlockFixture, attribute: str, value: str
+) -> None:
     store = JobStore(flock.settings.table_name)
     record = JobRecord(job_id="q1-0", variables={"I": "0"}, array_parent="q1", array_index=0)
     assert store.create_claimed([("claim-2", record)]) == [record]
-    # Its SubmitJob did answer, but the marker was never written; a worker took the record.
+    # Its SubmitJob did answer, but the marker was never written; then a worker took the
+    # record, or Batch's events reached it.
     store.client.update_item(
         TableName=store.table_name,
         Key={"UUID": {"S": "q1-0"}},
-        UpdateExpression="SET #p = :p",
-        ExpressionAttributeNames={"#p": "PHASE"},
-        ExpressionAttributeValues={":p": {"S": Phase.RUNNING.value}},
+        UpdateExpression="SET #a = :v",
+        ExpressionAttributeNames={"#a": attribute},
+        ExpressionAttributeValues={":v": {"S": value}},
     )
     store.clock = _later(3)
     retaken = replace(record, job_id="q2-0", array_parent="q2")
