@@ -74,7 +74,7 @@ def test_outputs_are_complete(applied_flock: AppliedFlock) -> None:
 
 def test_flock_checks_pass(applied_flock: AppliedFlock, monkeypatch: pytest.MonkeyPatch) -> None:
     applied_flock.activate(monkeypatch)
-    check_flock(applied_flock.outputs, emulator=True)
+    check_flock(applied_flock.outputs, emulator=True, flock_key=False)  # the default
 
 
 def test_outputs_command_reads_the_state(applied_flock: AppliedFlock) -> None:

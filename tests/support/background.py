@@ -314,7 +314,7 @@ MINIMAL_YAML = f"""\
 name: {MINIMAL_NAME}
 region: {REGION}
 batch:
-  instance_types: [c5.large]
+  instance_types: [c5.xlarge]  # 8 GiB: the default 7000 MiB job fits (the fit check)
 s3:
   force_destroy: true
 """

@@ -107,20 +107,22 @@ class _Findings:
             raise AssertionError(title + ":\n  - " + "\n  - ".join(self.problems))
 
 
-def check_flock(outputs: Mapping[str, Any], *, emulator: bool) -> None:
-    """Assert that the flock described by ``outputs`` exists as its Terraform made it."""
+def check_flock(outputs: Mapping[str, Any], *, emulator: bool, flock_key: bool = True) -> None:
+    """Assert that the flock described by ``outputs`` exists as its Terraform made it;
+    ``flock_key``: made with ``encryption.kms_key: flock`` (else every part is encrypted with
+    its service's AWS-managed or AWS-owned key)."""
     out = flatten_outputs(outputs)
     region = out["region"]
     found = _Findings()
 
     for key in BUCKET_OUTPUTS:
-        found.guard(key, partial(_check_bucket, out[key], region, emulator, found))
-    found.guard("job table", lambda: _check_table(out, region, found))
-    found.guard("queues", lambda: _check_queues(out, region, found))
+        found.guard(key, partial(_check_bucket, out[key], region, emulator, flock_key, found))
+    found.guard("job table", lambda: _check_table(out, region, flock_key, found))
+    found.guard("queues", lambda: _check_queues(out, region, flock_key, found))
     found.guard("notification", lambda: _check_notification(out, region, found))
     found.guard("lambdas", lambda: _check_lambdas(out, region, emulator, found))
-    found.guard("secret", lambda: _check_secret(out, region, found))
-    found.guard("registry", lambda: _check_registry(out, region, found))
+    found.guard("secret", lambda: _check_secret(out, region, flock_key, found))
+    found.guard("registry", lambda: _check_registry(out, region, flock_key, found))
     found.guard("batch", lambda: _check_batch(out, region, found))
     found.guard("network", lambda: _check_network(out, region, found))
     if out.get("efs_id"):
@@ -128,13 +130,18 @@ def check_flock(outputs: Mapping[str, Any], *, emulator: bool) -> None:
     found.raise_if_any(f"flock {out.get('flock_name')!r} is not as Terraform should have made it")
 
 
-def _check_bucket(bucket: str, region: str, emulator: bool, found: _Findings) -> None:
+def _check_bucket(
+    bucket: str, region: str, emulator: bool, flock_key: bool, found: _Findings
+) -> None:
     s3 = _client("s3", region)
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     default = rules[0]["ApplyServerSideEncryptionByDefault"]
-    found.expect(default["SSEAlgorithm"] == "aws:kms", f"{bucket}: not SSE-KMS ({default})")
-    found.expect(bool(default.get("KMSMasterKeyID")), f"{bucket}: no KMS key")
-    found.expect(rules[0].get("BucketKeyEnabled") is True, f"{bucket}: bucket key off")
+    if flock_key:
+        found.expect(default["SSEAlgorithm"] == "aws:kms", f"{bucket}: not SSE-KMS ({default})")
+        found.expect(bool(default.get("KMSMasterKeyID")), f"{bucket}: no KMS key")
+        found.expect(rules[0].get("BucketKeyEnabled") is True, f"{bucket}: bucket key off")
+    else:  # SSE-S3: S3's own key (docs/decisions/0011-aws-managed-keys.md)
+        found.expect(default["SSEAlgorithm"] == "AES256", f"{bucket}: not SSE-S3 ({default})")
 
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     found.expect(all(block.values()) and len(block) == 4, f"{bucket}: public access {block}")
@@ -162,7 +169,7 @@ def _check_bucket(bucket: str, region: str, emulator: bool, found: _Findings) ->
     )
 
 
-def _check_table(out: Mapping[str, Any], region: str, found: _Findings) -> None:
+def _check_table(out: Mapping[str, Any], region: str, flock_key: bool, found: _Findings) -> None:
     ddb = _client("dynamodb", region)
     name = out["table_name"]
     table = ddb.describe_table(TableName=name)["Table"]
@@ -182,9 +189,12 @@ def _check_table(out: Mapping[str, Any], region: str, found: _Findings) -> None:
         found.expect(keys == {"PHASE": "HASH", "CREATED_AT": "RANGE"}, f"{name}: GSI keys {keys}")
         found.expect(gsi["Projection"]["ProjectionType"] == "ALL", f"{name}: GSI projection")
     sse = table.get("SSEDescription", {})
-    found.expect(
-        sse.get("Status") == "ENABLED" and sse.get("SSEType") == "KMS", f"{name}: SSE {sse}"
-    )
+    if flock_key:
+        found.expect(
+            sse.get("Status") == "ENABLED" and sse.get("SSEType") == "KMS", f"{name}: SSE {sse}"
+        )
+    else:  # DynamoDB's default: an AWS owned key, which DescribeTable does not describe
+        found.expect(sse.get("SSEType") != "KMS", f"{name}: SSE {sse}")
     ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
     found.expect(
         ttl.get("TimeToLiveStatus") == "ENABLED" and ttl.get("AttributeName") == "EXPIRES_AT",
@@ -195,7 +205,7 @@ def _check_table(out: Mapping[str, Any], region: str, found: _Findings) -> None:
     found.expect(pitr == "ENABLED", f"{name}: point-in-time recovery {pitr}")
 
 
-def _check_queues(out: Mapping[str, Any], region: str, found: _Findings) -> None:
+def _check_queues(out: Mapping[str, Any], region: str, flock_key: bool, found: _Findings) -> None:
     sqs = _client("sqs", region)
     attrs = sqs.get_queue_attributes(QueueUrl=out["sqs_queue_url"], AttributeNames=["All"])[
         "Attributes"
@@ -208,7 +218,10 @@ def _check_queues(out: Mapping[str, Any], region: str, found: _Findings) -> None
         redrive.get("deadLetterTargetArn") == dlq["QueueArn"], f"queue redrive policy {redrive}"
     )
     found.expect(int(redrive.get("maxReceiveCount", 0)) >= 1, f"queue maxReceiveCount {redrive}")
-    found.expect(bool(attrs.get("KmsMasterKeyId")), "queue is not KMS-encrypted")
+    if flock_key:
+        found.expect(bool(attrs.get("KmsMasterKeyId")), "queue is not KMS-encrypted")
+    else:
+        found.expect(attrs.get("SqsManagedSseEnabled") == "true", f"queue not SSE-SQS {attrs}")
     timeout = _client("lambda", region).get_function_configuration(
         FunctionName=out["scheduler_function_name"]
     )["Timeout"]
@@ -269,13 +282,14 @@ def _check_lambdas(out: Mapping[str, Any], region: str, emulator: bool, found: _
     found.expect(url["FunctionUrl"] == out["api_endpoint_url"], "API endpoint URL")
 
 
-def _check_secret(out: Mapping[str, Any], region: str, found: _Findings) -> None:
+def _check_secret(out: Mapping[str, Any], region: str, flock_key: bool, found: _Findings) -> None:
     secret = _client("secretsmanager", region).describe_secret(SecretId=out["secret_arn"])
     found.expect(secret["Name"] == out["secret_name"], f"secret name {secret['Name']}")
-    found.expect(bool(secret.get("KmsKeyId")), "secret is not encrypted with the flock key")
+    # Without the flock's key Secrets Manager encrypts with aws/secretsmanager (no KmsKeyId).
+    found.expect(bool(secret.get("KmsKeyId")) == flock_key, f"secret key {secret.get('KmsKeyId')}")
 
 
-def _check_registry(out: Mapping[str, Any], region: str, found: _Findings) -> None:
+def _check_registry(out: Mapping[str, Any], region: str, flock_key: bool, found: _Findings) -> None:
     ecr = _client("ecr", region)
     repo = ecr.describe_repositories(repositoryNames=[out["ecr_repository_name"]])["repositories"][
         0
@@ -285,9 +299,8 @@ def _check_registry(out: Mapping[str, Any], region: str, found: _Findings) -> No
     found.expect(
         repo["imageScanningConfiguration"]["scanOnPush"] is True, "repository not scanned on push"
     )
-    found.expect(
-        repo["encryptionConfiguration"]["encryptionType"] == "KMS", "repository not KMS-encrypted"
-    )
+    kind = repo["encryptionConfiguration"]["encryptionType"]
+    found.expect(kind == ("KMS" if flock_key else "AES256"), f"repository encryption {kind}")
     policy = json.loads(
         ecr.get_lifecycle_policy(repositoryName=out["ecr_repository_name"])["lifecyclePolicyText"]
     )

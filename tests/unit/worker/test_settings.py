@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from shepard_worker.settings import Settings
+from shepard_worker.spot import RetryStrategy
 
 from shepard.errors import BadInput, ExitStatus
 
@@ -136,6 +137,7 @@ def test_the_worker_reads_only_names_of_the_contract() -> None:
         }
     )
     Settings.from_env(env)
+    RetryStrategy.from_env(env)  # the job definition's retry strategy, read beside them
     batch = {c.BATCH_JOB_ID, c.BATCH_JOB_ATTEMPT, c.BATCH_JOB_ARRAY_INDEX}
     known = {*c.JOB_ENVIRONMENT_REQUIRED, *c.JOB_ENVIRONMENT_OPTIONAL, c.JOB_ID, *batch}
     assert env.read - known <= set(c.WORKER_LOCAL)
