@@ -230,7 +230,8 @@ def run_load(state_dir: Path, jobs: int, *, timeout: float = 900.0) -> LoadResul
         attempts = int(item.get("ATTEMPT", {}).get("N", "1"))
         if attempts != 1:
             result.problems.append(f"{key}: job {job_id} was claimed {attempts} times")
-        mine = [o for o in outputs if job_id in o]
+        # "@<id>_": an array child's id <parent>-1 is a prefix of <parent>-10's.
+        mine = [o for o in outputs if f"@{job_id}_" in o]
         result.result_keys[job_id] = mine
         if len(mine) != 1:
             result.problems.append(f"{key}: job {job_id} has {len(mine)} result zips")
