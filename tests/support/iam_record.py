@@ -60,7 +60,7 @@ _RESOURCE_PARAMS = (
     "Bucket", "Key", "VersionId", "CopySource", "TableName", "IndexName", "QueueUrl",
     "QueueName", "jobQueue", "jobDefinition", "jobId", "SecretId", "Name", "repositoryName",
     "registryId", "FunctionName", "logGroupName", "logStreamName", "Resources", "KeyId",
-    "RoleName", "RoleArn",
+    "RoleName", "RoleArn", "Prefix",
 )  # fmt: skip
 
 _PART_MODULES = (
@@ -220,7 +220,10 @@ def _before(params: Mapping[str, Any], model: Any, context: dict[str, Any], **kw
     )
     if part is None:
         if model.name.startswith("Create"):  # a resource the test makes for itself
-            for key in ("repositoryName", "TableName", "Bucket", "Name", "QueueName"):
+            for key in (
+                "repositoryName", "TableName", "Bucket", "Name", "QueueName", "jobQueueName",
+                "computeEnvironmentName", "jobDefinitionName", "logGroupName",
+            ):  # fmt: skip
                 RECORDER.name(params.get(key), "test", model.name)
         return
     service = model.service_model.service_name

@@ -44,6 +44,7 @@ class FlockPlanner:
         # tftest merges env over os.environ: take the endpoint out for the offline run.
         self.tf.env.pop("AWS_ENDPOINT_URL", None)
         self.tf.setup(cleanup_on_exit=False)
+        self._plans: dict[tuple[str, str], tftest.TerraformPlanOutput] = {}
 
     def var_file(self, case: str, **overrides: Any) -> Path:
         values = json.loads((CASES / f"{case}.tfvars.json").read_text())
@@ -58,10 +59,17 @@ class FlockPlanner:
         return path
 
     def plan(self, case: str, **overrides: Any) -> tftest.TerraformPlanOutput:
-        return self.tf.plan(output=True, tf_var_file=str(self.var_file(case, **overrides)))
+        """The plan of ``case`` with ``overrides``, made once per session (a plan of the whole
+        flock takes 5-15 s on 2 cores, and several modules ask for the same one); a plan that
+        fails is not kept, so each asker sees its error."""
+        key = (case, json.dumps(overrides, sort_keys=True, default=str))
+        if key not in self._plans:
+            var_file = self.var_file(case, **overrides)
+            self._plans[key] = self.tf.plan(output=True, tf_var_file=str(var_file))
+        return self._plans[key]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def planner(
     tf_cli_config: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[FlockPlanner]:
