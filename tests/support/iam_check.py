@@ -440,8 +440,15 @@ def check(
 def _test_made(call: Call, names: Mapping[str, tuple[str, str]]) -> bool:
     """Whether the call names a resource that only the test's own code created."""
     return any(
-        isinstance(v, str) and names.get(v, ("", ""))[0] == "test" for v in call.params.values()
+        isinstance(v, str)
+        and "test" in (names.get(v, ("", ""))[0], names.get(_arn_name(v), ("", ""))[0])
+        for v in call.params.values()
     )
+
+
+def _arn_name(value: str) -> str:
+    """The name at the end of an ARN (``...:job-queue/NAME`` -> ``NAME``); else ``value``."""
+    return value.rsplit("/", 1)[-1] if value.startswith("arn:") else value
 
 
 def _check_documented(
