@@ -496,28 +496,21 @@ class JobStore:
             names["#attempts"] = "ATTEMPTS"
             values[":no_attempts"] = {"L": []}
             values[":attempt"] = {"L": [to_attribute(entry)]}
-        try:
-            answer = self.client.update_item(
-                TableName=self.table_name,
-                Key={"UUID": {"S": job_id}},
-                UpdateExpression=(
-                    "SET #phase = :running, #status = :in_progress, #start = :start, "
-                    f"#attempt = if_not_exists(#attempt, :zero) + :one{extra} "
-                    "REMOVE #result, #reason"
-                ),
-                ConditionExpression=(
-                    "attribute_exists(#id) AND "
-                    f"(#phase = :queued OR #result = :interrupted{takeover})"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return None
-            raise
-        return JobRecord.from_item(answer["Attributes"])
+        answer = self._update_if(
+            job_id,
+            UpdateExpression=(
+                "SET #phase = :running, #status = :in_progress, #start = :start, "
+                f"#attempt = if_not_exists(#attempt, :zero) + :one{extra} "
+                "REMOVE #result, #reason"
+            ),
+            ConditionExpression=(
+                f"attribute_exists(#id) AND (#phase = :queued OR #result = :interrupted{takeover})"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return None if answer is None else JobRecord.from_item(answer["Attributes"])
 
     def set_status(self, job_id: str, status: Status) -> None:
         self._update(job_id, "SET #s = :s", {"#s": "JOB_STATUS"}, {":s": {"S": status.value}})
@@ -609,25 +602,34 @@ class JobStore:
             },
         )
 
-    def _update(
-        self, job_id: str, expression: str, names: dict[str, str], values: dict[str, Any]
-    ) -> None:
+    def _update_if(self, job_id: str, **request: Any) -> dict[str, Any] | None:
+        """UpdateItem on one record; its answer, or None when the request's
+        ConditionExpression did not hold."""
         try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"UUID": {"S": job_id}},
-                UpdateExpression=expression,
-                ConditionExpression="attribute_exists(#id)",
-                ExpressionAttributeNames={**names, "#id": "UUID"},
-                ExpressionAttributeValues=values,
+            answer: dict[str, Any] = self.client.update_item(
+                TableName=self.table_name, Key={"UUID": {"S": job_id}}, **request
             )
         except ClientError as exc:
             if _is_condition_failure(exc):
-                raise JobNotFound(
-                    f"while updating job {job_id}: the job table {self.table_name} has no "
-                    "record with that id. Check the id (shepard-tf query)."
-                ) from None
+                return None
             raise
+        return answer
+
+    def _update(
+        self, job_id: str, expression: str, names: dict[str, str], values: dict[str, Any]
+    ) -> None:
+        updated = self._update_if(
+            job_id,
+            UpdateExpression=expression,
+            ConditionExpression="attribute_exists(#id)",
+            ExpressionAttributeNames={**names, "#id": "UUID"},
+            ExpressionAttributeValues=values,
+        )
+        if updated is None:
+            raise JobNotFound(
+                f"while updating job {job_id}: the job table {self.table_name} has no "
+                "record with that id. Check the id (shepard-tf query)."
+            )
 
     # -- ops: batches and cancel ---------------------------------------------------------------
 
@@ -672,39 +674,33 @@ class JobStore:
         when it is finished already or has no record. Conditional, so a job that finished while
         it was being cancelled keeps its own result."""
         now = self.clock()
-        try:
-            answer = self.client.update_item(
-                TableName=self.table_name,
-                Key={"UUID": {"S": job_id}},
-                UpdateExpression=(
-                    "SET #phase = :finished, #result = :cancelled, #status = :done, "
-                    "#reason = :reason, #end = :end, #expires = :expires"
-                ),
-                ConditionExpression="attribute_exists(#id) AND #phase <> :finished",
-                ExpressionAttributeNames={
-                    "#id": "UUID",
-                    "#phase": "PHASE",
-                    "#result": "RESULT",
-                    "#status": "JOB_STATUS",
-                    "#reason": "REASON",
-                    "#end": "END_TIME",
-                    "#expires": "EXPIRES_AT",
-                },
-                ExpressionAttributeValues={
-                    ":finished": {"S": Phase.FINISHED.value},
-                    ":cancelled": {"S": Result.CANCELLED.value},
-                    ":done": {"S": Status.DONE.value},
-                    ":reason": {"S": reason},
-                    ":end": {"S": seed_time_text(now)},
-                    ":expires": {"N": str(expires_at(now, self.days_to_keep_finished_jobs))},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return None
-            raise
-        return JobRecord.from_item(answer["Attributes"])
+        answer = self._update_if(
+            job_id,
+            UpdateExpression=(
+                "SET #phase = :finished, #result = :cancelled, #status = :done, "
+                "#reason = :reason, #end = :end, #expires = :expires"
+            ),
+            ConditionExpression="attribute_exists(#id) AND #phase <> :finished",
+            ExpressionAttributeNames={
+                "#id": "UUID",
+                "#phase": "PHASE",
+                "#result": "RESULT",
+                "#status": "JOB_STATUS",
+                "#reason": "REASON",
+                "#end": "END_TIME",
+                "#expires": "EXPIRES_AT",
+            },
+            ExpressionAttributeValues={
+                ":finished": {"S": Phase.FINISHED.value},
+                ":cancelled": {"S": Result.CANCELLED.value},
+                ":done": {"S": Status.DONE.value},
+                ":reason": {"S": reason},
+                ":end": {"S": seed_time_text(now)},
+                ":expires": {"N": str(expires_at(now, self.days_to_keep_finished_jobs))},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return None if answer is None else JobRecord.from_item(answer["Attributes"])
 
     def cancelled_among(self, job_ids: Iterable[str]) -> set[str]:
         """Which of these jobs are recorded cancelled (BatchGetItem, 100 keys a call, only
@@ -832,23 +828,17 @@ class JobStore:
             names["#code"] = "EXIT_CODE"
             values[":code"] = {"N": str(event.exit_code)}
             sets += ", #code = :code"
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"UUID": {"S": record.job_id}},
-                UpdateExpression="SET " + sets,
-                ConditionExpression=(
-                    "attribute_exists(#id) AND #phase <> :finished "
-                    "AND (attribute_not_exists(#bj) OR #bj = :bj)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        updated = self._update_if(
+            record.job_id,
+            UpdateExpression="SET " + sets,
+            ConditionExpression=(
+                "attribute_exists(#id) AND #phase <> :finished "
+                "AND (attribute_not_exists(#bj) OR #bj = :bj)"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+        return updated is not None
 
     def _note_batch_attempt(self, record: JobRecord, event: BatchEvent) -> None:
         """Fill the attempt's queue, host and log stream (JobStore.note_attempt, when the
@@ -1173,20 +1163,14 @@ class JobStore:
     def mark_batch_notified(self, job_id: str) -> bool:
         """Set BATCH_NOTIFIED on a batch's oldest record, once: False when it was set already
         (another handler sent the batch's completion message)."""
-        try:
-            self.client.update_item(
-                TableName=self.table_name,
-                Key={"UUID": {"S": job_id}},
-                UpdateExpression="SET #n = :now",
-                ConditionExpression="attribute_exists(#id) AND attribute_not_exists(#n)",
-                ExpressionAttributeNames={"#id": "UUID", "#n": "BATCH_NOTIFIED"},
-                ExpressionAttributeValues={":now": {"S": seed_time_text(self.clock())}},
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return False
-            raise
-        return True
+        updated = self._update_if(
+            job_id,
+            UpdateExpression="SET #n = :now",
+            ConditionExpression="attribute_exists(#id) AND attribute_not_exists(#n)",
+            ExpressionAttributeNames={"#id": "UUID", "#n": "BATCH_NOTIFIED"},
+            ExpressionAttributeValues={":now": {"S": seed_time_text(self.clock())}},
+        )
+        return updated is not None
 
     # -- ladder: retries after a failure (shepard/joblayer/retry.py) ---------------------------
 
@@ -1264,27 +1248,21 @@ class JobStore:
             names["#memory"] = "MEMORY_MIB"
             values[":memory"] = {"N": str(memory_mib)}
             sets.append("#memory = :memory")
-        try:
-            answer = self.client.update_item(
-                TableName=self.table_name,
-                Key={"UUID": {"S": job_id}},
-                UpdateExpression=(
-                    "SET " + ", ".join(sets) + " REMOVE #result, #code, #end, #ezip, #bj, #br"
-                ),
-                ConditionExpression=(
-                    "attribute_exists(#id) AND #phase = :finished "
-                    "AND #result IN (:failed, :interrupted) "
-                    "AND (attribute_not_exists(#bj) OR #bj = :old)"
-                ),
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if _is_condition_failure(exc):
-                return None
-            raise
-        return JobRecord.from_item(answer["Attributes"])
+        answer = self._update_if(
+            job_id,
+            UpdateExpression=(
+                "SET " + ", ".join(sets) + " REMOVE #result, #code, #end, #ezip, #bj, #br"
+            ),
+            ConditionExpression=(
+                "attribute_exists(#id) AND #phase = :finished "
+                "AND #result IN (:failed, :interrupted) "
+                "AND (attribute_not_exists(#bj) OR #bj = :old)"
+            ),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return None if answer is None else JobRecord.from_item(answer["Attributes"])
 
     def undo_requeue(self, before: JobRecord, failed_batch_job_id: str) -> None:
         """Put back what requeue_for_retry changed (SubmitJob stayed throttled): the record as
